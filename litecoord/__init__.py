@@ -1,0 +1,73 @@
+"""litecoord: an embedded work coordinator for shard-by-shard backfills over one SQLite file.
+
+It implements the OpenSearch Migration Assistant's Reindex-From-Snapshot work
+coordination (leases, expiry, release, successor items) plus the console
+extensions (item metadata, progress with each renewal, a status summary).
+
+>>> from litecoord import SqliteCoordinator
+>>> coord = SqliteCoordinator("backfill.db", session="migration-session-1", worker_id="worker-001")
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    AuthenticationError,
+    DatabaseBusyError,
+    LeaseConflictError,
+    LeaseExpiredError,
+    LitecoordError,
+    SuccessorConflictError,
+    ValidationError,
+    WorkItemExistsError,
+    WorkItemNotFoundError,
+)
+from .protocol import DEFAULT_LEASE_DURATION, Coordinator
+from .sqlite import SqliteCoordinator
+from .store import Durability
+from .types import (
+    AcquireOrder,
+    AcquisitionOutcome,
+    AlreadyCompleted,
+    Clock,
+    FakeClock,
+    LeaseMode,
+    LeaseOutcome,
+    NoAvailableWorkToBeDone,
+    SessionInfo,
+    WorkItem,
+    WorkItemAndDuration,
+    WorkItemStatus,
+    WorkQueueStatus,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AcquireOrder",
+    "AcquisitionOutcome",
+    "AlreadyCompleted",
+    "AuthenticationError",
+    "Clock",
+    "Coordinator",
+    "DEFAULT_LEASE_DURATION",
+    "DatabaseBusyError",
+    "Durability",
+    "FakeClock",
+    "LeaseConflictError",
+    "LeaseExpiredError",
+    "LeaseMode",
+    "LeaseOutcome",
+    "LitecoordError",
+    "NoAvailableWorkToBeDone",
+    "SessionInfo",
+    "SqliteCoordinator",
+    "SuccessorConflictError",
+    "ValidationError",
+    "WorkItem",
+    "WorkItemAndDuration",
+    "WorkItemExistsError",
+    "WorkItemNotFoundError",
+    "WorkItemStatus",
+    "WorkQueueStatus",
+    "__version__",
+]

@@ -1,0 +1,168 @@
+"""The one exception tree of litecoord.
+
+Every error a coordinator raises is a :class:`LitecoordError`. Each class
+carries a stable machine-readable ``code`` and the HTTP ``http_status`` it
+maps to, so that the WSGI layer turns errors into responses in one place and
+the HTTP client backend turns responses back into the very same classes:
+both backends raise identical errors.
+
+=========================  ======  =====================  ==============================
+class                      status  code                   raised when
+=========================  ======  =====================  ==============================
+LitecoordError             500     ``error``              base class; never raised bare
+ValidationError            422     ``validation_error``   bad input; nothing was written
+AuthenticationError        401     ``unauthorized``       missing or wrong bearer token
+WorkItemNotFoundError      404     ``work_item_not_found`` the item id is unknown
+WorkItemExistsError        409     ``work_item_exists``   creating an id that exists (REST)
+LeaseConflictError         409     ``lease_conflict``     another worker holds the lease,
+                                                          the caller is not the holder, or
+                                                          the lease epoch is stale
+SuccessorConflictError     409     ``successor_conflict`` the item already lists another
+                                                          set of successors
+LeaseExpiredError          410     ``lease_expired``      the caller's lease has lapsed
+DatabaseBusyError          503     ``database_busy``      the file stayed locked past the
+                                                          busy deadline
+=========================  ======  =====================  ==============================
+
+Driver errors (``sqlite3``/``peewee`` ``OperationalError``) are translated at
+the edge of the SQLite backend; callers never see them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "LitecoordError",
+    "ValidationError",
+    "AuthenticationError",
+    "WorkItemNotFoundError",
+    "WorkItemExistsError",
+    "LeaseConflictError",
+    "SuccessorConflictError",
+    "LeaseExpiredError",
+    "DatabaseBusyError",
+    "error_class_for_code",
+    "error_from_dict",
+]
+
+
+class LitecoordError(Exception):
+    """Base class of every litecoord error."""
+
+    code: str = "error"
+    http_status: int = 500
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        #: Extra machine-readable facts (work_item_id, field, holder...).
+        self.context = context
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON error body: ``{"detail": ..., "code": ..., **context}``."""
+        body: dict[str, Any] = {"detail": self.detail, "code": self.code}
+        for key, value in self.context.items():
+            if value is not None:
+                body.setdefault(key, value)
+        return body
+
+
+class ValidationError(LitecoordError, ValueError):
+    """Bad input. ``field`` names what was wrong; nothing was written."""
+
+    code = "validation_error"
+    http_status = 422
+
+    def __init__(self, field: str, detail: str, **context: Any) -> None:
+        super().__init__(f"{field}: {detail}", field=field, **context)
+        self.field = field
+
+
+class AuthenticationError(LitecoordError):
+    """The server requires a bearer token and the request had a wrong one or none."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class WorkItemNotFoundError(LitecoordError, LookupError):
+    """No work item with that id exists in the session."""
+
+    code = "work_item_not_found"
+    http_status = 404
+
+
+class WorkItemExistsError(LitecoordError):
+    """A single-item create named an id that already exists."""
+
+    code = "work_item_exists"
+    http_status = 409
+
+
+class LeaseConflictError(LitecoordError):
+    """The caller does not hold the lease it acts on.
+
+    Another worker holds the item, the item is not leased at all, or the
+    lease epoch the caller presented is not the item's current one.
+    """
+
+    code = "lease_conflict"
+    http_status = 409
+
+
+class SuccessorConflictError(LitecoordError):
+    """The item already records a different set of successor items."""
+
+    code = "successor_conflict"
+    http_status = 409
+
+
+class LeaseExpiredError(LitecoordError):
+    """The caller held the lease, but it lapsed before this call."""
+
+    code = "lease_expired"
+    http_status = 410
+
+
+class DatabaseBusyError(LitecoordError):
+    """The SQLite file stayed locked longer than the coordinator's busy deadline."""
+
+    code = "database_busy"
+    http_status = 503
+
+
+_BY_CODE: dict[str, type[LitecoordError]] = {
+    cls.code: cls
+    for cls in (
+        LitecoordError,
+        ValidationError,
+        AuthenticationError,
+        WorkItemNotFoundError,
+        WorkItemExistsError,
+        LeaseConflictError,
+        SuccessorConflictError,
+        LeaseExpiredError,
+        DatabaseBusyError,
+    )
+}
+
+
+def error_class_for_code(code: str | None) -> type[LitecoordError]:
+    """The error class for a wire ``code``; unknown codes map to the base class."""
+    return _BY_CODE.get(code or "", LitecoordError)
+
+
+def error_from_dict(body: dict[str, Any]) -> LitecoordError:
+    """Rebuild the error a server described with :meth:`LitecoordError.to_dict`.
+
+    The HTTP client uses this so that it raises the same class, with the same
+    ``detail``, ``code`` and context, as the embedded backend would have.
+    """
+    cls = error_class_for_code(body.get("code"))
+    context = {k: v for k, v in body.items() if k not in ("detail", "code")}
+    err = cls.__new__(cls)
+    LitecoordError.__init__(err, str(body.get("detail", "")), **context)
+    if isinstance(err, ValidationError):
+        err.field = str(context.get("field", ""))
+    return err

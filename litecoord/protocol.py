@@ -1,0 +1,210 @@
+"""The coordinator contract, written once.
+
+:class:`Coordinator` is what every backend implements: :class:`~litecoord.sqlite.SqliteCoordinator`
+over a local SQLite file and :class:`~litecoord.http.HttpCoordinator` over the
+console REST API. Both return the same types and raise the same errors, so
+code written against this protocol runs unchanged on either.
+
+A coordinator is bound to one *session* (a namespace of work items, created
+on first write) and one *worker id* (who holds leases). Every lease-holder
+operation also accepts ``lease_epoch``: the number a lease was granted with
+(``WorkItemAndDuration.lease_epoch``). When given, a call made on a stale
+lease is refused even if the worker id matches, so a worker that lost its
+lease without noticing can never act on a newer one. Without it, the worker
+id alone decides, as in the console API.
+
+Errors (see :mod:`litecoord.errors`): ``ValidationError`` for bad input
+(nothing is written), ``WorkItemNotFoundError`` for an unknown id,
+``LeaseConflictError`` when the caller does not hold the lease,
+``LeaseExpiredError`` when its lease lapsed, ``DatabaseBusyError`` if the
+store stayed locked past its deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from .types import (
+    AcquisitionOutcome,
+    LeaseOutcome,
+    SessionInfo,
+    WorkItem,
+    WorkItemStatus,
+    WorkQueueStatus,
+)
+
+__all__ = ["Coordinator", "DEFAULT_LEASE_DURATION"]
+
+#: The console API's lease length.
+DEFAULT_LEASE_DURATION = timedelta(minutes=5)
+
+
+@runtime_checkable
+class Coordinator(Protocol):
+    """The work-coordination contract shared by every backend."""
+
+    session: str
+    worker_id: str
+
+    # -- lifecycle -------------------------------------------------------
+
+    def setup(
+        self,
+        *,
+        lease_mode: str | None = None,
+        acquire_order: str | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        """Create the coordination state if missing; safe to call any number of times.
+
+        Options given here are stored on the session (``None`` keeps what is
+        stored, or the default for a new session): ``lease_mode`` is
+        ``"fixed"`` (default, console) or ``"exponential"`` (RFS growth),
+        ``acquire_order`` is ``"largest_first"`` (default) or ``"fifo"``,
+        ``max_attempts`` (default 3) is how many failures park an item as failed.
+        """
+
+    def close(self) -> None:
+        """Release connections held by this coordinator (it stays usable; they reopen)."""
+
+    # -- creating work ---------------------------------------------------
+
+    def create_unassigned_work_item(self, work_item_id: str) -> bool:
+        """Create a pending item. True if created, False if the id already existed."""
+
+    def create_work_item_with_metadata(
+        self,
+        work_item_id: str,
+        index_name: str | None,
+        shard_number: int | None,
+        document_count: int | None,
+        total_size_bytes: int | None,
+    ) -> bool:
+        """Create a pending item with the console's metadata. True if created."""
+
+    def create_work_items(self, items: Iterable[Mapping[str, Any]]) -> list[WorkItem]:
+        """Create many items in one transaction; return only the newly created ones.
+
+        Each mapping has ``work_item_id`` and optionally ``index_name``,
+        ``shard_number``, ``document_count``, ``total_size_bytes``. Existing
+        ids (and repeats within the batch) are skipped. If any entry is
+        invalid, ``ValidationError`` names it (``items[3].shard_number``) and
+        nothing is created.
+        """
+
+    # -- leasing -----------------------------------------------------------
+
+    def acquire_next_work_item(self, lease_duration: timedelta = DEFAULT_LEASE_DURATION) -> AcquisitionOutcome:
+        """Lease one available item to this worker, atomically.
+
+        If this worker already holds a live lease in the session, that lease
+        is returned unchanged (a retried request never strands an item).
+        Otherwise an item that is pending, or assigned with a lapsed lease,
+        is leased: items whose lease lapsed come back first, then pending
+        items in the session's order. Returns ``WorkItemAndDuration`` or
+        ``NoAvailableWorkToBeDone`` (which says whether work remains leased).
+        """
+
+    def create_or_update_lease_for_work_item(
+        self, work_item_id: str, lease_duration: timedelta = DEFAULT_LEASE_DURATION
+    ) -> LeaseOutcome:
+        """Lease the named item, creating it if absent (RFS).
+
+        Returns ``AlreadyCompleted`` for a completed item; the existing lease
+        unchanged if this worker holds it live. Raises ``LeaseConflictError``
+        when another worker holds a live lease, or the item is parked as failed.
+        """
+
+    def update_progress_and_renew_lease(
+        self,
+        work_item_id: str,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+        *,
+        lease_duration: timedelta | None = None,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        """Renew the caller's live lease, recording absolute progress figures.
+
+        The lease runs from now for ``lease_duration`` (default: the length
+        it was acquired with). Progress values are absolute totals for the
+        item (a retried call is harmless); ``None`` leaves a figure as it is.
+        Raises ``WorkItemNotFoundError``, ``LeaseConflictError`` (another
+        holder, not leased, stale epoch) or ``LeaseExpiredError`` (the
+        caller's lease lapsed).
+        """
+
+    def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
+        """Mark the item complete. Only the holder may; it need not be live.
+
+        A holder whose lease lapsed but was not taken over may still complete
+        (RFS). Completing again by the same worker is a no-op that returns
+        the item. Raises ``LeaseConflictError`` for anyone else.
+        """
+
+    def release_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> bool:
+        """Give the item back unfinished. True if released; False (no-op) if the
+        caller was not its holder or the item is complete. Unknown ids raise
+        ``WorkItemNotFoundError``."""
+
+    def fail_work_item(self, work_item_id: str, error: str, *, lease_epoch: int | None = None) -> WorkItem:
+        """The holder records an error and gives the item back.
+
+        After the session's ``max_attempts`` failures the item is parked as
+        ``failed`` and no longer handed out until :meth:`retry_work_item`.
+        Raises ``LeaseConflictError`` if the caller is not the holder.
+        """
+
+    def retry_work_item(self, work_item_id: str) -> WorkItem:
+        """Return a failed item to pending with its failure count cleared (no-op otherwise)."""
+
+    def create_successor_work_items_and_mark_complete(
+        self,
+        work_item_id: str,
+        successor_work_item_ids: Sequence[str],
+        *,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        """Split: record successors, create them pending, complete the item; one transaction.
+
+        Successors inherit the item's index and shard and share its remaining
+        documents and bytes as estimates. Refused (``ValidationError``) if the
+        list is empty, names the item itself or an id with a comma; refused
+        (``SuccessorConflictError``) if the item already lists a different
+        set. Repeating the same call is a no-op that returns the item.
+        """
+
+    # -- reading -----------------------------------------------------------
+
+    def get_work_item(self, work_item_id: str) -> WorkItem:
+        """The item, or ``WorkItemNotFoundError``."""
+
+    def list_work_items(self, status: WorkItemStatus | str | None = None) -> list[WorkItem]:
+        """Items of the session in creation order, optionally of one (effective) status."""
+
+    def num_work_items_not_yet_complete(self) -> int:
+        """Items pending or leased (failed items wait for a retry and are not counted)."""
+
+    def work_items_not_yet_complete(self) -> bool:
+        """Whether any item is pending or leased."""
+
+    def status(self) -> WorkQueueStatus:
+        """The session summary (console ``/status`` plus progress, throughput, ETA)."""
+
+    def list_sessions(self) -> list[SessionInfo]:
+        """Every session in the store."""
+
+    # -- housekeeping ------------------------------------------------------
+
+    def cleanup_expired(self) -> int:
+        """Mark assigned items with lapsed leases as pending; return how many.
+
+        Never needed for correctness (lapsed leases are acquirable anyway);
+        it makes listings show the truth. The former holder is kept on the
+        item, so its late renewals get ``LeaseExpiredError``.
+        """
+
+    def delete_session(self) -> int:
+        """Delete every item of the session; return how many were deleted."""

@@ -1,0 +1,810 @@
+"""The embedded backend: :class:`SqliteCoordinator`, the work coordinator over one SQLite file.
+
+The contract is :class:`litecoord.protocol.Coordinator`. How it is kept here:
+
+* Every write is one ``BEGIN IMMEDIATE`` transaction (:meth:`Store.write`),
+  so acquisition is atomic across processes: the claim is a single
+  ``UPDATE ... WHERE seq = (SELECT ... LIMIT 1) RETURNING`` read from the
+  head of a partial index, whatever the table holds.
+* The hot statements (acquire, renew, complete) are SQL text written once
+  and run on the thread's connection; sqlite3 caches them prepared. Building
+  a peewee query per call made a lease cycle about 8x slower; peewee serves
+  the models, the connections and the cold paths (listing, sessions).
+* Time comes only from the injectable clock, read at call time and passed
+  into SQL as a parameter (integer microseconds, UTC).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from . import validation as check
+from .errors import (
+    LeaseConflictError,
+    LeaseExpiredError,
+    SuccessorConflictError,
+    ValidationError,
+    WorkItemNotFoundError,
+)
+from .models import create_models
+from .protocol import DEFAULT_LEASE_DURATION
+from .store import Durability, Store
+from .types import (
+    AcquireOrder,
+    AcquisitionOutcome,
+    AlreadyCompleted,
+    Clock,
+    LeaseMode,
+    LeaseOutcome,
+    NoAvailableWorkToBeDone,
+    SessionInfo,
+    WorkItem,
+    WorkItemAndDuration,
+    WorkItemStatus,
+    WorkQueueStatus,
+    format_time,
+    from_micros,
+    micros_of,
+    to_micros,
+    wall_clock,
+)
+
+__all__ = ["SqliteCoordinator"]
+
+# -- SQL, written once ----------------------------------------------------
+
+_COLUMNS = (
+    "work_item_id", "status", "index_name", "shard_number", "document_count",
+    "total_size_bytes", "worker_id", "lease_expiry", "documents_processed",
+    "bytes_processed", "last_progress_update", "created_at", "started_at",
+    "completed_at", "lease_epoch", "failure_count", "last_error", "parent_id",
+    "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros",
+)  # fmt: skip
+_COLS = ", ".join(_COLUMNS)
+_LEASE_MICROS = _COLUMNS.index("lease_micros")
+_EXPIRY = _COLUMNS.index("lease_expiry")
+
+# In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
+# so far). The exponent stops at 16 so the product stays inside 64 bits.
+_GRANT = (
+    "CASE WHEN (SELECT lease_mode FROM sessions WHERE id = :session) = 'exponential' "
+    "THEN :duration << min(lease_epoch, 16) ELSE :duration END"
+)
+_TAKE_SET = f"""
+    status = 'assigned', worker_id = :worker, lease_epoch = lease_epoch + 1,
+    lease_micros = {_GRANT}, lease_expiry = :now + {_GRANT},
+    started_at = coalesce(started_at, :now), last_heartbeat = :now, updated_at = :now"""
+
+_HELD_BY_WORKER = f"""
+SELECT {_COLS} FROM work_items
+WHERE session_id = ? AND status = 'assigned' AND worker_id = ? AND lease_expiry > ?
+LIMIT 1"""
+
+# Lapsed leases come back first (they were started earliest and may carry
+# progress); then pending items in the session's order. Each subquery reads
+# the head of a partial index.
+_ACQUIRE = f"""
+UPDATE work_items SET {_TAKE_SET}
+WHERE seq = coalesce(
+    (SELECT seq FROM work_items
+     WHERE session_id = :session AND status = 'assigned' AND lease_expiry <= :now
+     ORDER BY lease_expiry LIMIT 1),
+    CASE WHEN (SELECT acquire_order FROM sessions WHERE id = :session) = 'fifo'
+    THEN (SELECT seq FROM work_items
+          WHERE session_id = :session AND status = 'pending' ORDER BY seq LIMIT 1)
+    ELSE (SELECT seq FROM work_items
+          WHERE session_id = :session AND status = 'pending'
+          ORDER BY total_size_bytes DESC, seq LIMIT 1)
+    END)
+RETURNING {_COLS}"""
+
+_TAKE_NAMED = f"UPDATE work_items SET {_TAKE_SET} WHERE seq = :seq RETURNING {_COLS}"
+
+_ITEM_BY_ID = f"SELECT {_COLS}, seq FROM work_items WHERE session_id = ? AND work_item_id = ?"
+
+# The caller must hold the item: same worker, same epoch when one is given.
+_HOLDER = "worker_id = :worker AND (:epoch IS NULL OR lease_epoch = :epoch)"
+_THIS_ITEM = "session_id = :session AND work_item_id = :id"
+
+_RENEW = f"""
+UPDATE work_items SET
+    lease_micros = coalesce(:duration, lease_micros),
+    lease_expiry = :now + coalesce(:duration, lease_micros),
+    last_heartbeat = :now,
+    progress_changed_at = CASE
+        WHEN coalesce(:docs, documents_processed) != documents_processed
+          OR coalesce(:bytes, bytes_processed) != bytes_processed THEN :now
+        ELSE progress_changed_at END,
+    documents_processed = coalesce(:docs, documents_processed),
+    bytes_processed = coalesce(:bytes, bytes_processed),
+    last_progress_update = CASE WHEN :docs IS NULL AND :bytes IS NULL
+        THEN last_progress_update ELSE :now END,
+    updated_at = :now
+WHERE {_THIS_ITEM} AND status = 'assigned' AND {_HOLDER} AND lease_expiry > :now
+RETURNING {_COLS}"""
+
+# A completed item counts all its documents and bytes as processed, so the
+# totals reach 100% even for workers that never reported progress.
+_COMPLETE = f"""
+UPDATE work_items SET
+    status = 'completed', completed_at = :now, updated_at = :now,
+    documents_processed = max(documents_processed, coalesce(document_count, 0)),
+    bytes_processed = max(bytes_processed, coalesce(total_size_bytes, 0))
+WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
+RETURNING {_COLS}"""
+
+_RELEASE = f"""
+UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL, updated_at = :now
+WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
+RETURNING seq"""
+
+_FAIL = f"""
+UPDATE work_items SET
+    failure_count = failure_count + 1, last_error = :error,
+    status = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = :session)
+        THEN 'failed' ELSE 'pending' END,
+    worker_id = NULL, lease_expiry = NULL, updated_at = :now
+WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
+RETURNING {_COLS}"""
+
+_INSERT_ITEM = f"""
+INSERT OR IGNORE INTO work_items
+    (session_id, work_item_id, index_name, shard_number, document_count,
+     total_size_bytes, parent_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING {_COLS}"""
+
+_INSERT_LEASED = f"""
+INSERT INTO work_items
+    (session_id, work_item_id, status, worker_id, lease_epoch, lease_micros,
+     lease_expiry, started_at, last_heartbeat, created_at, updated_at)
+VALUES (:session, :id, 'assigned', :worker, 1, :duration, :now + :duration, :now, :now, :now, :now)
+RETURNING {_COLS}"""
+
+_SESSION_TOTALS = """
+SELECT total_items, assigned_items, completed_items, failed_items, total_documents,
+       total_size_bytes, documents_processed, bytes_processed, started_at, last_update
+FROM sessions WHERE id = ?"""
+
+_LIVE_LEASES = """
+SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' AND lease_expiry > ?"""
+
+#: Throughput for the ETA is measured over this window of progress samples.
+THROUGHPUT_WINDOW = timedelta(minutes=10)
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class SqliteCoordinator:
+    """Work coordination for one session, over one SQLite file shared by processes.
+
+    ``SqliteCoordinator("backfill.db", session="s1", worker_id="w1")`` opens
+    (and on first use creates) the file. ``clock`` is any zero-argument
+    callable returning the time (seconds or datetime); by default the wall
+    clock is read at every call, so freezegun controls it. ``durability`` is
+    ``"full"`` (default: WAL + ``synchronous=FULL``, nothing acknowledged is
+    lost even on power loss) or ``"normal"`` (faster; a power loss may drop the
+    latest acknowledged calls). Without ``worker_id`` the worker is
+    ``<hostname>-<pid>``, recomputed after a fork.
+
+    :meth:`bind` gives a coordinator for another session or worker that shares
+    this one's file and connections (what the REST layer does per request).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | Store,
+        session: str = "default",
+        worker_id: str | None = None,
+        clock: Clock | None = None,
+        *,
+        durability: str = Durability.FULL,
+        busy_timeout: float = 60.0,
+        fair_lock: bool = True,
+    ) -> None:
+        self.session = check.session_name(session)
+        self._worker_id = None if worker_id is None else check.worker_id(worker_id)
+        if clock is not None and not callable(clock):
+            raise ValidationError("clock", "must be a callable returning the current time")
+        self._clock = clock or wall_clock
+        if isinstance(path, Store):
+            self._store = path
+        else:
+            self._store = Store(path, durability=durability, busy_timeout=busy_timeout, fair_lock=fair_lock)
+        self._session_id: int | None = None
+        self._models: Any = None
+
+    # -- identity ------------------------------------------------------------
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id or _default_worker_id()
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def path(self) -> str:
+        return self._store.path
+
+    def bind(self, session: str | None = None, worker_id: str | None = None) -> SqliteCoordinator:
+        """A coordinator for ``session``/``worker_id`` sharing this one's store and clock."""
+        return SqliteCoordinator(
+            self._store,
+            session=self.session if session is None else session,
+            worker_id=self._worker_id if worker_id is None else worker_id,
+            clock=self._clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"SqliteCoordinator({self.path!r}, session={self.session!r}, worker_id={self.worker_id!r})"
+
+    def _now(self) -> int:
+        return to_micros(self._clock())
+
+    # -- sessions ------------------------------------------------------------
+
+    def _sid(self, *, create: bool = True) -> int | None:
+        """The session's row id; created on first write, ``None`` for reads of an unknown one."""
+        if self._session_id is None:
+            row = self._store.read(
+                lambda conn: conn.execute("SELECT id FROM sessions WHERE name = ?", (self.session,)).fetchone()
+            )
+            if row is None and create:
+                row = self._store.write(self._create_session)
+            if row is not None:
+                self._session_id = row[0]
+        return self._session_id
+
+    def _create_session(self, conn: sqlite3.Connection, **settings: Any) -> tuple[int]:
+        conn.execute("INSERT OR IGNORE INTO sessions (name, created_at) VALUES (?, ?)", (self.session, self._now()))
+        for column, value in settings.items():
+            if value is not None:
+                conn.execute(f"UPDATE sessions SET {column} = ? WHERE name = ?", (value, self.session))
+        return conn.execute("SELECT id FROM sessions WHERE name = ?", (self.session,)).fetchone()
+
+    def setup(
+        self,
+        *,
+        lease_mode: str | None = None,
+        acquire_order: str | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        settings = {
+            "lease_mode": None if lease_mode is None else check.choice("lease_mode", lease_mode, LeaseMode).value,
+            "acquire_order": None
+            if acquire_order is None
+            else check.choice("acquire_order", acquire_order, AcquireOrder).value,
+            "max_attempts": None if max_attempts is None else check.count("max_attempts", max_attempts),
+        }
+        if settings["max_attempts"] == 0:
+            raise ValidationError("max_attempts", "must be at least 1")
+        row = self._store.write(lambda conn: self._create_session(conn, **settings))
+        self._session_id = row[0]
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> SqliteCoordinator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- rows --------------------------------------------------------------------
+
+    def _item(self, row: Sequence[Any], now: int) -> WorkItem:
+        status = row[1]
+        if status == "assigned" and row[_EXPIRY] <= now:
+            status = "pending"  # a lapsed lease reads as pending, as in the console API
+        return WorkItem(
+            work_item_id=row[0],
+            session_name=self.session,
+            status=WorkItemStatus(status),
+            index_name=row[2],
+            shard_number=row[3],
+            document_count=row[4],
+            total_size_bytes=row[5],
+            worker_id=row[6],
+            lease_expiry=from_micros(row[7]),
+            documents_processed=row[8],
+            bytes_processed=row[9],
+            last_progress_update=from_micros(row[10]),
+            created_at=from_micros(row[11]),
+            started_at=from_micros(row[12]),
+            completed_at=from_micros(row[13]),
+            lease_epoch=row[14],
+            attempts=row[14],
+            failure_count=row[15],
+            last_error=row[16],
+            parent_id=row[17],
+            successor_ids=tuple(row[18].split(",")) if row[18] else (),
+            last_heartbeat=from_micros(row[19]),
+            progress_changed_at=from_micros(row[20]),
+        )
+
+    def _lease(self, row: Sequence[Any], now: int) -> WorkItemAndDuration:
+        return WorkItemAndDuration(
+            work_item=self._item(row, now),
+            lease_expiration_time=from_micros(row[_EXPIRY]),  # type: ignore[arg-type]
+            lease_duration=timedelta(microseconds=row[_LEASE_MICROS]),
+        )
+
+    def _refuse(self, conn: sqlite3.Connection, sid: int, work_item_id: str, now: int, epoch: int | None) -> None:
+        """Raise the error that explains why a holder-only statement matched no row."""
+        row = conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
+        if row is None:
+            raise WorkItemNotFoundError(
+                f"work item {work_item_id!r} not found in session {self.session!r}",
+                work_item_id=work_item_id,
+            )
+        status, holder, expiry, item_epoch = row[1], row[6], row[_EXPIRY], row[14]
+        facts = {"work_item_id": work_item_id, "worker_id": self.worker_id}
+        if status == "completed":
+            raise LeaseConflictError(f"work item {work_item_id!r} is already completed", **facts)
+        if status == "failed":
+            raise LeaseConflictError(f"work item {work_item_id!r} is parked as failed; retry it first", **facts)
+        if holder != self.worker_id:
+            if holder is None or status != "assigned":
+                raise LeaseConflictError(f"work item {work_item_id!r} is not leased by {self.worker_id!r}", **facts)
+            raise LeaseConflictError(f"work item {work_item_id!r} is leased by another worker", holder=holder, **facts)
+        if epoch is not None and epoch != item_epoch:
+            raise LeaseConflictError(
+                f"lease epoch {epoch} of work item {work_item_id!r} is stale (current: {item_epoch})",
+                lease_epoch=item_epoch,
+                **facts,
+            )
+        if status == "pending" or expiry <= now:
+            raise LeaseExpiredError(
+                f"the lease of {self.worker_id!r} on work item {work_item_id!r} expired",
+                lease_expiry=_iso(expiry),
+                **facts,
+            )
+        raise LeaseConflictError(f"work item {work_item_id!r} is not leased by {self.worker_id!r}", **facts)
+
+    # -- creating work ---------------------------------------------------------
+
+    def create_unassigned_work_item(self, work_item_id: str) -> bool:
+        return bool(self.create_work_items([{"work_item_id": work_item_id}]))
+
+    def create_work_item_with_metadata(
+        self,
+        work_item_id: str,
+        index_name: str | None,
+        shard_number: int | None,
+        document_count: int | None,
+        total_size_bytes: int | None,
+    ) -> bool:
+        spec = {
+            "work_item_id": work_item_id,
+            "index_name": index_name,
+            "shard_number": shard_number,
+            "document_count": document_count,
+            "total_size_bytes": total_size_bytes,
+        }
+        return bool(self.create_work_items([spec]))
+
+    def create_work_items(self, items: Iterable[Mapping[str, Any]]) -> list[WorkItem]:
+        if isinstance(items, (str, bytes, Mapping)):
+            raise ValidationError("items", "must be a list of work item objects")
+        specs = [check.item_spec(item, f"items[{i}]") for i, item in enumerate(items)]
+        if not specs:
+            return []
+        sid = self._sid()
+        now = self._now()
+
+        def insert(conn: sqlite3.Connection) -> list[WorkItem]:
+            created = []
+            for s in specs:
+                row = conn.execute(
+                    _INSERT_ITEM,
+                    (sid, s["work_item_id"], s["index_name"], s["shard_number"], s["document_count"],
+                     s["total_size_bytes"], None, now, now),
+                ).fetchone()  # fmt: skip
+                if row is not None:
+                    created.append(self._item(row, now))
+            return created
+
+        return self._store.write(insert)
+
+    # -- leasing -----------------------------------------------------------------
+
+    def acquire_next_work_item(self, lease_duration: timedelta = DEFAULT_LEASE_DURATION) -> AcquisitionOutcome:
+        duration = micros_of(check.duration(lease_duration))
+        sid = self._sid()
+        worker = self.worker_id
+        now = self._now()
+
+        def acquire(conn: sqlite3.Connection) -> AcquisitionOutcome:
+            held = conn.execute(_HELD_BY_WORKER, (sid, worker, now)).fetchone()
+            if held is not None:
+                return self._lease(held, now)
+            row = conn.execute(
+                _ACQUIRE, {"session": sid, "worker": worker, "now": now, "duration": duration}
+            ).fetchone()
+            if row is not None:
+                return self._lease(row, now)
+            remaining, failed = conn.execute(
+                "SELECT total_items - completed_items - failed_items, failed_items FROM sessions WHERE id = ?",
+                (sid,),
+            ).fetchone()
+            return NoAvailableWorkToBeDone(remaining=remaining, failed=failed)
+
+        return self._store.write(acquire)
+
+    def create_or_update_lease_for_work_item(
+        self, work_item_id: str, lease_duration: timedelta = DEFAULT_LEASE_DURATION
+    ) -> LeaseOutcome:
+        work_item_id = check.work_item_id(work_item_id)
+        duration = micros_of(check.duration(lease_duration))
+        sid = self._sid()
+        worker = self.worker_id
+        now = self._now()
+        params = {"session": sid, "id": work_item_id, "worker": worker, "now": now, "duration": duration}
+
+        def lease(conn: sqlite3.Connection) -> LeaseOutcome:
+            row = conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
+            if row is None:
+                return self._lease(conn.execute(_INSERT_LEASED, params).fetchone(), now)
+            status, holder = row[1], row[6]
+            if status == "completed":
+                return AlreadyCompleted(self._item(row, now))
+            if status == "failed":
+                raise LeaseConflictError(
+                    f"work item {work_item_id!r} is parked as failed; retry it first", work_item_id=work_item_id
+                )
+            if status == "assigned" and row[_EXPIRY] > now:
+                if holder == worker:
+                    return self._lease(row, now)  # re-asking returns the live lease unchanged
+                raise LeaseConflictError(
+                    f"work item {work_item_id!r} is leased by another worker",
+                    work_item_id=work_item_id,
+                    holder=holder,
+                )
+            return self._lease(conn.execute(_TAKE_NAMED, {**params, "seq": row[-1]}).fetchone(), now)
+
+        return self._store.write(lease)
+
+    def update_progress_and_renew_lease(
+        self,
+        work_item_id: str,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+        *,
+        lease_duration: timedelta | None = None,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+        params["docs"] = check.count("documents_processed", documents_processed)
+        params["bytes"] = check.count("bytes_processed", bytes_processed)
+        params["duration"] = None if lease_duration is None else micros_of(check.duration(lease_duration))
+        return self._holder_write(_RENEW, params)
+
+    def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+
+        def complete(conn: sqlite3.Connection) -> WorkItem:
+            row = conn.execute(_COMPLETE, params).fetchone()
+            if row is not None:
+                return self._item(row, params["now"])
+            done = conn.execute(_ITEM_BY_ID, (params["session"], params["id"])).fetchone()
+            if (
+                done is not None
+                and done[1] == "completed"
+                and done[6] == params["worker"]
+                and lease_epoch in (None, done[14])
+            ):
+                return self._item(done, params["now"])  # completing twice is a no-op
+            self._refuse(conn, params["session"], params["id"], params["now"], lease_epoch)
+            raise AssertionError("unreachable")
+
+        return self._store.write(complete)
+
+    def release_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> bool:
+        params = self._holder_params(work_item_id, lease_epoch)
+
+        def release(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_RELEASE, params).fetchone() is not None:
+                return True
+            if conn.execute(_ITEM_BY_ID, (params["session"], params["id"])).fetchone() is None:
+                raise WorkItemNotFoundError(
+                    f"work item {work_item_id!r} not found in session {self.session!r}", work_item_id=work_item_id
+                )
+            return False
+
+        return self._store.write(release)
+
+    def fail_work_item(self, work_item_id: str, error: str, *, lease_epoch: int | None = None) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+        params["error"] = check.error_text(error)
+        return self._holder_write(_FAIL, params)
+
+    def retry_work_item(self, work_item_id: str) -> WorkItem:
+        work_item_id = check.work_item_id(work_item_id)
+        sid = self._sid()
+        now = self._now()
+
+        def retry(conn: sqlite3.Connection) -> WorkItem:
+            conn.execute(
+                "UPDATE work_items SET status = 'pending', failure_count = 0, updated_at = ? "
+                "WHERE session_id = ? AND work_item_id = ? AND status = 'failed'",
+                (now, sid, work_item_id),
+            )
+            return self._get(conn, sid, work_item_id, now)
+
+        return self._store.write(retry)
+
+    def create_successor_work_items_and_mark_complete(
+        self,
+        work_item_id: str,
+        successor_work_item_ids: Sequence[str],
+        *,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+        if isinstance(successor_work_item_ids, (str, bytes)) or not isinstance(successor_work_item_ids, Sequence):
+            raise ValidationError("successor_work_item_ids", "must be a list of work item ids")
+        successors: list[str] = []
+        for i, sid_ in enumerate(successor_work_item_ids):
+            name = check.text(f"successor_work_item_ids[{i}]", sid_, check.MAX_WORK_ITEM_ID_LENGTH, allow_comma=False)
+            if name == work_item_id:
+                raise ValidationError(f"successor_work_item_ids[{i}]", "an item cannot be its own successor")
+            if name not in successors:
+                successors.append(name)
+        if not successors:
+            raise ValidationError("successor_work_item_ids", "must name at least one successor")
+        session, now = params["session"], params["now"]
+
+        def split(conn: sqlite3.Connection) -> WorkItem:
+            row = conn.execute(_ITEM_BY_ID, (session, work_item_id)).fetchone()
+            if row is None:
+                self._refuse(conn, session, work_item_id, now, lease_epoch)
+            recorded = row[18].split(",") if row[18] else None
+            if recorded is not None or row[1] == "completed":
+                if recorded is not None and set(recorded) == set(successors):
+                    return self._item(row, now)  # the same split again: idempotent
+                raise SuccessorConflictError(
+                    f"work item {work_item_id!r} is already completed"
+                    + (f" with successors {','.join(recorded)}" if recorded else " without successors"),
+                    work_item_id=work_item_id,
+                )
+            if (
+                row[1] not in ("assigned", "pending")
+                or row[6] != params["worker"]
+                or lease_epoch
+                not in (
+                    None,
+                    row[14],
+                )
+            ):
+                self._refuse(conn, session, work_item_id, now, lease_epoch)
+            # The successors share what the parent had left as their estimates.
+            shares_docs = _shares(row[4], row[8], len(successors))
+            shares_bytes = _shares(row[5], row[9], len(successors))
+            for name, docs, size in zip(successors, shares_docs, shares_bytes, strict=False):
+                conn.execute(_INSERT_ITEM, (session, name, row[2], row[3], docs, size, work_item_id, now, now))
+            done = conn.execute(
+                f"UPDATE work_items SET status = 'completed', completed_at = ?, updated_at = ?, "
+                f"successor_ids = ? WHERE seq = ? RETURNING {_COLS}",
+                (now, now, ",".join(successors), row[-1]),
+            ).fetchone()
+            return self._item(done, now)
+
+        return self._store.write(split)
+
+    def _holder_params(self, work_item_id: str, lease_epoch: int | None) -> dict[str, Any]:
+        return {
+            "id": check.work_item_id(work_item_id),
+            "epoch": check.lease_epoch(lease_epoch),
+            "session": self._sid(),
+            "worker": self.worker_id,
+            "now": self._now(),
+        }
+
+    def _holder_write(self, sql: str, params: dict[str, Any]) -> WorkItem:
+        def run(conn: sqlite3.Connection) -> WorkItem:
+            row = conn.execute(sql, params).fetchone()
+            if row is None:
+                self._refuse(conn, params["session"], params["id"], params["now"], params["epoch"])
+            return self._item(row, params["now"])
+
+        return self._store.write(run)
+
+    # -- reading -------------------------------------------------------------------
+
+    def _get(self, conn: sqlite3.Connection, sid: int | None, work_item_id: str, now: int) -> WorkItem:
+        row = None if sid is None else conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
+        if row is None:
+            raise WorkItemNotFoundError(
+                f"work item {work_item_id!r} not found in session {self.session!r}", work_item_id=work_item_id
+            )
+        return self._item(row, now)
+
+    def get_work_item(self, work_item_id: str) -> WorkItem:
+        work_item_id = check.work_item_id(work_item_id)
+        sid = self._sid(create=False)
+        now = self._now()
+        return self._store.read(lambda conn: self._get(conn, sid, work_item_id, now))
+
+    def _model(self) -> Any:
+        if self._models is None or self._models.WorkItem._meta.database is not self._store.db:
+            self._models = create_models(self._store.db)
+        return self._models
+
+    def list_work_items(self, status: WorkItemStatus | str | None = None) -> list[WorkItem]:
+        wanted = None if status is None else check.choice("status", status, WorkItemStatus)
+        sid = self._sid(create=False)
+        if sid is None:
+            return []
+        now = self._now()
+        WI = self._model().WorkItem
+
+        def rows(conn: sqlite3.Connection) -> list[WorkItem]:
+            query = WI.select(*(getattr(WI, c) for c in _COLUMNS)).where(WI.session_id == sid)
+            if wanted is WorkItemStatus.PENDING:
+                query = query.where((WI.status == "pending") | ((WI.status == "assigned") & (WI.lease_expiry <= now)))
+            elif wanted is WorkItemStatus.ASSIGNED:
+                query = query.where((WI.status == "assigned") & (WI.lease_expiry > now))
+            elif wanted is not None:
+                query = query.where(WI.status == wanted.value)
+            return [self._item(r, now) for r in query.order_by(WI.seq).tuples()]
+
+        return self._store.read(rows)
+
+    def num_work_items_not_yet_complete(self) -> int:
+        sid = self._sid(create=False)
+        if sid is None:
+            return 0
+        row = self._store.read(
+            lambda conn: conn.execute(
+                "SELECT total_items - completed_items - failed_items FROM sessions WHERE id = ?", (sid,)
+            ).fetchone()
+        )
+        return int(row[0])
+
+    def work_items_not_yet_complete(self) -> bool:
+        return self.num_work_items_not_yet_complete() > 0
+
+    def status(self) -> WorkQueueStatus:
+        sid = self._sid(create=False)
+        now = self._now()
+        if sid is None:
+            return _status_from(self.session, now, None, 0, None)
+        window_start = now - micros_of(THROUGHPUT_WINDOW)
+
+        def read(conn: sqlite3.Connection) -> WorkQueueStatus:
+            totals = conn.execute(_SESSION_TOTALS, (sid,)).fetchone()
+            live = conn.execute(_LIVE_LEASES, (sid, now)).fetchone()[0]
+            sample = conn.execute(
+                "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
+                "FROM progress_samples WHERE session_id = ? AND sampled_at >= ? ORDER BY sampled_at LIMIT 1",
+                (sid, window_start),
+            ).fetchone()
+            return _status_from(self.session, now, totals, live, sample)
+
+        return self._store.read(read)
+
+    def list_sessions(self) -> list[SessionInfo]:
+        S = self._model().Session
+
+        def rows(conn: sqlite3.Connection) -> list[SessionInfo]:
+            query = S.select(
+                S.name, S.created_at, S.lease_mode, S.acquire_order, S.max_attempts, S.total_items, S.completed_items
+            ).order_by(S.name)
+            return [
+                SessionInfo(
+                    session_name=r[0],
+                    created_at=from_micros(r[1]),
+                    lease_mode=LeaseMode(r[2]),
+                    acquire_order=AcquireOrder(r[3]),
+                    max_attempts=r[4],
+                    total_work_items=r[5],
+                    completed_work_items=r[6],
+                )
+                for r in query.tuples()
+            ]
+
+        return self._store.read(rows)
+
+    # -- housekeeping -------------------------------------------------------------
+
+    def cleanup_expired(self) -> int:
+        sid = self._sid(create=False)
+        if sid is None:
+            return 0
+        now = self._now()
+        return self._store.write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE work_items SET status = 'pending', updated_at = ? "
+                    "WHERE session_id = ? AND status = 'assigned' AND lease_expiry <= ?",
+                    (now, sid, now),
+                ).rowcount
+            )
+        )
+
+    def delete_session(self) -> int:
+        sid = self._sid(create=False)
+        if sid is None:
+            return 0
+
+        def delete(conn: sqlite3.Connection) -> int:
+            count = conn.execute("DELETE FROM work_items WHERE session_id = ?", (sid,)).rowcount
+            conn.execute("DELETE FROM progress_samples WHERE session_id = ?", (sid,))
+            # The row (and its id) stays, so other processes' cached ids stay valid.
+            conn.execute(
+                "UPDATE sessions SET started_at = NULL, last_update = NULL, last_sample_at = NULL WHERE id = ?", (sid,)
+            )
+            return count
+
+        return self._store.write(delete)
+
+
+def _iso(micros: int | None) -> str | None:
+    return format_time(from_micros(micros))
+
+
+def _shares(total: int | None, done: int, parts: int) -> list[int | None]:
+    """Split what is left of ``total`` into ``parts`` whole shares (the first ones take the remainder)."""
+    if total is None:
+        return [None] * parts
+    left = max(0, total - done)
+    base, extra = divmod(left, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def _status_from(
+    session: str, now: int, totals: Sequence[Any] | None, live: int, sample: Sequence[Any] | None
+) -> WorkQueueStatus:
+    if totals is None:
+        totals = (0, 0, 0, 0, 0, 0, 0, 0, None, None)
+    total, assigned, completed, failed, docs, size, docs_done, bytes_done, started, last = totals
+    remaining_items = total - completed - failed
+    if docs > 0:
+        percent = min(100.0, 100.0 * docs_done / docs)
+    else:
+        percent = 100.0 * completed / total if total else 0.0
+    if total and remaining_items == 0 and failed == 0:
+        percent = 100.0
+    docs_rate = bytes_rate = eta = None
+    if sample is not None and now - sample[0] >= 1_000_000:
+        elapsed = (now - sample[0]) / 1e6
+        docs_rate = max(0.0, (docs_done - sample[1]) / elapsed)
+        bytes_rate = max(0.0, (bytes_done - sample[2]) / elapsed)
+        items_rate = max(0.0, (completed - sample[3]) / elapsed)
+        if remaining_items == 0:
+            eta = 0.0
+        elif docs > 0 and docs_rate > 0:
+            eta = max(0.0, docs - docs_done) / docs_rate
+        elif items_rate > 0:
+            eta = remaining_items / items_rate
+    return WorkQueueStatus(
+        session_name=session,
+        total_work_items=total,
+        pending_work_items=remaining_items - live,
+        assigned_work_items=live,
+        completed_work_items=completed,
+        total_documents=docs,
+        total_documents_processed=docs_done,
+        total_size_bytes=size,
+        total_bytes_processed=bytes_done,
+        started_at=from_micros(started),
+        last_update=from_micros(last),
+        failed_work_items=failed,
+        in_progress_work_items=live,
+        expired_lease_work_items=assigned - live,
+        percent_complete=round(percent, 2),
+        documents_per_second=docs_rate,
+        bytes_per_second=bytes_rate,
+        eta_seconds=eta,
+        estimated_completion=None if eta is None else from_micros(now + int(eta * 1e6)),
+        as_of=from_micros(now),
+    )

@@ -1,0 +1,255 @@
+"""One SQLite file: connections, pragmas, schema, the write lock and busy retries.
+
+This module knows nothing about work items; :mod:`litecoord.sqlite` builds
+the coordinator on top of it. What it guarantees:
+
+* a connection per process and thread (peewee's thread-local state), opened
+  with the pragmas below; a store created before ``fork()`` opens fresh
+  connections in the child and never touches the parent's;
+* :meth:`Store.write` runs a function inside ``BEGIN IMMEDIATE`` under a
+  blocking ``flock()`` on a side file ``<db>.lock``, which queues writers in
+  the kernel instead of letting SQLite's sleep-and-poll busy handler starve
+  some of them; ``SQLITE_BUSY`` is retried with backoff until the busy
+  deadline, then surfaces as :class:`~litecoord.errors.DatabaseBusyError`;
+* the schema in ``schema.sql`` (loaded from the installed package) exists.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import peewee
+
+from .errors import DatabaseBusyError, LitecoordError, ValidationError
+
+try:  # flock is POSIX-only; without it writers fall back to SQLite's busy handler.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["Store", "Durability", "SCHEMA_VERSION", "load_schema"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = "1"
+
+
+class Durability:
+    """``synchronous`` settings a store can run with (see the README's durability table)."""
+
+    #: WAL + synchronous=FULL: every acknowledged call survives a power loss.
+    FULL = "full"
+    #: WAL + synchronous=NORMAL: survives a process crash; a power loss may lose
+    #: the last transactions acknowledged before it (never corrupts the file).
+    NORMAL = "normal"
+
+    ALL = (FULL, NORMAL)
+
+
+def load_schema() -> str:
+    """The DDL, read from the installed package (works from a wheel, not only a checkout)."""
+    return resources.files("litecoord").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+# Connections a forked child inherited: kept referenced, never closed or used,
+# because closing them could drop POSIX locks that the child's own connections
+# hold on the same file.
+_INHERITED: list[Any] = []
+
+
+def _is_busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Store:
+    """Shared access to one SQLite coordination file."""
+
+    #: How long SQLite's own busy handler waits within one attempt.
+    ATTEMPT_TIMEOUT = 1.0
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = Durability.FULL,
+        busy_timeout: float = 60.0,
+        fair_lock: bool = True,
+    ) -> None:
+        path = os.fspath(path)
+        if not path or path == ":memory:" or path.startswith("file:"):
+            raise ValidationError(
+                "path",
+                "must be a file path; an in-memory database cannot be shared between "
+                "connections (use a temporary file, e.g. pytest's tmp_path)",
+            )
+        if durability not in Durability.ALL:
+            raise ValidationError("durability", f"must be one of {', '.join(Durability.ALL)} (got {durability!r})")
+        if not busy_timeout > 0:
+            raise ValidationError("busy_timeout", "must be positive")
+        self.path = path
+        self.durability = durability
+        self.busy_timeout = float(busy_timeout)
+        self.fair_lock = fair_lock and fcntl is not None
+        self._schema_ready = False
+        self._open_for_this_process()
+
+    # -- connections -------------------------------------------------------
+
+    def _open_for_this_process(self) -> None:
+        self._pid = os.getpid()
+        self._local = threading.local()  # per-thread flock descriptor
+        self.db = peewee.SqliteDatabase(
+            self.path,
+            pragmas=[
+                ("journal_mode", "wal"),
+                ("synchronous", "full" if self.durability == Durability.FULL else "normal"),
+                ("foreign_keys", 1),
+                ("busy_timeout", int(self.ATTEMPT_TIMEOUT * 1000)),
+                # Bound the WAL after checkpoints so a long backfill does not grow it forever.
+                ("journal_size_limit", 64 * 1024 * 1024),
+            ],
+            timeout=self.ATTEMPT_TIMEOUT,
+            thread_safe=True,
+            autoconnect=True,
+        )
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            # We are a forked child: the inherited connections and lock
+            # descriptors belong to the parent. Park them and start afresh.
+            _INHERITED.append((self.db, self._local))
+            self._open_for_this_process()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use, with the pragmas)."""
+        self._check_fork()
+        return self.db.connection()
+
+    def close(self) -> None:
+        """Close this thread's connection and lock descriptor (both reopen on demand)."""
+        if self._pid != os.getpid():
+            return
+        fd = getattr(self._local, "lock_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._local.lock_fd = None
+        if not self.db.is_closed():
+            self.db.close()
+
+    # -- transactions ------------------------------------------------------
+
+    def _lock_fd(self) -> int | None:
+        fd = getattr(self._local, "lock_fd", None)
+        if fd is None and self.fair_lock:
+            try:
+                fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                # A read-only directory: SQLite's own locking still keeps us correct.
+                self.fair_lock = False
+                return None
+            self._local.lock_fd = fd
+        return fd
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction; commit if it returns.
+
+        ``fn`` may run more than once (after a busy rollback), so it must not
+        have side effects outside the database. Errors it raises roll back.
+        """
+        return self._run(fn, "BEGIN IMMEDIATE", lock=True)
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in a read transaction: one consistent snapshot."""
+        return self._run(fn, "BEGIN", lock=False)
+
+    def _run(self, fn: Callable[[sqlite3.Connection], T], begin: str, *, lock: bool) -> T:
+        self.ensure_schema()
+        waited = 0.0
+        delay = 0.002
+        while True:
+            try:
+                conn = self.connection()
+                fd = self._lock_fd() if lock else None
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    conn.execute(begin)
+                    try:
+                        result = fn(conn)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                    return result
+                finally:
+                    if fd is not None:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+            except (sqlite3.OperationalError, peewee.OperationalError) as exc:
+                if not _is_busy(exc):
+                    raise LitecoordError(f"SQLite error on {self.path}: {exc}") from exc
+                # Budget by time spent waiting, not by a clock: tests freeze clocks.
+                waited += self.ATTEMPT_TIMEOUT + delay
+                if waited >= self.busy_timeout:
+                    raise DatabaseBusyError(
+                        f"{self.path} stayed locked for over {self.busy_timeout:.0f}s", path=self.path
+                    ) from exc
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.1)
+
+    # -- schema ------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        self._schema_ready = True  # set first: the write below re-enters _run
+        try:
+            self.write(self._create_schema)
+        except BaseException:
+            self._schema_ready = False
+            raise
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'litecoord_meta'"
+        ).fetchone()
+        if has_meta:
+            row = conn.execute("SELECT value FROM litecoord_meta WHERE key = 'schema_version'").fetchone()
+            if row and row[0] != SCHEMA_VERSION:
+                raise LitecoordError(
+                    f"this file has litecoord schema version {row[0]}; this litecoord reads version {SCHEMA_VERSION}"
+                )
+            if row:
+                return
+        # sqlite3's executescript() would COMMIT our transaction first; run the
+        # statements one by one inside it instead.
+        for statement in _split_sql(load_schema()):
+            conn.execute(statement)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a script into complete statements (triggers hold inner semicolons)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

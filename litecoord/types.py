@@ -1,0 +1,467 @@
+"""Result types: small frozen dataclasses and ``str`` enums.
+
+Every type here turns into JSON with ``to_dict()`` using the console API's
+field names, and back with ``from_dict()``, so the embedded backend, the
+REST layer and the HTTP client all speak exactly the same shapes.
+
+Times are aware ``datetime`` objects in UTC. On the wire they are RFC 3339
+strings with a trailing ``Z`` (``2025-01-19T20:35:00Z``, microseconds when
+non-zero), which is what ``java.time.Instant.parse`` accepts.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+__all__ = [
+    "Clock",
+    "FakeClock",
+    "WorkItemStatus",
+    "LeaseMode",
+    "AcquireOrder",
+    "WorkItem",
+    "WorkItemAndDuration",
+    "NoAvailableWorkToBeDone",
+    "AlreadyCompleted",
+    "AcquisitionOutcome",
+    "LeaseOutcome",
+    "WorkQueueStatus",
+    "SessionInfo",
+    "format_time",
+    "parse_time",
+]
+
+#: A clock is any zero-argument callable returning the current time, either
+#: as seconds since the Unix epoch or as a datetime (naive means UTC). The
+#: default reads ``time.time()`` at every call, so freezegun controls it.
+Clock = Callable[[], float | int | datetime]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_micros(value: float | int | datetime) -> int:
+    """Microseconds since the epoch, the unit every stored time uses."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return micros_of(value - _EPOCH)
+    return int(round(value * 1_000_000))
+
+
+def micros_of(delta: timedelta) -> int:
+    """A timedelta in whole microseconds."""
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def format_time(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with ``Z``; fractions only when there are some."""
+    if value is None:
+        return None
+    value = value.astimezone(timezone.utc)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parse an RFC 3339 timestamp (``Z`` or an offset) into an aware UTC datetime."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def wall_clock() -> float:
+    # Looked up at call time (not bound at import) so freezegun's patch applies.
+    return time.time()
+
+
+class FakeClock:
+    """A clock for tests: time stands still until you move it.
+
+    >>> clock = FakeClock(datetime(2025, 1, 19, 20, 30, tzinfo=timezone.utc))
+    >>> clock.advance(minutes=6)   # a 5-minute lease has now lapsed
+    """
+
+    def __init__(self, start: datetime | float | None = None) -> None:
+        if start is None:
+            start = datetime(2025, 1, 19, 20, 30, tzinfo=timezone.utc)
+        self._micros = to_micros(start)
+
+    def __call__(self) -> datetime:
+        return from_micros(self._micros)  # type: ignore[return-value]
+
+    def advance(self, delta: timedelta | float | None = None, **kwargs: float) -> datetime:
+        """Move forward by a timedelta, by seconds, or by timedelta keyword arguments."""
+        if delta is None:
+            delta = timedelta(**kwargs)
+        elif not isinstance(delta, timedelta):
+            delta = timedelta(seconds=delta)
+        self._micros += micros_of(delta)
+        return self()
+
+    def set(self, when: datetime | float) -> None:
+        self._micros = to_micros(when)
+
+
+class WorkItemStatus(str, enum.Enum):
+    """Where an item stands. An assigned item whose lease lapsed reads as pending."""
+
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LeaseMode(str, enum.Enum):
+    """How long each acquisition's lease is (a per-session setting)."""
+
+    #: Every acquisition gets the requested duration; renewals extend it (console).
+    FIXED = "fixed"
+    #: The n-th re-acquisition of an item gets ``duration x 2^n`` (RFS).
+    EXPONENTIAL = "exponential"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AcquireOrder(str, enum.Enum):
+    """Which available item acquire hands out first (a per-session setting)."""
+
+    #: Largest ``total_size_bytes`` first, then creation order.
+    LARGEST_FIRST = "largest_first"
+    #: Creation order.
+    FIFO = "fifo"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One work item as stored, with the console API's field names."""
+
+    work_item_id: str
+    session_name: str
+    status: WorkItemStatus
+    index_name: str | None = None
+    shard_number: int | None = None
+    document_count: int | None = None
+    total_size_bytes: int | None = None
+    worker_id: str | None = None
+    lease_expiry: datetime | None = None
+    documents_processed: int = 0
+    bytes_processed: int = 0
+    last_progress_update: datetime | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    #: Grows with every acquisition; present it to fence stale lease holders.
+    lease_epoch: int = 0
+    #: How many times the item was acquired (same number as the epoch).
+    attempts: int = 0
+    #: Failures recorded since the last retry.
+    failure_count: int = 0
+    last_error: str | None = None
+    #: The item whose split created this one, if any.
+    parent_id: str | None = None
+    #: Ids of the items this one was split into (set when it was completed by a split).
+    successor_ids: tuple[str, ...] = ()
+    #: Last renewal, with or without progress.
+    last_heartbeat: datetime | None = None
+    #: Last time the progress figures actually moved (a stall shows as heartbeats
+    #: arriving while this stays behind).
+    progress_changed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "work_item_id": self.work_item_id,
+            "session_name": self.session_name,
+            "status": self.status.value,
+            "index_name": self.index_name,
+            "shard_number": self.shard_number,
+            "document_count": self.document_count,
+            "total_size_bytes": self.total_size_bytes,
+            "worker_id": self.worker_id,
+            "lease_expiry": format_time(self.lease_expiry),
+            "documents_processed": self.documents_processed,
+            "bytes_processed": self.bytes_processed,
+            "last_progress_update": format_time(self.last_progress_update),
+            "created_at": format_time(self.created_at),
+            "started_at": format_time(self.started_at),
+            "completed_at": format_time(self.completed_at),
+            "lease_epoch": self.lease_epoch,
+            "attempts": self.attempts,
+            "failure_count": self.failure_count,
+            "last_error": self.last_error,
+            "parent_id": self.parent_id,
+            "successor_ids": list(self.successor_ids),
+            "last_heartbeat": format_time(self.last_heartbeat),
+            "progress_changed_at": format_time(self.progress_changed_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkItem:
+        return cls(
+            work_item_id=data["work_item_id"],
+            session_name=data["session_name"],
+            status=WorkItemStatus(data["status"]),
+            index_name=data.get("index_name"),
+            shard_number=_opt_int(data.get("shard_number")),
+            document_count=_opt_int(data.get("document_count")),
+            total_size_bytes=_opt_int(data.get("total_size_bytes")),
+            worker_id=data.get("worker_id"),
+            lease_expiry=parse_time(data.get("lease_expiry")),
+            documents_processed=int(data.get("documents_processed") or 0),
+            bytes_processed=int(data.get("bytes_processed") or 0),
+            last_progress_update=parse_time(data.get("last_progress_update")),
+            created_at=parse_time(data.get("created_at")),
+            started_at=parse_time(data.get("started_at")),
+            completed_at=parse_time(data.get("completed_at")),
+            lease_epoch=int(data.get("lease_epoch") or 0),
+            attempts=int(data.get("attempts") or 0),
+            failure_count=int(data.get("failure_count") or 0),
+            last_error=data.get("last_error"),
+            parent_id=data.get("parent_id"),
+            successor_ids=tuple(data.get("successor_ids") or ()),
+            last_heartbeat=parse_time(data.get("last_heartbeat")),
+            progress_changed_at=parse_time(data.get("progress_changed_at")),
+        )
+
+
+@dataclass(frozen=True)
+class WorkItemAndDuration:
+    """A lease: the item and when the lease ends (RFS's ``WorkItemAndDuration``)."""
+
+    work_item: WorkItem
+    lease_expiration_time: datetime
+    #: Length of this lease (what the caller asked for, grown in exponential mode).
+    lease_duration: timedelta
+
+    @property
+    def work_item_id(self) -> str:
+        return self.work_item.work_item_id
+
+    @property
+    def lease_epoch(self) -> int:
+        return self.work_item.lease_epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "work_item": self.work_item.to_dict(),
+            "lease_duration_seconds": self.lease_duration.total_seconds(),
+            "lease_expiry": format_time(self.lease_expiration_time),
+            "lease_epoch": self.lease_epoch,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkItemAndDuration:
+        item = WorkItem.from_dict(data["work_item"])
+        expiry = parse_time(data.get("lease_expiry")) or item.lease_expiry
+        if expiry is None:
+            raise ValueError("a lease needs lease_expiry")
+        return cls(item, expiry, timedelta(seconds=float(data["lease_duration_seconds"])))
+
+
+@dataclass(frozen=True)
+class NoAvailableWorkToBeDone:
+    """Acquire found nothing to lease.
+
+    ``remaining`` counts items not yet complete (all of them leased by live
+    workers when it is non-zero); ``failed`` counts items parked as failed,
+    which are not handed out until retried.
+    """
+
+    remaining: int = 0
+    failed: int = 0
+
+    @property
+    def all_work_done(self) -> bool:
+        """True when no item is pending or leased (failed ones may remain)."""
+        return self.remaining == 0
+
+    @property
+    def reason(self) -> str:
+        if self.remaining:
+            return "all_leased"
+        return "failed_remain" if self.failed else "none_remain"
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.remaining:
+            detail = f"No work available: {self.remaining} incomplete item(s) remain, all leased"
+        elif self.failed:
+            detail = f"No work available: nothing pending; {self.failed} failed item(s) await a retry"
+        else:
+            detail = "No work available: every work item is complete"
+        return {
+            "detail": detail,
+            "code": "no_available_work",
+            "reason": self.reason,
+            "remaining_work_items": self.remaining,
+            "failed_work_items": self.failed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NoAvailableWorkToBeDone:
+        return cls(int(data.get("remaining_work_items") or 0), int(data.get("failed_work_items") or 0))
+
+
+@dataclass(frozen=True)
+class AlreadyCompleted:
+    """A named-item lease was asked for an item that is already complete."""
+
+    work_item: WorkItem
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"already_completed": True, "work_item": self.work_item.to_dict()}
+
+
+AcquisitionOutcome = WorkItemAndDuration | NoAvailableWorkToBeDone
+LeaseOutcome = WorkItemAndDuration | AlreadyCompleted
+
+
+@dataclass(frozen=True)
+class WorkQueueStatus:
+    """The session summary: the console's ``/status`` fields, then litecoord's extras."""
+
+    session_name: str
+    total_work_items: int
+    #: Never leased, released, or leased with a lapsed lease (as in the console API).
+    pending_work_items: int
+    #: Held under a live lease.
+    assigned_work_items: int
+    completed_work_items: int
+    total_documents: int
+    total_documents_processed: int
+    total_size_bytes: int
+    total_bytes_processed: int
+    started_at: datetime | None
+    last_update: datetime | None
+    failed_work_items: int = 0
+    #: Same as assigned_work_items: items being worked on under a live lease.
+    in_progress_work_items: int = 0
+    #: Assigned items whose lease lapsed (already counted in pending_work_items).
+    expired_lease_work_items: int = 0
+    percent_complete: float = 0.0
+    documents_per_second: float | None = None
+    bytes_per_second: float | None = None
+    eta_seconds: float | None = None
+    estimated_completion: datetime | None = None
+    as_of: datetime | None = None
+
+    @property
+    def not_yet_complete(self) -> int:
+        """What the Java client computes: pending + assigned."""
+        return self.pending_work_items + self.assigned_work_items
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_name": self.session_name,
+            "total_work_items": self.total_work_items,
+            "pending_work_items": self.pending_work_items,
+            "assigned_work_items": self.assigned_work_items,
+            "completed_work_items": self.completed_work_items,
+            "total_documents": self.total_documents,
+            "total_documents_processed": self.total_documents_processed,
+            "total_size_bytes": self.total_size_bytes,
+            "total_bytes_processed": self.total_bytes_processed,
+            "started_at": format_time(self.started_at),
+            "last_update": format_time(self.last_update),
+            "failed_work_items": self.failed_work_items,
+            "in_progress_work_items": self.in_progress_work_items,
+            "expired_lease_work_items": self.expired_lease_work_items,
+            "percent_complete": self.percent_complete,
+            "documents_per_second": self.documents_per_second,
+            "bytes_per_second": self.bytes_per_second,
+            "eta_seconds": self.eta_seconds,
+            "estimated_completion": format_time(self.estimated_completion),
+            "as_of": format_time(self.as_of),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkQueueStatus:
+        def opt_float(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(
+            session_name=data["session_name"],
+            total_work_items=int(data["total_work_items"]),
+            pending_work_items=int(data["pending_work_items"]),
+            assigned_work_items=int(data["assigned_work_items"]),
+            completed_work_items=int(data["completed_work_items"]),
+            total_documents=int(data["total_documents"]),
+            total_documents_processed=int(data["total_documents_processed"]),
+            total_size_bytes=int(data["total_size_bytes"]),
+            total_bytes_processed=int(data["total_bytes_processed"]),
+            started_at=parse_time(data.get("started_at")),
+            last_update=parse_time(data.get("last_update")),
+            failed_work_items=int(data.get("failed_work_items") or 0),
+            in_progress_work_items=int(data.get("in_progress_work_items") or 0),
+            expired_lease_work_items=int(data.get("expired_lease_work_items") or 0),
+            percent_complete=float(data.get("percent_complete") or 0.0),
+            documents_per_second=opt_float("documents_per_second"),
+            bytes_per_second=opt_float("bytes_per_second"),
+            eta_seconds=opt_float("eta_seconds"),
+            estimated_completion=parse_time(data.get("estimated_completion")),
+            as_of=parse_time(data.get("as_of")),
+        )
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One session and its settings, as listed by ``list_sessions()``."""
+
+    session_name: str
+    created_at: datetime | None
+    lease_mode: LeaseMode = LeaseMode.FIXED
+    acquire_order: AcquireOrder = AcquireOrder.LARGEST_FIRST
+    max_attempts: int = 3
+    total_work_items: int = 0
+    completed_work_items: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_name": self.session_name,
+            "created_at": format_time(self.created_at),
+            "lease_mode": self.lease_mode.value,
+            "acquire_order": self.acquire_order.value,
+            "max_attempts": self.max_attempts,
+            "total_work_items": self.total_work_items,
+            "completed_work_items": self.completed_work_items,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionInfo:
+        return cls(
+            session_name=data["session_name"],
+            created_at=parse_time(data.get("created_at")),
+            lease_mode=LeaseMode(data.get("lease_mode") or "fixed"),
+            acquire_order=AcquireOrder(data.get("acquire_order") or "largest_first"),
+            max_attempts=int(data.get("max_attempts") or 3),
+            total_work_items=int(data.get("total_work_items") or 0),
+            completed_work_items=int(data.get("completed_work_items") or 0),
+        )

@@ -1,0 +1,144 @@
+"""Input checks shared by every backend and the REST layer.
+
+Each check raises :class:`~litecoord.errors.ValidationError` naming the
+field, before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from .errors import ValidationError
+
+__all__ = [
+    "MAX_WORK_ITEM_ID_LENGTH",
+    "MAX_SESSION_NAME_LENGTH",
+    "MAX_WORKER_ID_LENGTH",
+    "MAX_INDEX_NAME_LENGTH",
+    "MAX_ERROR_LENGTH",
+    "MAX_LEASE_DURATION",
+    "ITEM_FIELDS",
+]
+
+MAX_WORK_ITEM_ID_LENGTH = 512
+MAX_SESSION_NAME_LENGTH = 128
+MAX_WORKER_ID_LENGTH = 256
+MAX_INDEX_NAME_LENGTH = 1024
+#: Error text beyond this is cut, keeping the end (where the cause usually is).
+MAX_ERROR_LENGTH = 8192
+MAX_LEASE_DURATION = timedelta(days=365)
+_MAX_INT = 2**63 - 1
+
+#: The keys a work-item description may carry.
+ITEM_FIELDS = ("work_item_id", "index_name", "shard_number", "document_count", "total_size_bytes")
+
+
+def text(field: str, value: Any, max_length: int, *, allow_comma: bool = True) -> str:
+    """A non-empty printable string of at most ``max_length`` characters."""
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise ValidationError(field, "must not be empty")
+    if len(value) > max_length:
+        raise ValidationError(field, f"is {len(value)} characters long; the limit is {max_length}")
+    if not value.isprintable():
+        bad = next(ch for ch in value if not ch.isprintable())
+        raise ValidationError(field, f"contains the non-printable character U+{ord(bad):04X}")
+    if not allow_comma and "," in value:
+        raise ValidationError(field, "must not contain a comma")
+    return value
+
+
+def work_item_id(value: Any, field: str = "work_item_id") -> str:
+    return text(field, value, MAX_WORK_ITEM_ID_LENGTH)
+
+
+def session_name(value: Any) -> str:
+    return text("session", value, MAX_SESSION_NAME_LENGTH)
+
+
+def worker_id(value: Any) -> str:
+    return text("worker_id", value, MAX_WORKER_ID_LENGTH)
+
+
+def optional_text(field: str, value: Any, max_length: int) -> str | None:
+    return None if value is None else text(field, value, max_length)
+
+
+def count(field: str, value: Any, *, optional: bool = True) -> int | None:
+    """A non-negative integer (``bool`` is not an integer here)."""
+    if value is None:
+        if optional:
+            return None
+        raise ValidationError(field, "is required")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
+    if value < 0:
+        raise ValidationError(field, f"must not be negative (got {value})")
+    if value > _MAX_INT:
+        raise ValidationError(field, f"must be at most {_MAX_INT}")
+    return value
+
+
+def lease_epoch(value: Any) -> int | None:
+    return count("lease_epoch", value)
+
+
+def duration(value: Any, field: str = "lease_duration") -> timedelta:
+    """A positive duration up to a year, as a timedelta or a number of seconds."""
+    if isinstance(value, bool):
+        raise ValidationError(field, "must be a duration, not bool")
+    if isinstance(value, (int, float)):
+        if value != value:  # NaN
+            raise ValidationError(field, "must be a number of seconds")
+        if value > MAX_LEASE_DURATION.total_seconds():
+            raise ValidationError(field, f"must be at most {MAX_LEASE_DURATION.days} days")
+        value = timedelta(seconds=value)
+    if not isinstance(value, timedelta):
+        raise ValidationError(field, f"must be a timedelta or seconds, not {type(value).__name__}")
+    if value <= timedelta(0):
+        raise ValidationError(field, "must be positive")
+    if value > MAX_LEASE_DURATION:
+        raise ValidationError(field, f"must be at most {MAX_LEASE_DURATION.days} days")
+    if value < timedelta(milliseconds=1):
+        raise ValidationError(field, "must be at least a millisecond")
+    return value
+
+
+def error_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("error", f"must be a string, not {type(value).__name__}")
+    if len(value) > MAX_ERROR_LENGTH:
+        value = "..." + value[-(MAX_ERROR_LENGTH - 3) :]
+    return value
+
+
+def item_spec(data: Any, where: str = "") -> dict[str, Any]:
+    """Check one work-item description; return it normalised to :data:`ITEM_FIELDS`."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, Mapping):
+        raise ValidationError(where or "item", f"must be an object, not {type(data).__name__}")
+    unknown = sorted(set(data) - set(ITEM_FIELDS))
+    if unknown:
+        expected = ", ".join(ITEM_FIELDS)
+        raise ValidationError(f"{prefix}{unknown[0]}", f"is not a work item field (expected one of {expected})")
+    if "work_item_id" not in data:
+        raise ValidationError(f"{prefix}work_item_id", "is required")
+    return {
+        "work_item_id": work_item_id(data["work_item_id"], f"{prefix}work_item_id"),
+        "index_name": optional_text(f"{prefix}index_name", data.get("index_name"), MAX_INDEX_NAME_LENGTH),
+        "shard_number": count(f"{prefix}shard_number", data.get("shard_number")),
+        "document_count": count(f"{prefix}document_count", data.get("document_count")),
+        "total_size_bytes": count(f"{prefix}total_size_bytes", data.get("total_size_bytes")),
+    }
+
+
+def choice(field: str, value: Any, allowed: type) -> Any:
+    """A member of the ``str`` enum ``allowed``, by value."""
+    try:
+        return allowed(value)
+    except ValueError:
+        names = ", ".join(m.value for m in allowed)
+        raise ValidationError(field, f"must be one of {names} (got {value!r})") from None
