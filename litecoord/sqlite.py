@@ -373,7 +373,7 @@ class SqliteCoordinator:
     # -- creating work ---------------------------------------------------------
 
     def create_unassigned_work_item(self, work_item_id: str) -> bool:
-        return bool(self.create_work_items([{"work_item_id": work_item_id}]))
+        return bool(self._insert([check.item_spec({"work_item_id": work_item_id})]))
 
     def create_work_item_with_metadata(
         self,
@@ -390,25 +390,29 @@ class SqliteCoordinator:
             "document_count": document_count,
             "total_size_bytes": total_size_bytes,
         }
-        return bool(self.create_work_items([spec]))
+        return bool(self._insert([check.item_spec(spec)]))
 
     def create_work_items(self, items: Iterable[Mapping[str, Any]]) -> list[WorkItem]:
         if isinstance(items, (str, bytes, Mapping)):
             raise ValidationError("items", "must be a list of work item objects")
-        specs = [check.item_spec(item, f"items[{i}]") for i, item in enumerate(items)]
+        return self._insert([check.item_spec(item, f"items[{i}]") for i, item in enumerate(items)])
+
+    def _insert(self, specs: list[dict[str, Any]]) -> list[WorkItem]:
+        """Insert checked item specs in one transaction; return the ones that were new."""
         if not specs:
             return []
         sid = self._sid()
         now = self._now()
+        rows = [
+            (sid, s["work_item_id"], s["index_name"], s["shard_number"], s["document_count"],
+             s["total_size_bytes"], None, now, now)
+            for s in specs
+        ]  # fmt: skip
 
         def insert(conn: sqlite3.Connection) -> list[WorkItem]:
             created = []
-            for s in specs:
-                row = conn.execute(
-                    _INSERT_ITEM,
-                    (sid, s["work_item_id"], s["index_name"], s["shard_number"], s["document_count"],
-                     s["total_size_bytes"], None, now, now),
-                ).fetchone()  # fmt: skip
+            for params in rows:
+                row = conn.execute(_INSERT_ITEM, params).fetchone()
                 if row is not None:
                     created.append(self._item(row, now))
             return created

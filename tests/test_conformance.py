@@ -1,0 +1,702 @@
+"""The coordinator contract, written once and run against every backend.
+
+Each test takes ``make`` (see conftest.py and backends.py): coordinators of
+one backend over one file and one fake clock. Time only moves when a test
+moves ``clock``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from litecoord import (
+    AlreadyCompleted,
+    LeaseConflictError,
+    LeaseExpiredError,
+    NoAvailableWorkToBeDone,
+    SuccessorConflictError,
+    ValidationError,
+    WorkItemAndDuration,
+    WorkItemNotFoundError,
+    WorkItemStatus,
+)
+from litecoord.types import format_time
+
+FIVE_MIN = timedelta(minutes=5)
+
+
+def lease_of(outcome: object) -> WorkItemAndDuration:
+    assert isinstance(outcome, WorkItemAndDuration), outcome
+    return outcome
+
+
+# -- creating ------------------------------------------------------------------
+
+
+def test_setup_is_idempotent_and_creation_reports_novelty(make):
+    coord = make()
+    coord.setup()
+    coord.setup()
+    assert coord.create_unassigned_work_item("idx__0__0") is True
+    assert coord.create_unassigned_work_item("idx__0__0") is False
+    coord.setup()
+    assert [i.work_item_id for i in coord.list_work_items()] == ["idx__0__0"]
+
+
+def test_item_with_metadata_carries_the_console_fields(make, clock):
+    coord = make()
+    assert coord.create_work_item_with_metadata("index1_shard0", "my-index", 0, 50000, 1024000) is True
+    assert coord.create_work_item_with_metadata("index1_shard0", "other", 1, 1, 1) is False
+    item = coord.get_work_item("index1_shard0")
+    assert (item.index_name, item.shard_number, item.document_count, item.total_size_bytes) == (
+        "my-index",
+        0,
+        50000,
+        1024000,
+    )
+    assert item.status is WorkItemStatus.PENDING
+    assert item.session_name == "session-1"
+    assert item.worker_id is None and item.lease_expiry is None
+    assert item.created_at == clock()
+    assert format_time(item.created_at).endswith("Z")
+
+
+def test_batch_returns_only_new_items_and_skips_repeats(make):
+    coord = make()
+    coord.create_unassigned_work_item("a")
+    created = coord.create_work_items(
+        [
+            {"work_item_id": "a", "index_name": "i", "shard_number": 0},
+            {"work_item_id": "b", "index_name": "i", "shard_number": 1, "document_count": 5},
+            {"work_item_id": "b", "index_name": "dup"},
+            {"work_item_id": "c"},
+        ]
+    )
+    assert [i.work_item_id for i in created] == ["b", "c"]
+    assert created[0].document_count == 5
+    assert coord.get_work_item("b").index_name == "i"
+    assert coord.create_work_items([]) == []
+
+
+def test_invalid_batch_names_the_entry_and_writes_nothing(make):
+    coord = make()
+    with pytest.raises(ValidationError) as err:
+        coord.create_work_items([{"work_item_id": "ok"}, {"work_item_id": "x", "shard_number": -1}])
+    assert err.value.field == "items[1].shard_number"
+    assert coord.list_work_items() == []
+    with pytest.raises(ValidationError) as err:
+        coord.create_work_items([{"work_item_id": "ok", "shards": 3}])
+    assert err.value.field == "items[0].shards"
+    assert coord.list_work_items() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"work_item_id": ""}, "work_item_id"),
+        ({"work_item_id": "x" * 513}, "work_item_id"),
+        ({"work_item_id": "bad\nid"}, "work_item_id"),
+        ({"work_item_id": "bad\x00id"}, "work_item_id"),
+        ({"work_item_id": 7}, "work_item_id"),
+        ({"work_item_id": "ok", "shard_number": -1}, "shard_number"),
+        ({"work_item_id": "ok", "shard_number": 1.5}, "shard_number"),
+        ({"work_item_id": "ok", "shard_number": True}, "shard_number"),
+        ({"work_item_id": "ok", "document_count": "5"}, "document_count"),
+        ({"work_item_id": "ok", "total_size_bytes": -3}, "total_size_bytes"),
+        ({"work_item_id": "ok", "index_name": ""}, "index_name"),
+        ({"work_item_id": "ok", "index_name": 12}, "index_name"),
+    ],
+)
+def test_bad_input_is_named_and_nothing_is_written(make, kwargs, field):
+    coord = make()
+    full = {"index_name": None, "shard_number": None, "document_count": None, "total_size_bytes": None, **kwargs}
+    with pytest.raises(ValidationError) as err:
+        coord.create_work_item_with_metadata(
+            full["work_item_id"], full["index_name"], full["shard_number"], full["document_count"],
+            full["total_size_bytes"],
+        )  # fmt: skip
+    assert err.value.field == field
+    assert field in str(err.value)
+    assert coord.list_work_items() == []
+
+
+def test_ids_are_opaque_printable_unicode(make):
+    coord = make()
+    ids = ["with space", "a/b/c", "idx__with__dunders__0__0", "ünïcødé-シャード", "x" * 512, "100%", "q?x=1&y#z"]
+    for work_item_id in ids:
+        assert coord.create_unassigned_work_item(work_item_id)
+    assert [i.work_item_id for i in coord.list_work_items()] == ids
+    for work_item_id in ids:
+        assert coord.get_work_item(work_item_id).work_item_id == work_item_id
+
+
+def test_unknown_item_is_not_found(make):
+    coord = make()
+    with pytest.raises(WorkItemNotFoundError):
+        coord.get_work_item("nope")
+    coord.create_unassigned_work_item("x")
+    for call in (
+        lambda: coord.update_progress_and_renew_lease("nope", 1, 1),
+        lambda: coord.complete_work_item("nope"),
+        lambda: coord.release_work_item("nope"),
+        lambda: coord.fail_work_item("nope", "boom"),
+        lambda: coord.create_successor_work_items_and_mark_complete("nope", ["n2"]),
+    ):
+        with pytest.raises(WorkItemNotFoundError):
+            call()
+
+
+# -- acquiring -------------------------------------------------------------------
+
+
+def test_hundred_workers_get_hundred_distinct_items_then_no_work(make):
+    setup = make("creator")
+    setup.create_work_items([{"work_item_id": f"idx__{n}__0"} for n in range(100)])
+    got = set()
+    for n in range(100):
+        got.add(lease_of(make(f"w{n}").acquire_next_work_item(FIVE_MIN)).work_item_id)
+    assert len(got) == 100
+    outcome = make("w100").acquire_next_work_item(FIVE_MIN)
+    assert isinstance(outcome, NoAvailableWorkToBeDone)
+    assert outcome.remaining == 100 and not outcome.all_work_done
+
+
+def test_acquire_records_the_lease(make, clock):
+    coord = make("w1")
+    coord.create_unassigned_work_item("a")
+    lease = lease_of(coord.acquire_next_work_item(FIVE_MIN))
+    assert lease.lease_expiration_time == clock() + FIVE_MIN
+    assert lease.lease_duration == FIVE_MIN
+    item = lease.work_item
+    assert item.status is WorkItemStatus.ASSIGNED
+    assert item.worker_id == "w1"
+    assert item.started_at == clock()
+    assert item.lease_epoch == 1 and item.attempts == 1
+    assert coord.get_work_item("a").lease_expiry == lease.lease_expiration_time
+
+
+def test_asking_again_returns_the_held_lease_unchanged(make, clock):
+    coord = make("w1")
+    coord.create_work_items([{"work_item_id": "a"}, {"work_item_id": "b"}])
+    first = lease_of(coord.acquire_next_work_item(FIVE_MIN))
+    clock.advance(minutes=1)
+    again = lease_of(coord.acquire_next_work_item(timedelta(minutes=30)))
+    assert again.work_item_id == first.work_item_id
+    assert again.lease_expiration_time == first.lease_expiration_time
+    assert again.lease_epoch == first.lease_epoch
+    assert coord.num_work_items_not_yet_complete() == 2
+    other = lease_of(make("w2").acquire_next_work_item(FIVE_MIN))
+    assert other.work_item_id != first.work_item_id
+
+
+def test_largest_first_then_creation_order(make):
+    coord = make("w")
+    coord.create_work_items(
+        [
+            {"work_item_id": "small", "total_size_bytes": 10},
+            {"work_item_id": "unknown"},
+            {"work_item_id": "big1", "total_size_bytes": 1000},
+            {"work_item_id": "mid", "total_size_bytes": 100},
+            {"work_item_id": "big2", "total_size_bytes": 1000},
+        ]
+    )
+    order = []
+    for n in range(5):
+        lease = lease_of(make(f"w{n}").acquire_next_work_item(FIVE_MIN))
+        order.append(lease.work_item_id)
+    assert order == ["big1", "big2", "mid", "small", "unknown"]
+
+
+def test_fifo_order_is_a_session_option(make):
+    coord = make("w")
+    coord.setup(acquire_order="fifo")
+    coord.create_work_items(
+        [{"work_item_id": "small", "total_size_bytes": 1}, {"work_item_id": "big", "total_size_bytes": 99}]
+    )
+    assert lease_of(make("w1").acquire_next_work_item()).work_item_id == "small"
+    with pytest.raises(ValidationError) as err:
+        coord.setup(acquire_order="random")
+    assert err.value.field == "acquire_order"
+
+
+def test_lapsed_lease_is_available_without_cleanup(make, clock):
+    a, b = make("a"), make("b")
+    a.create_unassigned_work_item("x")
+    first = lease_of(a.acquire_next_work_item(FIVE_MIN))
+    assert isinstance(b.acquire_next_work_item(FIVE_MIN), NoAvailableWorkToBeDone)
+    clock.advance(FIVE_MIN - timedelta(microseconds=1))
+    assert isinstance(b.acquire_next_work_item(FIVE_MIN), NoAvailableWorkToBeDone)
+    clock.advance(microseconds=1)
+    second = lease_of(b.acquire_next_work_item(FIVE_MIN))
+    assert second.work_item_id == "x"
+    assert second.lease_epoch == first.lease_epoch + 1
+    assert second.work_item.worker_id == "b"
+
+
+def test_lapsed_leases_come_back_before_new_items(make, clock):
+    a = make("a")
+    a.create_work_items([{"work_item_id": "first", "total_size_bytes": 5}, {"work_item_id": "second"}])
+    assert lease_of(a.acquire_next_work_item(FIVE_MIN)).work_item_id == "first"
+    clock.advance(minutes=6)
+    assert lease_of(make("b").acquire_next_work_item(FIVE_MIN)).work_item_id == "first"
+
+
+def test_bad_lease_duration_is_refused(make):
+    coord = make()
+    coord.create_unassigned_work_item("a")
+    for bad in (timedelta(0), timedelta(seconds=-1), timedelta(days=400)):
+        with pytest.raises(ValidationError) as err:
+            coord.acquire_next_work_item(bad)
+        assert err.value.field == "lease_duration"
+    assert coord.get_work_item("a").status is WorkItemStatus.PENDING
+
+
+def test_fixed_leases_by_default_exponential_as_an_option(make, clock):
+    coord = make("w")
+    coord.create_unassigned_work_item("x")
+    for _ in range(3):
+        lease = lease_of(coord.acquire_next_work_item(FIVE_MIN))
+        assert lease.lease_duration == FIVE_MIN
+        clock.advance(lease.lease_duration)
+    coord.setup(lease_mode="exponential")
+    # Three acquisitions so far: the next gets 5 min x 2^3.
+    lease = lease_of(coord.acquire_next_work_item(FIVE_MIN))
+    assert lease.lease_epoch == 4
+    assert lease.lease_duration == FIVE_MIN * 8
+    assert lease.lease_expiration_time == clock() + FIVE_MIN * 8
+    clock.advance(lease.lease_duration)
+    assert lease_of(coord.acquire_next_work_item(FIVE_MIN)).lease_duration == FIVE_MIN * 16
+
+
+# -- renewing --------------------------------------------------------------------
+
+
+def test_renewal_records_absolute_progress_and_extends_from_now(make, clock):
+    coord = make("w1")
+    coord.create_work_item_with_metadata("a", "i", 0, 50000, 1024000)
+    lease_of(coord.acquire_next_work_item(FIVE_MIN))
+    clock.advance(minutes=4)
+    item = coord.update_progress_and_renew_lease("a", 25000, 512000)
+    assert (item.documents_processed, item.bytes_processed) == (25000, 512000)
+    assert item.last_progress_update == clock()
+    assert item.lease_expiry == clock() + FIVE_MIN
+    again = coord.update_progress_and_renew_lease("a", 25000, 512000)  # a retried renewal
+    assert again.documents_processed == 25000
+    assert again.progress_changed_at == item.progress_changed_at
+    clock.advance(minutes=1)
+    bare = coord.update_progress_and_renew_lease("a", lease_duration=timedelta(minutes=10))
+    assert bare.documents_processed == 25000
+    assert bare.last_progress_update == item.last_progress_update
+    assert bare.last_heartbeat == clock()
+    assert bare.lease_expiry == clock() + timedelta(minutes=10)
+    # The new length sticks for later renewals.
+    assert coord.update_progress_and_renew_lease("a").lease_expiry == clock() + timedelta(minutes=10)
+
+
+def test_renewal_refuses_negative_or_non_integer_progress(make):
+    coord = make("w1")
+    coord.create_unassigned_work_item("a")
+    lease_of(coord.acquire_next_work_item())
+    for docs, bytes_, field in (
+        (-1, 0, "documents_processed"),
+        (1, -5, "bytes_processed"),
+        (1.5, 0, "documents_processed"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            coord.update_progress_and_renew_lease("a", docs, bytes_)
+        assert err.value.field == field
+    assert coord.get_work_item("a").documents_processed == 0
+
+
+def test_renewal_by_another_worker_is_a_conflict(make):
+    a, b = make("a"), make("b")
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item())
+    with pytest.raises(LeaseConflictError):
+        b.update_progress_and_renew_lease("x", 1, 1)
+    assert a.get_work_item("x").documents_processed == 0
+
+
+def test_renewal_of_a_lapsed_lease_is_gone(make, clock):
+    a = make("a")
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    clock.advance(FIVE_MIN)
+    with pytest.raises(LeaseExpiredError):
+        a.update_progress_and_renew_lease("x", 5, 5)
+    # Once someone else takes it over, the former holder is in conflict.
+    lease_of(make("b").acquire_next_work_item())
+    with pytest.raises(LeaseConflictError):
+        a.update_progress_and_renew_lease("x", 5, 5)
+
+
+def test_renewal_of_an_unleased_item_is_a_conflict(make):
+    a = make("a")
+    a.create_unassigned_work_item("x")
+    with pytest.raises(LeaseConflictError):
+        a.update_progress_and_renew_lease("x", 1, 1)
+
+
+def test_epoch_fences_a_stale_holder_with_the_same_worker_id(make, clock):
+    a = make("a")
+    a.create_unassigned_work_item("x")
+    first = lease_of(a.acquire_next_work_item(FIVE_MIN))
+    clock.advance(FIVE_MIN)
+    second = lease_of(a.acquire_next_work_item(FIVE_MIN))  # same worker, new lease on the same item
+    assert second.work_item_id == "x" and second.lease_epoch == first.lease_epoch + 1
+    for call in (
+        lambda: a.update_progress_and_renew_lease("x", 1, 1, lease_epoch=first.lease_epoch),
+        lambda: a.complete_work_item("x", lease_epoch=first.lease_epoch),
+        lambda: a.fail_work_item("x", "late", lease_epoch=first.lease_epoch),
+        lambda: a.create_successor_work_items_and_mark_complete("x", ["y"], lease_epoch=first.lease_epoch),
+    ):
+        with pytest.raises(LeaseConflictError) as err:
+            call()
+        assert "stale" in err.value.detail
+    assert a.release_work_item("x", lease_epoch=first.lease_epoch) is False
+    assert a.get_work_item("x").status is WorkItemStatus.ASSIGNED
+    assert a.update_progress_and_renew_lease("x", 1, 1, lease_epoch=second.lease_epoch).documents_processed == 1
+    assert a.complete_work_item("x", lease_epoch=second.lease_epoch).status is WorkItemStatus.COMPLETED
+
+
+# -- completing ------------------------------------------------------------------
+
+
+def test_complete_by_holder_twice_is_fine_and_others_conflict(make, clock):
+    a, b = make("a"), make("b")
+    a.create_work_item_with_metadata("x", "i", 0, 100, 1000)
+    lease_of(a.acquire_next_work_item())
+    with pytest.raises(LeaseConflictError):
+        b.complete_work_item("x")
+    done = a.complete_work_item("x")
+    assert done.status is WorkItemStatus.COMPLETED and done.completed_at == clock()
+    assert (done.documents_processed, done.bytes_processed) == (100, 1000)
+    clock.advance(seconds=5)
+    assert a.complete_work_item("x").completed_at == done.completed_at
+    with pytest.raises(LeaseConflictError):
+        b.complete_work_item("x")
+    assert isinstance(b.acquire_next_work_item(), NoAvailableWorkToBeDone)
+
+
+def test_holder_may_complete_after_lapse_unless_taken_over(make, clock):
+    a, b = make("a"), make("b")
+    a.create_work_items([{"work_item_id": "x"}, {"work_item_id": "y"}])
+    assert lease_of(a.acquire_next_work_item(FIVE_MIN)).work_item_id == "x"
+    clock.advance(minutes=10)
+    assert a.complete_work_item("x").status is WorkItemStatus.COMPLETED
+
+    lease_of(a.acquire_next_work_item(FIVE_MIN))  # y
+    clock.advance(minutes=10)
+    assert lease_of(b.acquire_next_work_item(FIVE_MIN)).work_item_id == "y"
+    with pytest.raises(LeaseConflictError):
+        a.complete_work_item("y")
+    assert b.complete_work_item("y").worker_id == "b"
+
+
+def test_unleased_item_cannot_be_completed(make):
+    a = make("a")
+    a.create_unassigned_work_item("x")
+    with pytest.raises(LeaseConflictError):
+        a.complete_work_item("x")
+
+
+# -- releasing and failing --------------------------------------------------------
+
+
+def test_release_allows_immediate_reacquisition(make):
+    a, b = make("a"), make("b")
+    a.create_unassigned_work_item("x")
+    lease = lease_of(a.acquire_next_work_item())
+    assert a.release_work_item("x", lease_epoch=lease.lease_epoch) is True
+    item = a.get_work_item("x")
+    assert item.status is WorkItemStatus.PENDING and item.worker_id is None
+    again = lease_of(b.acquire_next_work_item())
+    assert again.work_item_id == "x" and again.lease_epoch == lease.lease_epoch + 1
+
+
+def test_late_release_after_takeover_is_a_noop(make, clock):
+    a, b = make("a"), make("b")
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    clock.advance(minutes=6)
+    lease_of(b.acquire_next_work_item(FIVE_MIN))
+    assert a.release_work_item("x") is False
+    item = a.get_work_item("x")
+    assert item.status is WorkItemStatus.ASSIGNED and item.worker_id == "b"
+    a_done = make("c")
+    assert a_done.release_work_item("x") is False
+
+
+def test_release_of_a_completed_item_is_a_noop(make):
+    a = make("a")
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item())
+    a.complete_work_item("x")
+    assert a.release_work_item("x") is False
+    assert a.get_work_item("x").status is WorkItemStatus.COMPLETED
+
+
+def test_fail_gives_back_then_parks_after_max_attempts_until_retry(make):
+    a = make("a")
+    a.setup(max_attempts=2)
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item())
+    failed_once = a.fail_work_item("x", "exit 1: boom")
+    assert failed_once.status is WorkItemStatus.PENDING
+    assert (failed_once.failure_count, failed_once.last_error, failed_once.worker_id) == (1, "exit 1: boom", None)
+    b = make("b")
+    lease_of(b.acquire_next_work_item())
+    with pytest.raises(LeaseConflictError):
+        a.fail_work_item("x", "not mine")
+    parked = b.fail_work_item("x", "exit 2: again")
+    assert parked.status is WorkItemStatus.FAILED and parked.failure_count == 2
+    outcome = make("c").acquire_next_work_item()
+    assert isinstance(outcome, NoAvailableWorkToBeDone)
+    assert (outcome.remaining, outcome.failed) == (0, 1)
+    assert a.num_work_items_not_yet_complete() == 0
+    assert a.status().failed_work_items == 1
+    with pytest.raises(LeaseConflictError):
+        a.create_or_update_lease_for_work_item("x")
+    retried = a.retry_work_item("x")
+    assert retried.status is WorkItemStatus.PENDING and retried.failure_count == 0
+    assert lease_of(make("c").acquire_next_work_item()).work_item_id == "x"
+
+
+def test_fail_keeps_the_end_of_very_long_error_text(make):
+    a = make("a")
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item())
+    item = a.fail_work_item("x", "start " + "y" * 20000 + " the cause")
+    assert item.last_error.endswith("the cause") and len(item.last_error) <= 8192
+
+
+# -- successors --------------------------------------------------------------------
+
+
+def test_twenty_items_split_in_three_leave_sixty_pending(make):
+    creator = make("creator")
+    creator.create_work_items(
+        [{"work_item_id": f"idx__{n}__0", "index_name": "idx", "shard_number": n} for n in range(20)]
+    )
+    for n in range(20):
+        worker = make(f"w{n}")
+        lease = lease_of(worker.acquire_next_work_item())
+        worker.create_successor_work_items_and_mark_complete(
+            lease.work_item_id, [f"{lease.work_item_id}__{k}" for k in (100, 200, 300)]
+        )
+    pending = creator.list_work_items(WorkItemStatus.PENDING)
+    assert len(pending) == 60
+    assert creator.num_work_items_not_yet_complete() == 60
+    assert len(creator.list_work_items(WorkItemStatus.COMPLETED)) == 20
+    child = creator.get_work_item("idx__7__0__200")
+    assert (child.index_name, child.shard_number, child.parent_id) == ("idx", 7, "idx__7__0")
+    assert creator.get_work_item("idx__7__0").successor_ids == ("idx__7__0__100", "idx__7__0__200", "idx__7__0__300")
+
+
+def test_successor_guard_rails(make):
+    a = make("a")
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item())
+    with pytest.raises(ValidationError):
+        a.create_successor_work_items_and_mark_complete("x", ["x"])
+    with pytest.raises(ValidationError):
+        a.create_successor_work_items_and_mark_complete("x", ["y,z"])
+    with pytest.raises(ValidationError):
+        a.create_successor_work_items_and_mark_complete("x", [])
+    assert a.get_work_item("x").status is WorkItemStatus.ASSIGNED
+    with pytest.raises(LeaseConflictError):
+        make("b").create_successor_work_items_and_mark_complete("x", ["y"])
+    done = a.create_successor_work_items_and_mark_complete("x", ["y", "z"])
+    assert done.status is WorkItemStatus.COMPLETED and done.successor_ids == ("y", "z")
+    # The same set again, in any order, is a no-op.
+    assert a.create_successor_work_items_and_mark_complete("x", ["z", "y"]).successor_ids == ("y", "z")
+    with pytest.raises(SuccessorConflictError):
+        a.create_successor_work_items_and_mark_complete("x", ["y", "w"])
+    assert {i.work_item_id for i in a.list_work_items()} == {"x", "y", "z"}
+
+
+def test_successors_share_the_remaining_work_and_status_counts_it_once(make):
+    a = make("a")
+    a.create_work_item_with_metadata("x", "idx", 3, 1000, 10_000)
+    lease_of(a.acquire_next_work_item())
+    a.update_progress_and_renew_lease("x", 400, 4000)
+    a.create_successor_work_items_and_mark_complete("x", ["x2", "x3"])
+    parts = [a.get_work_item(i) for i in ("x2", "x3")]
+    assert [p.document_count for p in parts] == [300, 300]
+    assert [p.total_size_bytes for p in parts] == [3000, 3000]
+    status = a.status()
+    assert status.total_documents == 1000 and status.total_size_bytes == 10_000
+    assert status.total_documents_processed == 400
+    assert status.percent_complete == 40.0
+    for part in ("x2", "x3"):
+        worker = make(f"w-{part}")
+        lease_of(worker.acquire_next_work_item())
+        worker.complete_work_item(part)
+    status = a.status()
+    assert status.total_documents_processed == 1000
+    assert status.percent_complete == 100.0
+    assert status.completed_work_items == 3 and status.pending_work_items == 0
+
+
+# -- named leases ----------------------------------------------------------------------
+
+
+def test_named_lease_creates_returns_unchanged_conflicts_and_completes(make, clock):
+    a, b = make("a"), make("b")
+    lease = lease_of(a.create_or_update_lease_for_work_item("shard_setup", FIVE_MIN))
+    assert lease.work_item.status is WorkItemStatus.ASSIGNED and lease.lease_epoch == 1
+    clock.advance(minutes=1)
+    again = lease_of(a.create_or_update_lease_for_work_item("shard_setup", FIVE_MIN))
+    assert again.lease_expiration_time == lease.lease_expiration_time
+    with pytest.raises(LeaseConflictError):
+        b.create_or_update_lease_for_work_item("shard_setup", FIVE_MIN)
+    clock.advance(minutes=5)
+    taken = lease_of(b.create_or_update_lease_for_work_item("shard_setup", FIVE_MIN))
+    assert taken.work_item.worker_id == "b" and taken.lease_epoch == 2
+    b.complete_work_item("shard_setup")
+    outcome = a.create_or_update_lease_for_work_item("shard_setup", FIVE_MIN)
+    assert isinstance(outcome, AlreadyCompleted)
+    assert outcome.work_item.status is WorkItemStatus.COMPLETED
+
+
+# -- status, listing, housekeeping ------------------------------------------------------
+
+
+def test_status_counts_lapsed_leases_as_pending(make, clock):
+    a = make("a")
+    a.create_work_items(
+        [
+            {
+                "work_item_id": f"s{n}",
+                "index_name": "i",
+                "shard_number": n,
+                "document_count": 100,
+                "total_size_bytes": 1000,
+            }
+            for n in range(4)
+        ]
+    )
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    b = make("b")
+    lease_of(b.acquire_next_work_item(timedelta(minutes=20)))
+    c = make("c")
+    lease_of(c.acquire_next_work_item(FIVE_MIN))
+    c.complete_work_item(c.list_work_items(WorkItemStatus.ASSIGNED)[-1].work_item_id)
+    status = a.status()
+    assert (status.total_work_items, status.pending_work_items, status.assigned_work_items) == (4, 1, 2)
+    assert status.completed_work_items == 1
+    assert (status.total_documents, status.total_size_bytes) == (400, 4000)
+    assert status.total_documents_processed == 100
+    assert status.percent_complete == 25.0
+    assert status.started_at == clock()
+    clock.advance(minutes=6)
+    status = a.status()
+    assert (status.pending_work_items, status.assigned_work_items, status.expired_lease_work_items) == (2, 1, 1)
+    assert status.not_yet_complete == 3 == a.num_work_items_not_yet_complete()
+    assert a.work_items_not_yet_complete() is True
+    as_dict = status.to_dict()
+    for key in (
+        "session_name", "total_work_items", "pending_work_items", "assigned_work_items", "completed_work_items",
+        "total_documents", "total_documents_processed", "total_size_bytes", "total_bytes_processed",
+        "started_at", "last_update",
+    ):  # fmt: skip
+        assert key in as_dict
+    assert as_dict["started_at"].endswith("Z") and as_dict["session_name"] == "session-1"
+
+
+def test_status_estimates_throughput_and_eta(make, clock):
+    a = make("a")
+    a.create_work_items([{"work_item_id": f"s{n}", "document_count": 1000} for n in range(4)])
+    assert a.status().eta_seconds is None
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    for _ in range(6):
+        clock.advance(seconds=20)
+        item = a.list_work_items(WorkItemStatus.ASSIGNED)[0]
+        a.update_progress_and_renew_lease(item.work_item_id, item.documents_processed + 200, 0)
+        if item.documents_processed + 200 >= 1000:
+            a.complete_work_item(item.work_item_id)
+            lease_of(a.acquire_next_work_item(FIVE_MIN))
+    status = a.status()
+    # 1200 documents in 120 s: 10 documents a second; 2800 left.
+    assert status.documents_per_second == pytest.approx(10.0, rel=0.2)
+    assert status.eta_seconds == pytest.approx(280.0, rel=0.2)
+    assert status.estimated_completion is not None
+
+
+def test_empty_or_unknown_session_reads_as_empty(make):
+    ghost = make("w", session="never-written")
+    status = ghost.status()
+    assert (status.total_work_items, status.pending_work_items, status.percent_complete) == (0, 0, 0.0)
+    assert ghost.list_work_items() == []
+    assert ghost.num_work_items_not_yet_complete() == 0
+    assert ghost.work_items_not_yet_complete() is False
+    assert "never-written" not in [s.session_name for s in ghost.list_sessions()]
+
+
+def test_sessions_are_separate_namespaces(make):
+    one, two = make("w", session="one"), make("w", session="two")
+    one.create_unassigned_work_item("same-id")
+    two.create_unassigned_work_item("same-id")
+    lease_of(one.acquire_next_work_item())
+    assert two.get_work_item("same-id").status is WorkItemStatus.PENDING
+    assert lease_of(two.acquire_next_work_item()).work_item_id == "same-id"
+    names = [s.session_name for s in one.list_sessions()]
+    assert names == ["one", "two"]
+    assert one.status().total_work_items == 1
+
+
+def test_list_filters_by_effective_status(make, clock):
+    a = make("a")
+    a.create_work_items([{"work_item_id": n} for n in "abcd"])
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    a.complete_work_item("a")
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    assert [i.work_item_id for i in a.list_work_items("assigned")] == ["b"]
+    assert [i.work_item_id for i in a.list_work_items("pending")] == ["c", "d"]
+    assert [i.work_item_id for i in a.list_work_items("completed")] == ["a"]
+    clock.advance(minutes=6)
+    assert [i.work_item_id for i in a.list_work_items("pending")] == ["b", "c", "d"]
+    assert a.list_work_items("assigned") == []
+    with pytest.raises(ValidationError):
+        a.list_work_items("done")
+
+
+def test_cleanup_expired_resets_lapsed_leases_and_keeps_the_former_holder(make, clock):
+    a, b = make("a"), make("b")
+    a.create_work_items([{"work_item_id": "x"}, {"work_item_id": "y"}])
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    lease_of(b.acquire_next_work_item(timedelta(minutes=30)))
+    assert a.cleanup_expired() == 0
+    clock.advance(minutes=6)
+    assert a.cleanup_expired() == 1
+    assert a.cleanup_expired() == 0
+    item = a.get_work_item("x")
+    assert item.status is WorkItemStatus.PENDING and item.worker_id == "a"
+    with pytest.raises(LeaseExpiredError):
+        a.update_progress_and_renew_lease("x", 1, 1)
+    assert a.status().expired_lease_work_items == 0
+    assert b.get_work_item("y").status is WorkItemStatus.ASSIGNED
+
+
+def test_delete_session_removes_its_items_only(make):
+    one, two = make("w", session="one"), make("w", session="two")
+    one.create_work_items([{"work_item_id": "a"}, {"work_item_id": "b"}])
+    two.create_unassigned_work_item("c")
+    assert one.delete_session() == 2
+    assert one.list_work_items() == [] and one.status().total_work_items == 0
+    assert [i.work_item_id for i in two.list_work_items()] == ["c"]
+    assert one.create_unassigned_work_item("a") is True
+
+
+def test_item_round_trips_through_its_json_shape(make):
+    from litecoord import WorkItem
+
+    a = make("a")
+    a.create_work_item_with_metadata("x", "i", 1, 10, 20)
+    lease = lease_of(a.acquire_next_work_item())
+    item = a.update_progress_and_renew_lease("x", 3, 4)
+    assert WorkItem.from_dict(item.to_dict()) == item
+    assert WorkItemAndDuration.from_dict(lease.to_dict()) == lease
+    assert item.to_dict()["lease_expiry"].endswith("Z")

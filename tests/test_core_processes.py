@@ -1,0 +1,164 @@
+"""Concurrency claims, proven with real processes sharing one file.
+
+Worker processes are started with the ``spawn`` method, so each opens the
+file from nothing, as separate programs would. Where leases must lapse, the
+processes share a clock offset (a ``multiprocessing.Value``) that only the
+test moves: no sleeping.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from litecoord import NoAvailableWorkToBeDone, SqliteCoordinator, WorkItemAndDuration, WorkItemStatus
+
+CTX = multiprocessing.get_context("spawn")
+BASE = datetime(2025, 1, 19, 20, 30, tzinfo=timezone.utc).timestamp()
+
+
+class SharedClock:
+    """A clock all processes read: BASE plus an offset only the test moves."""
+
+    def __init__(self, offset):  # a multiprocessing.Value('d')
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return BASE + self.offset.value
+
+
+def _run_pool(target, args_list, timeout=240):
+    results = CTX.Queue()
+    procs = [CTX.Process(target=_capture, args=(results, target, args)) for args in args_list]
+    for proc in procs:
+        proc.start()
+    out = [results.get(timeout=timeout) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    errors = [r for r in out if isinstance(r, str)]
+    assert not errors, errors
+    return out
+
+
+def _capture(results, target, args):
+    try:
+        results.put(target(*args))
+    except BaseException as exc:  # report, never hang the parent
+        import traceback
+
+        results.put(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+
+
+# -- process bodies ------------------------------------------------------------------
+
+
+def drain(db_path, worker_id, durability):
+    """Acquire, renew with progress, complete, until no work remains."""
+    coord = SqliteCoordinator(db_path, session="stress", worker_id=worker_id, durability=durability)
+    done = []
+    while True:
+        outcome = coord.acquire_next_work_item(timedelta(minutes=5))
+        if isinstance(outcome, NoAvailableWorkToBeDone):
+            if outcome.all_work_done:
+                return done
+            continue
+        coord.update_progress_and_renew_lease(outcome.work_item_id, 10, 100, lease_epoch=outcome.lease_epoch)
+        coord.complete_work_item(outcome.work_item_id, lease_epoch=outcome.lease_epoch)
+        done.append((outcome.work_item_id, worker_id, outcome.lease_epoch))
+
+
+def acquire_one_each(db_path, worker_ids, offset):
+    got = []
+    for worker_id in worker_ids:
+        coord = SqliteCoordinator(db_path, session="s", worker_id=worker_id, clock=SharedClock(offset))
+        outcome = coord.acquire_next_work_item(timedelta(minutes=1))
+        assert isinstance(outcome, WorkItemAndDuration), outcome
+        got.append((outcome.work_item_id, outcome.lease_epoch))
+    return got
+
+
+def acquire_and_complete_each(db_path, worker_ids, offset):
+    got = []
+    for worker_id in worker_ids:
+        coord = SqliteCoordinator(db_path, session="s", worker_id=worker_id, clock=SharedClock(offset))
+        outcome = coord.acquire_next_work_item(timedelta(minutes=1))
+        assert isinstance(outcome, WorkItemAndDuration), outcome
+        coord.complete_work_item(outcome.work_item_id, lease_epoch=outcome.lease_epoch)
+        got.append((outcome.work_item_id, outcome.lease_epoch))
+    return got
+
+
+def acquire_and_split(db_path, worker_ids):
+    for worker_id in worker_ids:
+        coord = SqliteCoordinator(db_path, session="s", worker_id=worker_id)
+        outcome = coord.acquire_next_work_item()
+        assert isinstance(outcome, WorkItemAndDuration), outcome
+        parent = outcome.work_item_id
+        coord.create_successor_work_items_and_mark_complete(parent, [f"{parent}__{k}" for k in (1, 2, 3)])
+    return len(worker_ids)
+
+
+# -- tests ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("processes", "items", "durability"), [(8, 2000, "normal"), (4, 2000, "full")])
+def test_stress_every_item_completed_exactly_once(db_path, processes, items, durability):
+    SqliteCoordinator(db_path, session="stress", worker_id="creator").create_work_items(
+        [{"work_item_id": f"idx__{n}__0", "document_count": 10, "total_size_bytes": n % 97} for n in range(items)]
+    )
+    results = _run_pool(drain, [(str(db_path), f"w{p}", durability) for p in range(processes)])
+    completions = [c for worker in results for c in worker]
+    ids = [c[0] for c in completions]
+    assert len(ids) == items, "an item was completed twice or lost"
+    assert set(ids) == {f"idx__{n}__0" for n in range(items)}
+    # Each item was leased exactly once (epoch 1): never two holders at once.
+    assert {c[2] for c in completions} == {1}
+    # Every worker got a share of the work (the write lock queues fairly).
+    assert all(len(worker) > 0 for worker in results)
+    coord = SqliteCoordinator(db_path, session="stress", worker_id="checker")
+    status = coord.status()
+    assert (status.completed_work_items, status.pending_work_items, status.assigned_work_items) == (items, 0, 0)
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM work_items WHERE lease_epoch != 1").fetchone()[0] == 0
+    conn.close()
+
+
+@pytest.mark.slow
+def test_concurrent_acquisition_is_unique_and_lapsed_leases_are_reacquired_uniquely(db_path):
+    offset = CTX.Value("d", 0.0)
+    SqliteCoordinator(db_path, session="s", worker_id="creator").create_work_items(
+        [{"work_item_id": f"idx__{n}__0"} for n in range(40)]
+    )
+    first = _run_pool(acquire_one_each, [(str(db_path), [f"a{p}-{k}" for k in range(10)], offset) for p in range(4)])
+    leased = [item for chunk in first for item in chunk]
+    assert len({item for item, _ in leased}) == 40
+    assert {epoch for _, epoch in leased} == {1}
+
+    offset.value += 61  # every 1-minute lease has lapsed; nobody cleaned up
+    second = _run_pool(
+        acquire_and_complete_each, [(str(db_path), [f"b{p}-{k}" for k in range(10)], offset) for p in range(4)]
+    )
+    retaken = [item for chunk in second for item in chunk]
+    assert len({item for item, _ in retaken}) == 40
+    assert {epoch for _, epoch in retaken} == {2}
+    coord = SqliteCoordinator(db_path, session="s", worker_id="checker", clock=SharedClock(offset))
+    assert coord.status().completed_work_items == 40
+    assert all(i.worker_id.startswith("b") for i in coord.list_work_items())
+
+
+@pytest.mark.slow
+def test_twenty_splits_at_once_leave_exactly_sixty_pending(db_path):
+    SqliteCoordinator(db_path, session="s", worker_id="creator").create_work_items(
+        [{"work_item_id": f"idx__{n}__0"} for n in range(20)]
+    )
+    _run_pool(acquire_and_split, [(str(db_path), [f"w{p}-{k}" for k in range(5)]) for p in range(4)])
+    coord = SqliteCoordinator(db_path, session="s", worker_id="checker")
+    assert len(coord.list_work_items(WorkItemStatus.PENDING)) == 60
+    assert len(coord.list_work_items(WorkItemStatus.COMPLETED)) == 20
+    assert coord.num_work_items_not_yet_complete() == 60

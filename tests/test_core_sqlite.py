@@ -1,0 +1,249 @@
+"""What only the embedded backend promises: the file, its schema, plans, time, fork, locks."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+
+import litecoord
+from litecoord import (
+    DatabaseBusyError,
+    FakeClock,
+    LeaseExpiredError,
+    NoAvailableWorkToBeDone,
+    SqliteCoordinator,
+    ValidationError,
+    WorkItemAndDuration,
+)
+from litecoord import sqlite as backend
+from litecoord.models import create_models
+from litecoord.store import Store, load_schema
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_repo_schema_is_the_one_the_package_loads():
+    assert (REPO / "schema.sql").read_text(encoding="utf-8") == load_schema()
+
+
+def test_models_mirror_the_schema(db_path):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    coord.setup()
+    models = create_models(coord.store.db)
+    conn = sqlite3.connect(db_path)
+    for model in models:
+        table = model._meta.table_name
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+        assert columns == [f.column_name for f in model._meta.sorted_fields], table
+    conn.close()
+
+
+def test_all_is_complete():
+    public = {name for name in dir(litecoord) if not name.startswith("_") and name[0].isupper()}
+    missing = public - set(litecoord.__all__)
+    assert not missing, f"public names missing from __all__: {sorted(missing)}"
+    for name in litecoord.__all__:
+        assert hasattr(litecoord, name), name
+
+
+def test_pragmas_default_to_full_durability(db_path):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    coord.setup()
+    conn = coord.store.connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    fast = SqliteCoordinator(db_path, session="s", worker_id="w", durability="normal")
+    assert fast.store.connection().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with pytest.raises(ValidationError) as err:
+        SqliteCoordinator(db_path, durability="off")
+    assert err.value.field == "durability"
+
+
+def test_in_memory_and_bad_names_are_refused(tmp_path):
+    with pytest.raises(ValidationError) as err:
+        SqliteCoordinator(":memory:")
+    assert err.value.field == "path"
+    for bad in ("", "x" * 129, "tab\there"):
+        with pytest.raises(ValidationError) as err:
+            SqliteCoordinator(tmp_path / "a.db", session=bad)
+        assert err.value.field == "session"
+    with pytest.raises(ValidationError) as err:
+        SqliteCoordinator(tmp_path / "a.db", worker_id="")
+    assert err.value.field == "worker_id"
+    assert not (tmp_path / "a.db").exists()
+
+
+def _plan(conn: sqlite3.Connection, sql: str, params: object) -> str:
+    rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    return "\n".join(row[-1] for row in rows)
+
+
+def test_acquire_reads_indexes_never_scans(db_path):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    coord.create_work_items([{"work_item_id": f"i{n}", "total_size_bytes": n} for n in range(50)])
+    conn = coord.store.connection()
+    conn.execute("ANALYZE")
+    params = {"session": 1, "worker": "w", "now": 0, "duration": 1}
+    plan = _plan(conn, backend._ACQUIRE, params)
+    assert "work_items_assigned_expiry" in plan
+    assert "work_items_pending_largest" in plan
+    assert "work_items_pending_fifo" in plan
+    assert "SCAN work_items" not in plan and "TEMP B-TREE" not in plan, plan
+    held = _plan(conn, backend._HELD_BY_WORKER, (1, "w", 0))
+    # Either partial index of assigned items will do: both hold only leased rows.
+    assert "USING INDEX work_items_assigned_" in held and "SCAN" not in held, held
+    for sql in (backend._RENEW, backend._COMPLETE, backend._RELEASE):
+        plan = _plan(conn, sql, {"session": 1, "id": "x", "worker": "w", "epoch": None, "now": 0, "docs": None,
+                                 "bytes": None, "duration": None})  # fmt: skip
+        assert "SCAN work_items" not in plan, plan
+    live = _plan(conn, backend._LIVE_LEASES, (1, 0))
+    assert "work_items_assigned_expiry" in live and "SCAN" not in live, live
+
+
+def test_freezegun_controls_leases(db_path):
+    start = datetime(2025, 1, 19, 20, 30, tzinfo=timezone.utc)
+    with freeze_time(start) as frozen:
+        a = SqliteCoordinator(db_path, session="s", worker_id="a")
+        b = a.bind(worker_id="b")
+        a.create_unassigned_work_item("x")
+        lease = a.acquire_next_work_item(timedelta(minutes=5))
+        assert isinstance(lease, WorkItemAndDuration)
+        assert lease.lease_expiration_time == start + timedelta(minutes=5)
+        frozen.tick(timedelta(minutes=4, seconds=59))
+        assert isinstance(b.acquire_next_work_item(), NoAvailableWorkToBeDone)
+        frozen.tick(timedelta(seconds=1))
+        with pytest.raises(LeaseExpiredError):
+            a.update_progress_and_renew_lease("x", 1, 1)
+        taken = b.acquire_next_work_item()
+        assert isinstance(taken, WorkItemAndDuration) and taken.work_item.worker_id == "b"
+
+
+def test_bind_shares_the_store_and_clock(db_path):
+    clock = FakeClock()
+    a = SqliteCoordinator(db_path, session="s", worker_id="a", clock=clock)
+    other = a.bind(session="t", worker_id="b")
+    assert other.store is a.store and (other.session, other.worker_id) == ("t", "b")
+    other.create_unassigned_work_item("x")
+    assert other.get_work_item("x").created_at == clock()
+
+
+def test_default_worker_id_is_per_process(db_path):
+    coord = SqliteCoordinator(db_path, session="s")
+    assert coord.worker_id.endswith(f"-{os.getpid()}")
+
+
+def test_a_coordinator_made_before_fork_works_in_the_child(db_path):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="parent")
+    coord.create_work_items([{"work_item_id": "p"}, {"work_item_id": "c"}])
+    parent_lease = coord.acquire_next_work_item()
+    assert isinstance(parent_lease, WorkItemAndDuration)
+    pid = os.fork()
+    if pid == 0:  # the child: must not touch the parent's connection
+        code = 1
+        try:
+            child = coord.bind(worker_id="child")
+            lease = child.acquire_next_work_item()
+            if isinstance(lease, WorkItemAndDuration) and lease.work_item_id != parent_lease.work_item_id:
+                child.complete_work_item(lease.work_item_id)
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's connection still works after the child used and left the file.
+    coord.complete_work_item(parent_lease.work_item_id)
+    assert coord.status().completed_work_items == 2
+
+
+def test_a_long_held_external_lock_surfaces_as_database_busy(db_path):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w", busy_timeout=0.5)
+    coord.create_unassigned_work_item("x")
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseBusyError) as err:
+            coord.acquire_next_work_item()
+        assert err.value.http_status == 503
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert isinstance(coord.acquire_next_work_item(), WorkItemAndDuration)
+
+
+def test_a_briefly_held_lock_is_waited_out_inside_the_library(db_path):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    coord.create_unassigned_work_item("x")
+    blocker = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(1.5, lambda: blocker.execute("ROLLBACK"))
+    released.start()
+    try:
+        # Longer than one SQLite busy wait (1 s): the library retries rather than raising.
+        assert isinstance(coord.acquire_next_work_item(), WorkItemAndDuration)
+    finally:
+        released.join()
+        blocker.close()
+
+
+def test_newer_schema_version_is_refused(db_path):
+    Store(db_path).ensure_schema()
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE litecoord_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(litecoord.LitecoordError, match="version 99"):
+        SqliteCoordinator(db_path, session="s").create_unassigned_work_item("x")
+
+
+def test_counters_match_a_full_recount(db_path):
+    clock = FakeClock()
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w", clock=clock)
+    coord.create_work_items(
+        [{"work_item_id": f"i{n}", "document_count": 10 * n, "total_size_bytes": n} for n in range(30)]
+    )
+    for n in range(12):
+        worker = coord.bind(worker_id=f"w{n}")
+        lease = worker.acquire_next_work_item(timedelta(minutes=1 + n % 3))
+        worker.update_progress_and_renew_lease(lease.work_item_id, n, n)
+        if n % 4 == 0:
+            worker.complete_work_item(lease.work_item_id)
+        elif n % 4 == 1:
+            worker.create_successor_work_items_and_mark_complete(lease.work_item_id, [f"{lease.work_item_id}-a"])
+        elif n % 4 == 2:
+            worker.fail_work_item(lease.work_item_id, "x")
+    clock.advance(minutes=2)
+    coord.cleanup_expired()
+    status = coord.status()
+    conn = sqlite3.connect(db_path)
+    (total, completed, failed, docs_done, roots_docs, live) = conn.execute(
+        "SELECT count(*), sum(status = 'completed'), sum(status = 'failed'), sum(documents_processed), "
+        "sum(CASE WHEN parent_id IS NULL THEN coalesce(document_count, 0) END), "
+        "sum(status = 'assigned' AND lease_expiry > ?) FROM work_items",
+        (backend.to_micros(clock()),),
+    ).fetchone()
+    conn.close()
+    assert (status.total_work_items, status.completed_work_items, status.failed_work_items) == (
+        total,
+        completed,
+        failed,
+    )
+    assert status.total_documents_processed == docs_done
+    assert status.total_documents == roots_docs
+    assert status.assigned_work_items == live
+
+
+def test_sqlite_backend_satisfies_the_protocol(db_path):
+    from litecoord import Coordinator
+    from litecoord.protocol import Coordinator as Proto
+
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    assert isinstance(coord, Coordinator)
+    wanted = {name for name in vars(Proto) if not name.startswith("_") and callable(getattr(Proto, name))}
+    assert wanted <= set(dir(coord))
