@@ -247,3 +247,10 @@ def test_sqlite_backend_satisfies_the_protocol(db_path):
     assert isinstance(coord, Coordinator)
     wanted = {name for name in vars(Proto) if not name.startswith("_") and callable(getattr(Proto, name))}
     assert wanted <= set(dir(coord))
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI installs a wheel; a dev checkout may be editable")
+def test_ci_tests_the_installed_package_not_the_checkout():
+    # The schema must load from the installed wheel, not from the repository.
+    assert "site-packages" in litecoord.__file__
+    assert load_schema() == (REPO / "schema.sql").read_text(encoding="utf-8")
