@@ -423,7 +423,9 @@ class SqliteCoordinator:
 
     def acquire_next_work_item(self, lease_duration: timedelta = DEFAULT_LEASE_DURATION) -> AcquisitionOutcome:
         duration = micros_of(check.duration(lease_duration))
-        sid = self._sid()
+        sid = self._sid(create=False)
+        if sid is None:
+            return NoAvailableWorkToBeDone()  # an unknown session has no work (and is not created)
         worker = self.worker_id
         now = self._now()
 

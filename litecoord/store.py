@@ -21,6 +21,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -62,6 +63,23 @@ def load_schema() -> str:
 # because closing them could drop POSIX locks that the child's own connections
 # hold on the same file.
 _INHERITED: list[Any] = []
+
+
+class _LockFile:
+    """One thread's descriptor of ``<db>.lock``.
+
+    flock() locks belong to the open file description, so every thread needs
+    its own descriptor or threads of one process would not exclude each
+    other. The finalizer closes it when the thread's local state goes away,
+    so short-lived threads (a server's) do not leak descriptors.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._finalizer = weakref.finalize(self, os.close, self.fd)
+
+    def close(self) -> None:
+        self._finalizer()
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -140,26 +158,26 @@ class Store:
         """Close this thread's connection and lock descriptor (both reopen on demand)."""
         if self._pid != os.getpid():
             return
-        fd = getattr(self._local, "lock_fd", None)
-        if fd is not None:
-            os.close(fd)
-            self._local.lock_fd = None
+        lock = getattr(self._local, "lock", None)
+        if lock is not None:
+            lock.close()
+            self._local.lock = None
         if not self.db.is_closed():
             self.db.close()
 
     # -- transactions ------------------------------------------------------
 
     def _lock_fd(self) -> int | None:
-        fd = getattr(self._local, "lock_fd", None)
-        if fd is None and self.fair_lock:
+        lock = getattr(self._local, "lock", None)
+        if lock is None and self.fair_lock:
             try:
-                fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+                lock = _LockFile(self.path + ".lock")
             except OSError:
                 # A read-only directory: SQLite's own locking still keeps us correct.
                 self.fair_lock = False
                 return None
-            self._local.lock_fd = fd
-        return fd
+            self._local.lock = lock
+        return None if lock is None else lock.fd
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction; commit if it returns.
