@@ -10,8 +10,10 @@ extensions (item metadata, progress with each renewal, a status summary).
 
 from __future__ import annotations
 
+from .config import WorkCoordinationConfig, connect
 from .errors import (
     AuthenticationError,
+    CoordinatorUnreachableError,
     DatabaseBusyError,
     LeaseConflictError,
     LeaseExpiredError,
@@ -21,6 +23,7 @@ from .errors import (
     WorkItemExistsError,
     WorkItemNotFoundError,
 )
+from .http import HttpCoordinator
 from .protocol import DEFAULT_LEASE_DURATION, Coordinator
 from .sqlite import SqliteCoordinator
 from .store import Durability
@@ -39,6 +42,7 @@ from .types import (
     WorkItemStatus,
     WorkQueueStatus,
 )
+from .wsgi import create_app
 
 __version__ = "0.1.0"
 
@@ -49,10 +53,12 @@ __all__ = [
     "AuthenticationError",
     "Clock",
     "Coordinator",
+    "CoordinatorUnreachableError",
     "DEFAULT_LEASE_DURATION",
     "DatabaseBusyError",
     "Durability",
     "FakeClock",
+    "HttpCoordinator",
     "LeaseConflictError",
     "LeaseExpiredError",
     "LeaseMode",
@@ -65,9 +71,12 @@ __all__ = [
     "ValidationError",
     "WorkItem",
     "WorkItemAndDuration",
+    "WorkCoordinationConfig",
     "WorkItemExistsError",
     "WorkItemNotFoundError",
     "WorkItemStatus",
     "WorkQueueStatus",
     "__version__",
+    "connect",
+    "create_app",
 ]

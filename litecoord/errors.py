@@ -22,6 +22,9 @@ SuccessorConflictError     409     ``successor_conflict`` the item already lists
 LeaseExpiredError          410     ``lease_expired``      the caller's lease has lapsed
 DatabaseBusyError          503     ``database_busy``      the file stayed locked past the
                                                           busy deadline
+CoordinatorUnreachableError 503    ``coordinator_unreachable`` (HTTP client only) the server
+                                                          could not be reached or did not
+                                                          answer as the API does
 =========================  ======  =====================  ==============================
 
 Driver errors (``sqlite3``/``peewee`` ``OperationalError``) are translated at
@@ -42,6 +45,7 @@ __all__ = [
     "SuccessorConflictError",
     "LeaseExpiredError",
     "DatabaseBusyError",
+    "CoordinatorUnreachableError",
     "error_class_for_code",
     "error_from_dict",
 ]
@@ -132,6 +136,17 @@ class DatabaseBusyError(LitecoordError):
     http_status = 503
 
 
+class CoordinatorUnreachableError(LitecoordError, ConnectionError):
+    """The server could not be reached, or answered with something that is not the API.
+
+    A client-side error: no server sends it. It is a ``ConnectionError`` too,
+    so ``except OSError`` handlers keep working.
+    """
+
+    code = "coordinator_unreachable"
+    http_status = 503
+
+
 _BY_CODE: dict[str, type[LitecoordError]] = {
     cls.code: cls
     for cls in (
@@ -153,7 +168,7 @@ def error_class_for_code(code: str | None) -> type[LitecoordError]:
     return _BY_CODE.get(code or "", LitecoordError)
 
 
-def error_from_dict(body: dict[str, Any]) -> LitecoordError:
+def error_from_dict(body: dict[str, Any], status: int | None = None) -> LitecoordError:
     """Rebuild the error a server described with :meth:`LitecoordError.to_dict`.
 
     The HTTP client uses this so that it raises the same class, with the same
@@ -165,4 +180,9 @@ def error_from_dict(body: dict[str, Any]) -> LitecoordError:
     LitecoordError.__init__(err, str(body.get("detail", "")), **context)
     if isinstance(err, ValidationError):
         err.field = str(context.get("field", ""))
+    if cls is LitecoordError:
+        # A code this version does not know (a newer server): keep what it said.
+        err.code = str(body.get("code") or LitecoordError.code)
+        if isinstance(status, int):
+            err.http_status = status
     return err

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from litecoord import SqliteCoordinator
+from litecoord import HttpCoordinator, SqliteCoordinator, create_app
+from litecoord.http import WsgiTransport
 
 Make = Callable[..., Any]
 
@@ -32,6 +33,42 @@ def sqlite_backend(db_path: Path, clock: Any) -> Iterator[Make]:
         coordinator.close()
 
 
+@contextlib.contextmanager
+def http_wsgi_backend(db_path: Path, clock: Any) -> Iterator[Make]:
+    """HttpCoordinator through the whole REST layer, in-process (no sockets): the WSGI app is called directly."""
+    app = create_app(db_path, clock=clock)
+    transport = WsgiTransport(app)
+
+    def make(worker_id: str = "worker-1", session: str = "session-1") -> HttpCoordinator:
+        return HttpCoordinator("http://testserver", session=session, worker_id=worker_id, transport=transport)
+
+    yield make
+    app.root.close()
+
+
+@contextlib.contextmanager
+def http_server_backend(db_path: Path, clock: Any) -> Iterator[Make]:
+    """HttpCoordinator against a real waitress server on a loopback port, sharing the test's clock."""
+    from litecoord.server import make_server
+
+    server = make_server(db_path, host="127.0.0.1", port=0, clock=clock, threads=4).start()
+    made: list[HttpCoordinator] = []
+
+    def make(worker_id: str = "worker-1", session: str = "session-1") -> HttpCoordinator:
+        coordinator = HttpCoordinator(server.url, session=session, worker_id=worker_id, timeout=30)
+        made.append(coordinator)
+        return coordinator
+
+    try:
+        yield make
+    finally:
+        for coordinator in made:
+            coordinator.close()
+        server.close()
+
+
 FACTORIES: dict[str, Callable[[Path, Any], contextlib.AbstractContextManager[Make]]] = {
     "sqlite": sqlite_backend,
+    "http-wsgi": http_wsgi_backend,
+    "http-server": http_server_backend,
 }

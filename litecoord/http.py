@@ -1,0 +1,528 @@
+"""The HTTP client backend: :class:`HttpCoordinator`, the coordinator over the console REST API.
+
+It implements :class:`litecoord.protocol.Coordinator` against a server run
+with ``litecoord serve`` (or any host of :func:`litecoord.wsgi.create_app`):
+the same methods, the same outcome types, and the same error classes,
+rebuilt from the server's ``{"detail", "code", ...}`` bodies with
+:func:`~litecoord.errors.error_from_dict`.
+
+Inputs are checked locally with the same checks the embedded backend runs,
+so a bad argument raises the same :class:`~litecoord.errors.ValidationError`
+without a round trip.
+
+Retries. A request that failed on the way (connection refused, reset,
+timed out) is retried up to ``retries`` times when repeating it cannot
+change its answer: acquire (the server returns the lease the worker already
+holds), the named lease, renew (progress figures are absolute), complete
+(idempotent for its holder), split, retry, setup and every read. Calls
+whose answer would change on a repeat (create, batch create, release,
+fail, cleanup, delete) are retried only when the request provably never
+reached the server: the connection was refused, or a kept-alive connection
+turned out to be closed before the request went out. If the server stays
+unreachable, :class:`CoordinatorUnreachableError` is raised.
+
+Connections are kept alive, one per thread (and re-opened after a fork).
+Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import io
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+from urllib.parse import quote, unquote_to_bytes, urlencode, urlsplit
+
+from . import validation as check
+from .errors import (
+    CoordinatorUnreachableError,
+    LitecoordError,
+    ValidationError,
+    WorkItemExistsError,
+    error_from_dict,
+)
+from .protocol import DEFAULT_LEASE_DURATION
+from .types import (
+    AcquisitionOutcome,
+    AlreadyCompleted,
+    LeaseOutcome,
+    NoAvailableWorkToBeDone,
+    SessionInfo,
+    WorkItem,
+    WorkItemAndDuration,
+    WorkItemStatus,
+    WorkQueueStatus,
+)
+
+__all__ = [
+    "HttpCoordinator",
+    "CoordinatorUnreachableError",
+    "RequestNotSentError",
+    "Transport",
+    "HttpTransport",
+    "WsgiTransport",
+]
+
+#: Ids that, alone in the path after ``work-items/``, would name a fixed route (see :mod:`litecoord.wsgi`).
+_RESERVED = frozenset({"acquire", "batch", "status", "cleanup-expired"})
+
+
+class RequestNotSentError(ConnectionError):
+    """Raised by a transport when the request certainly did not reach the server (safe to resend)."""
+
+
+class Transport(Protocol):
+    """How requests travel: ``request`` returns ``(status, body)`` or raises ``OSError``/``HTTPException``."""
+
+    def request(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[int, bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class HttpTransport:
+    """HTTP/1.1 over ``http.client`` with one kept-alive connection per thread."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValidationError("base_url", f"must be an http:// or https:// URL (got {base_url!r})")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port
+        self._timeout = timeout
+        self._local = threading.local()
+        self._pid = os.getpid()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._pid != os.getpid():  # forked: never share the parent's sockets
+            self._local = threading.local()
+            self._pid = os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self._timeout)
+            self._local.conn = conn
+        return conn
+
+    def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> tuple[int, bytes]:
+        conn = self._connection()
+        reused = conn.sock is not None
+        try:
+            conn.request(method, target, body=body, headers=dict(headers))
+            response = conn.getresponse()
+            data = response.read()
+        except ConnectionRefusedError as exc:
+            self.close()
+            raise RequestNotSentError(str(exc)) from exc
+        except (http.client.RemoteDisconnected, ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
+            self.close()
+            # A kept-alive connection the server had already closed: the classic
+            # keep-alive race (xmlrpc.client resends in the same case).
+            if reused:
+                raise RequestNotSentError(str(exc)) from exc
+            raise
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, data
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class WsgiTransport:
+    """Calls a WSGI app in-process: the whole HTTP layer without sockets (tests, fake clocks)."""
+
+    def __init__(self, app: Any, *, host: str = "testserver") -> None:
+        self.app = app
+        self.host = host
+
+    def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> tuple[int, bytes]:
+        path, _, query = target.partition("?")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+            "REQUEST_URI": target,
+            "QUERY_STRING": query,
+            "SERVER_NAME": self.host,
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body or b""),
+            "wsgi.errors": io.StringIO(),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "HTTP_HOST": self.host,
+        }
+        if body is not None:
+            environ["CONTENT_LENGTH"] = str(len(body))
+        for name, value in headers.items():
+            key = name.upper().replace("-", "_")
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                environ[key] = value
+            else:
+                environ["HTTP_" + key] = value.encode("utf-8").decode("latin-1")
+        status: list[str] = []
+
+        def start_response(line: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(line)
+            return lambda _data: None
+
+        chunks = self.app(environ, start_response)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return int(status[0].split(" ", 1)[0]), data
+
+    def close(self) -> None:
+        pass
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _segment(work_item_id: str) -> str:
+    """The id as one path segment: every reserved character escaped, ``/`` included."""
+    if work_item_id in _RESERVED or work_item_id in (".", ".."):
+        # Escape the first character so the server sees data, not a fixed route or a dot segment.
+        head = f"%{ord(work_item_id[0]):02X}"
+        return head + quote(work_item_id[1:], safe="")
+    return quote(work_item_id, safe="")
+
+
+_NOT_SENT_ERRNOS = {errno.ECONNREFUSED}
+
+
+class HttpCoordinator:
+    """Work coordination for one session through a litecoord (console API) server.
+
+    ``HttpCoordinator("http://127.0.0.1:8000", session="s1", worker_id="w1")``.
+    ``token`` is sent as ``Authorization: Bearer``. ``transport`` replaces the
+    network (e.g. ``WsgiTransport(create_app(path, clock=clock))``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        session: str = "default",
+        worker_id: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        transport: Transport | None = None,
+    ) -> None:
+        self.session = check.session_name(session)
+        self._worker_id = None if worker_id is None else check.worker_id(worker_id)
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError("base_url", f"must be an http:// or https:// URL (got {base_url!r})")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValidationError("retries", "must be a non-negative integer")
+        if not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValidationError("timeout", "must be a positive number of seconds")
+        self.base_url = base_url.rstrip("/")
+        self._prefix = parts.path.rstrip("/")
+        self.token = token
+        self.timeout = float(timeout)
+        self.retries = retries
+        self.transport: Transport = transport or HttpTransport(base_url, timeout=self.timeout)
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "litecoord-http",
+        }
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+
+    # -- identity ------------------------------------------------------------------
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id or _default_worker_id()
+
+    def bind(self, session: str | None = None, worker_id: str | None = None) -> HttpCoordinator:
+        """A coordinator for ``session``/``worker_id`` sharing this one's transport."""
+        return HttpCoordinator(
+            self.base_url,
+            session=self.session if session is None else session,
+            worker_id=self._worker_id if worker_id is None else worker_id,
+            token=self.token,
+            timeout=self.timeout,
+            retries=self.retries,
+            transport=self.transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpCoordinator({self.base_url!r}, session={self.session!r}, worker_id={self.worker_id!r})"
+
+    def __enter__(self) -> HttpCoordinator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _items_path(self, *parts: str) -> str:
+        path = f"/sessions/{quote(self.session, safe='')}/backfill/work-items/"
+        return path + "/".join(parts)
+
+    def _item_path(self, work_item_id: str, action: str | None = None) -> str:
+        segment = _segment(check.work_item_id(work_item_id))
+        return self._items_path(segment, action) if action else self._items_path(segment)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> tuple[int, Any]:
+        """Send one request; return ``(status, parsed JSON)``; raise the server's error for other statuses."""
+        target = self._prefix + path
+        if query:
+            target += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        attempt = 0
+        while True:
+            try:
+                status, raw = self.transport.request(method, target, self._headers, payload)
+                break
+            except RequestNotSentError as exc:
+                error: BaseException = exc
+            except (OSError, http.client.HTTPException) as exc:
+                error = exc
+                if not idempotent and getattr(exc, "errno", None) not in _NOT_SENT_ERRNOS:
+                    raise self._unreachable(error) from error
+            if attempt >= self.retries:
+                raise self._unreachable(error) from error
+            attempt += 1
+            if not isinstance(error, RequestNotSentError):
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # back off from a struggling server
+        try:
+            data = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            raise CoordinatorUnreachableError(
+                f"{method} {self.base_url}{path} answered {status} with a body that is not JSON: {raw[:200]!r}",
+                status=status,
+            ) from None
+        return status, data
+
+    def _unreachable(self, exc: BaseException) -> CoordinatorUnreachableError:
+        return CoordinatorUnreachableError(f"cannot reach the coordinator at {self.base_url}: {exc}")
+
+    def _call(self, method: str, path: str, ok: int = 200, **kwargs: Any) -> Any:
+        status, data = self._request(method, path, **kwargs)
+        if status != ok:
+            raise self._error(status, data)
+        return data
+
+    def _error(self, status: int, data: Any) -> LitecoordError:
+        if isinstance(data, dict) and isinstance(data.get("code"), str) and "detail" in data:
+            # Codes without a class of their own (method_not_allowed, malformed_json...)
+            # keep the server's code and status on a base-class error.
+            return error_from_dict(data, status)
+        return CoordinatorUnreachableError(
+            f"the coordinator at {self.base_url} answered {status}: {str(data)[:200]}", status=status
+        )
+
+    @staticmethod
+    def _seconds(duration: timedelta | float) -> float:
+        return check.duration(duration).total_seconds()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def setup(
+        self,
+        *,
+        lease_mode: str | None = None,
+        acquire_order: str | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        settings = {"lease_mode": lease_mode, "acquire_order": acquire_order, "max_attempts": max_attempts}
+        body = {k: v for k, v in settings.items() if v is not None}
+        self._call("PUT", f"/sessions/{quote(self.session, safe='')}", body=body)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- creating work -------------------------------------------------------------------
+
+    def create_unassigned_work_item(self, work_item_id: str) -> bool:
+        return self._create({"work_item_id": work_item_id})
+
+    def create_work_item_with_metadata(
+        self,
+        work_item_id: str,
+        index_name: str | None,
+        shard_number: int | None,
+        document_count: int | None,
+        total_size_bytes: int | None,
+    ) -> bool:
+        return self._create(
+            {
+                "work_item_id": work_item_id,
+                "index_name": index_name,
+                "shard_number": shard_number,
+                "document_count": document_count,
+                "total_size_bytes": total_size_bytes,
+            }
+        )
+
+    def _create(self, spec: dict[str, Any]) -> bool:
+        spec = check.item_spec(spec)
+        try:
+            self._call("POST", self._items_path(), ok=201, body=spec, idempotent=False)
+        except WorkItemExistsError:
+            return False
+        return True
+
+    def create_work_items(self, items: Iterable[Mapping[str, Any]]) -> list[WorkItem]:
+        if isinstance(items, (str, bytes, Mapping)):
+            raise ValidationError("items", "must be a list of work item objects")
+        specs = [check.item_spec(item, f"items[{i}]") for i, item in enumerate(items)]
+        if not specs:
+            return []
+        data = self._call("POST", self._items_path("batch"), ok=201, body=specs, idempotent=False)
+        return [WorkItem.from_dict(d) for d in data]
+
+    # -- leasing ---------------------------------------------------------------------------
+
+    def acquire_next_work_item(self, lease_duration: timedelta = DEFAULT_LEASE_DURATION) -> AcquisitionOutcome:
+        query = {"worker_id": self.worker_id, "lease_duration_seconds": self._seconds(lease_duration)}
+        status, data = self._request("GET", self._items_path("acquire"), query=query)
+        if status == 200:
+            return WorkItemAndDuration.from_dict(data)
+        if status == 404 and isinstance(data, dict) and data.get("code") == "no_available_work":
+            return NoAvailableWorkToBeDone.from_dict(data)
+        raise self._error(status, data)
+
+    def create_or_update_lease_for_work_item(
+        self, work_item_id: str, lease_duration: timedelta = DEFAULT_LEASE_DURATION
+    ) -> LeaseOutcome:
+        path = self._item_path(work_item_id, "acquire")
+        body = {"worker_id": self.worker_id, "lease_duration_seconds": self._seconds(lease_duration)}
+        data = self._call("POST", path, body=body)
+        if data.get("already_completed"):
+            return AlreadyCompleted(WorkItem.from_dict(data["work_item"]))
+        return WorkItemAndDuration.from_dict(data)
+
+    def update_progress_and_renew_lease(
+        self,
+        work_item_id: str,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+        *,
+        lease_duration: timedelta | None = None,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        # Checks run in the embedded backend's order, so the same bad call names the same field.
+        path = self._item_path(work_item_id, "lease")
+        body = self._holder_body(lease_epoch)
+        progress = {
+            "documents_processed": check.count("documents_processed", documents_processed),
+            "bytes_processed": check.count("bytes_processed", bytes_processed),
+        }
+        if any(v is not None for v in progress.values()):
+            body["progress"] = {k: v for k, v in progress.items() if v is not None}
+        if lease_duration is not None:
+            body["lease_duration_seconds"] = self._seconds(lease_duration)
+        return WorkItem.from_dict(self._call("PUT", path, body=body))
+
+    def _holder_body(self, lease_epoch: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"worker_id": self.worker_id}
+        if check.lease_epoch(lease_epoch) is not None:
+            body["lease_epoch"] = lease_epoch
+        return body
+
+    def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
+        path = self._item_path(work_item_id, "complete")
+        # Without an epoch, send what the Java client sends: the bare worker id.
+        body: Any = self.worker_id if lease_epoch is None else self._holder_body(lease_epoch)
+        return WorkItem.from_dict(self._call("PUT", path, body=body))
+
+    def release_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> bool:
+        path = self._item_path(work_item_id, "release")
+        data = self._call("POST", path, body=self._holder_body(lease_epoch), idempotent=False)
+        return bool(data["released"])
+
+    def fail_work_item(self, work_item_id: str, error: str, *, lease_epoch: int | None = None) -> WorkItem:
+        path = self._item_path(work_item_id, "fail")
+        body = self._holder_body(lease_epoch)
+        body["error"] = check.error_text(error)
+        return WorkItem.from_dict(self._call("POST", path, body=body, idempotent=False))
+
+    def retry_work_item(self, work_item_id: str) -> WorkItem:
+        return WorkItem.from_dict(self._call("POST", self._item_path(work_item_id, "retry")))
+
+    def create_successor_work_items_and_mark_complete(
+        self,
+        work_item_id: str,
+        successor_work_item_ids: Sequence[str],
+        *,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        path = self._item_path(work_item_id, "successors")
+        body = self._holder_body(lease_epoch)
+        if isinstance(successor_work_item_ids, (str, bytes)) or not isinstance(successor_work_item_ids, Sequence):
+            raise ValidationError("successor_work_item_ids", "must be a list of work item ids")
+        for i, name in enumerate(successor_work_item_ids):
+            check.text(f"successor_work_item_ids[{i}]", name, check.MAX_WORK_ITEM_ID_LENGTH, allow_comma=False)
+        body["successor_work_item_ids"] = list(successor_work_item_ids)
+        return WorkItem.from_dict(self._call("POST", path, body=body))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get_work_item(self, work_item_id: str) -> WorkItem:
+        return WorkItem.from_dict(self._call("GET", self._item_path(work_item_id)))
+
+    def list_work_items(self, status: WorkItemStatus | str | None = None) -> list[WorkItem]:
+        wanted = None if status is None else check.choice("status", status, WorkItemStatus).value
+        data = self._call("GET", self._items_path(), query={"status": wanted})
+        return [WorkItem.from_dict(d) for d in data]
+
+    def num_work_items_not_yet_complete(self) -> int:
+        summary = self.status()
+        return summary.pending_work_items + summary.assigned_work_items
+
+    def work_items_not_yet_complete(self) -> bool:
+        return self.num_work_items_not_yet_complete() > 0
+
+    def status(self) -> WorkQueueStatus:
+        return WorkQueueStatus.from_dict(self._call("GET", self._items_path("status")))
+
+    def list_sessions(self) -> list[SessionInfo]:
+        return [SessionInfo.from_dict(d) for d in self._call("GET", "/sessions/")]
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def cleanup_expired(self) -> int:
+        return int(self._call("POST", self._items_path("cleanup-expired"), idempotent=False)["cleaned"])
+
+    def delete_session(self) -> int:
+        return int(self._call("DELETE", self._items_path(), idempotent=False)["deleted"])

@@ -1,0 +1,560 @@
+"""The OpenAPI 3.1 document of the console REST API served by :mod:`litecoord.wsgi`.
+
+Written by hand next to the route table; a test checks that every route is
+described here (and nothing else), that the document is valid OpenAPI, and
+that generated requests only ever get the statuses documented for them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .validation import MAX_SESSION_NAME_LENGTH, MAX_WORK_ITEM_ID_LENGTH, MAX_WORKER_ID_LENGTH
+
+__all__ = ["openapi_document"]
+
+BASE = "/sessions/{session}/backfill/work-items"
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    out = dict(schema)
+    out["type"] = [schema["type"], "null"]
+    return out
+
+
+_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC, trailing Z"}
+_TIME_OR_NULL = _nullable(_TIME)
+_COUNT = {"type": "integer", "minimum": 0}
+_COUNT_OR_NULL = _nullable(_COUNT)
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+_WORKER_ID = {"type": "string", "minLength": 1, "maxLength": MAX_WORKER_ID_LENGTH}
+_ITEM_ID = {"type": "string", "minLength": 1, "maxLength": MAX_WORK_ITEM_ID_LENGTH}
+_EPOCH = {"type": "integer", "minimum": 0, "description": "lease_epoch of the caller's lease (fences stale holders)"}
+_SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": 365 * 86400}
+
+
+def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: bool = False, **extra: Any) -> dict:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    schema.update(extra)
+    return schema
+
+
+_WORK_ITEM = _obj(
+    {
+        "work_item_id": {"type": "string"},
+        "session_name": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "assigned", "completed", "failed"]},
+        "index_name": _TEXT_OR_NULL,
+        "shard_number": _COUNT_OR_NULL,
+        "document_count": _COUNT_OR_NULL,
+        "total_size_bytes": _COUNT_OR_NULL,
+        "worker_id": _TEXT_OR_NULL,
+        "lease_expiry": _TIME_OR_NULL,
+        "documents_processed": _COUNT,
+        "bytes_processed": _COUNT,
+        "last_progress_update": _TIME_OR_NULL,
+        "created_at": _TIME_OR_NULL,
+        "started_at": _TIME_OR_NULL,
+        "completed_at": _TIME_OR_NULL,
+        "lease_epoch": _COUNT,
+        "attempts": _COUNT,
+        "failure_count": _COUNT,
+        "last_error": _TEXT_OR_NULL,
+        "parent_id": _TEXT_OR_NULL,
+        "successor_ids": {"type": "array", "items": {"type": "string"}},
+        "last_heartbeat": _TIME_OR_NULL,
+        "progress_changed_at": _TIME_OR_NULL,
+    },
+    # The console client's fields, always present (null when unset).
+    tuple(
+        "work_item_id session_name status index_name shard_number document_count total_size_bytes worker_id "
+        "lease_expiry documents_processed bytes_processed last_progress_update created_at started_at "
+        "completed_at lease_epoch".split()
+    ),
+    description="A work item. An assigned item whose lease lapsed reads as pending.",
+)
+
+_STATUS_EXAMPLE = {
+    "session_name": "migration-session-1",
+    "total_work_items": 10,
+    "pending_work_items": 3,
+    "assigned_work_items": 5,
+    "completed_work_items": 2,
+    "total_documents": 500000,
+    "total_documents_processed": 150000,
+    "total_size_bytes": 10240000,
+    "total_bytes_processed": 3072000,
+    "started_at": "2025-01-19T20:30:00Z",
+    "last_update": "2025-01-19T20:35:00Z",
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": _obj(
+        {
+            "detail": {"type": "string", "description": "human-readable"},
+            "code": {
+                "type": "string",
+                "description": "stable: validation_error, unauthorized, work_item_not_found, work_item_exists, "
+                "lease_conflict, successor_conflict, lease_expired, database_busy, malformed_json, bad_request, "
+                "not_found, method_not_allowed, payload_too_large",
+            },
+            "field": {"type": "string", "description": "the invalid field (validation_error only)"},
+        },
+        ("detail", "code"),
+    ),
+    "WorkItem": _WORK_ITEM,
+    "WorkItemAndDuration": _obj(
+        {
+            "work_item": _ref("WorkItem"),
+            "lease_duration_seconds": {"type": "number"},
+            "lease_expiry": _TIME,
+            "lease_epoch": _COUNT,
+        },
+        ("work_item", "lease_duration_seconds", "lease_expiry", "lease_epoch"),
+    ),
+    "AlreadyCompleted": _obj(
+        {"already_completed": {"const": True}, "work_item": _ref("WorkItem")}, ("already_completed", "work_item")
+    ),
+    "NoAvailableWork": _obj(
+        {
+            "detail": {"type": "string"},
+            "code": {"const": "no_available_work"},
+            "reason": {"type": "string", "enum": ["all_leased", "none_remain", "failed_remain"]},
+            "remaining_work_items": _COUNT,
+            "failed_work_items": _COUNT,
+        },
+        ("detail", "code", "reason", "remaining_work_items", "failed_work_items"),
+        description="404 from acquire: remaining_work_items > 0 means work remains but all of it is leased.",
+    ),
+    "WorkQueueStatus": _obj(
+        {
+            "session_name": {"type": "string"},
+            **{
+                k: _COUNT
+                for k in (
+                    "total_work_items pending_work_items assigned_work_items completed_work_items total_documents "
+                    "total_documents_processed total_size_bytes total_bytes_processed failed_work_items "
+                    "in_progress_work_items expired_lease_work_items"
+                ).split()
+            },
+            "started_at": _TIME_OR_NULL,
+            "last_update": _TIME_OR_NULL,
+            "percent_complete": {"type": "number", "minimum": 0, "maximum": 100},
+            "documents_per_second": {"type": ["number", "null"]},
+            "bytes_per_second": {"type": ["number", "null"]},
+            "eta_seconds": {"type": ["number", "null"]},
+            "estimated_completion": _TIME_OR_NULL,
+            "as_of": _TIME_OR_NULL,
+        },
+        tuple(_STATUS_EXAMPLE),
+        description="pending_work_items + assigned_work_items is the number of items not yet complete.",
+        examples=[_STATUS_EXAMPLE],
+    ),
+    "SessionInfo": _obj(
+        {
+            "session_name": {"type": "string"},
+            "created_at": _TIME_OR_NULL,
+            "lease_mode": {"type": "string", "enum": ["fixed", "exponential"]},
+            "acquire_order": {"type": "string", "enum": ["largest_first", "fifo"]},
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "total_work_items": _COUNT,
+            "completed_work_items": _COUNT,
+        },
+        ("session_name", "created_at", "lease_mode", "acquire_order", "max_attempts"),
+    ),
+    "SessionSettings": _obj(
+        {
+            "lease_mode": {"type": "string", "enum": ["fixed", "exponential"]},
+            "acquire_order": {"type": "string", "enum": ["largest_first", "fifo"]},
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        },
+        closed=True,
+    ),
+    "NewWorkItem": _obj(
+        {
+            "work_item_id": _ITEM_ID,
+            "index_name": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024},
+            "shard_number": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
+            "document_count": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
+            "total_size_bytes": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
+        },
+        ("work_item_id",),
+        closed=True,
+        examples=[
+            {
+                "work_item_id": "index1_shard0",
+                "index_name": "my-index",
+                "shard_number": 0,
+                "document_count": 50000,
+                "total_size_bytes": 1024000,
+            }
+        ],
+    ),
+    "AcquireRequest": _obj({"worker_id": _WORKER_ID, "lease_duration_seconds": _SECONDS}, closed=True),
+    "LeaseRenewal": _obj(
+        {
+            "worker_id": _WORKER_ID,
+            "progress": _obj(
+                {
+                    "documents_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
+                    "bytes_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
+                },
+                closed=True,
+                description="absolute totals for the item (a retried renewal is harmless)",
+            ),
+            "lease_epoch": _EPOCH,
+            "lease_duration_seconds": _SECONDS,
+        },
+        ("worker_id",),
+        closed=True,
+    ),
+    "CompleteRequest": {
+        "oneOf": [
+            {**_WORKER_ID, "description": "the worker id as a bare JSON string (what the Java client sends)"},
+            _obj({"worker_id": _WORKER_ID, "lease_epoch": _EPOCH}, ("worker_id",), closed=True),
+        ],
+        "examples": ["worker-001"],
+    },
+    "HolderRequest": _obj({"worker_id": _WORKER_ID, "lease_epoch": _EPOCH}, ("worker_id",), closed=True),
+    "FailRequest": _obj(
+        {"worker_id": _WORKER_ID, "error": {"type": "string"}, "lease_epoch": _EPOCH},
+        ("worker_id", "error"),
+        closed=True,
+    ),
+    "SuccessorsRequest": _obj(
+        {
+            "worker_id": _WORKER_ID,
+            "successor_work_item_ids": {"type": "array", "minItems": 1, "items": _ITEM_ID},
+            "lease_epoch": _EPOCH,
+        },
+        ("worker_id", "successor_work_item_ids"),
+        closed=True,
+    ),
+    "ReleaseResult": _obj(
+        {"work_item_id": {"type": "string"}, "released": {"type": "boolean"}}, ("work_item_id", "released")
+    ),
+    "CleanupResult": _obj({"session_name": {"type": "string"}, "cleaned": _COUNT}, ("session_name", "cleaned")),
+    "DeleteResult": _obj({"session_name": {"type": "string"}, "deleted": _COUNT}, ("session_name", "deleted")),
+    "Health": _obj({"status": {"const": "ok"}, "version": {"type": "string"}}, ("status", "version")),
+}
+
+_PARAMS: dict[str, Any] = {
+    "session": {
+        "name": "session",
+        "in": "path",
+        "required": True,
+        "description": "session name (a namespace of work items, created on first write)",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SESSION_NAME_LENGTH},
+    },
+    "work_item_id": {
+        "name": "work_item_id",
+        "in": "path",
+        "required": True,
+        "description": "work item id, percent-encoded (%2F for a slash). In GET …/{work_item_id}, ids equal to "
+        "acquire, status, batch or cleanup-expired must be spelled with an escaped first letter (%61cquire).",
+        "schema": _ITEM_ID,
+    },
+    "worker_id": {"name": "worker_id", "in": "query", "required": True, "schema": _WORKER_ID},
+    "worker_id_optional": {
+        "name": "worker_id",
+        "in": "query",
+        "required": False,
+        "description": "alternative to the body's worker_id",
+        "schema": _WORKER_ID,
+    },
+    "lease_duration_seconds": {
+        "name": "lease_duration_seconds",
+        "in": "query",
+        "required": False,
+        "description": "lease length in seconds (default 300)",
+        "schema": _SECONDS,
+    },
+    "status": {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["pending", "assigned", "completed", "failed"]},
+    },
+}
+
+
+def _param(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+_ERROR_TEXT = {
+    "400": "malformed JSON, path or query",
+    "401": "missing or wrong bearer token (when the server has one)",
+    "404": "unknown work item",
+    "409": "conflict",
+    "410": "the caller's lease expired",
+    "413": "request body over the size limit",
+    "422": "an invalid field; `field` names it",
+    "503": "the database stayed locked past its deadline",
+}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {c: {"$ref": f"#/components/responses/E{c}"} for c in codes}
+
+
+_COMMON = ("400", "401", "413", "422", "503")
+_HOLDER = ("404", "409", "410")
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    errors: tuple[str, ...] = (),
+    params: tuple[str, ...] = ("session",),
+    body: str | None = None,
+    body_required: bool = True,
+    operation_id: str,
+    description: str | None = None,
+    public: bool = False,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": operation_id, "summary": summary}
+    if description:
+        op["description"] = description
+    if params:
+        op["parameters"] = [_param(p) for p in params]
+    if body is not None:
+        op["requestBody"] = {"required": body_required, "content": {JSON: {"schema": _ref(body)}}}
+    op["responses"] = {**responses, **_errors(*(() if public else _COMMON), *errors)}
+    if public:
+        op["security"] = []
+    return op
+
+
+_ITEM_OK = _json(_ref("WorkItem"), "the work item")
+_ITEM_PARAMS = ("session", "work_item_id")
+
+
+def _paths() -> dict[str, Any]:
+    item = BASE + "/{work_item_id}"
+    return {
+        "/health": {
+            "get": _op(
+                "Liveness: the coordination file opens",
+                {"200": _json(_ref("Health"), "ok"), "503": {"$ref": "#/components/responses/E503"}},
+                params=(),
+                operation_id="health",
+                public=True,
+            )
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {"200": _json({"type": "object"}, "the OpenAPI document"), **_errors("401")},
+            }
+        },
+        "/sessions/": {
+            "get": _op(
+                "List sessions",
+                {"200": _json({"type": "array", "items": _ref("SessionInfo")}, "every session")},
+                params=(),
+                operation_id="listSessions",
+            )
+        },
+        "/sessions/{session}": {
+            "put": _op(
+                "Create the session if missing and store its settings (idempotent)",
+                {"200": _json(_ref("SessionInfo"), "the session")},
+                body="SessionSettings",
+                body_required=False,
+                operation_id="setupSession",
+            )
+        },
+        BASE + "/": {
+            "post": _op(
+                "Create one work item",
+                {"201": _json(_ref("WorkItem"), "created")},
+                errors=("409",),
+                body="NewWorkItem",
+                operation_id="createWorkItem",
+            ),
+            "get": _op(
+                "List the session's work items in creation order",
+                {"200": _json({"type": "array", "items": _ref("WorkItem")}, "the items")},
+                params=("session", "status"),
+                operation_id="listWorkItems",
+            ),
+            "delete": _op(
+                "Delete every work item of the session",
+                {"200": _json(_ref("DeleteResult"), "how many were deleted")},
+                operation_id="deleteSession",
+            ),
+        },
+        BASE + "/batch": {
+            "post": {
+                **_op(
+                    "Create many work items in one transaction",
+                    {"201": _json({"type": "array", "items": _ref("WorkItem")}, "the newly created items only")},
+                    operation_id="createWorkItems",
+                    description="Existing ids (and repeats in the batch) are skipped. If any entry is invalid, "
+                    "nothing is created and `field` names it (`items[3].shard_number`).",
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"type": "array", "items": _ref("NewWorkItem")}}},
+                },
+            }
+        },
+        BASE + "/acquire": {
+            "get": _op(
+                "Lease the next available work item",
+                {
+                    "200": _json(_ref("WorkItemAndDuration"), "the lease"),
+                    "404": _json(_ref("NoAvailableWork"), "no work available"),
+                },
+                params=("session", "worker_id", "lease_duration_seconds"),
+                operation_id="acquireWorkItem",
+                description="A worker holding a live lease gets that lease back unchanged, so retrying is safe.",
+            ),
+            "post": _op(
+                "Lease the next available work item (fields in the query or the body)",
+                {
+                    "200": _json(_ref("WorkItemAndDuration"), "the lease"),
+                    "404": _json(_ref("NoAvailableWork"), "no work available"),
+                },
+                params=("session", "worker_id_optional", "lease_duration_seconds"),
+                body="AcquireRequest",
+                body_required=False,
+                operation_id="acquireWorkItemPost",
+            ),
+        },
+        BASE + "/status": {
+            "get": _op(
+                "The session summary",
+                {"200": _json(_ref("WorkQueueStatus"), "the summary")},
+                operation_id="getStatus",
+            )
+        },
+        BASE + "/cleanup-expired": {
+            "post": _op(
+                "Mark items with lapsed leases as pending",
+                {"200": _json(_ref("CleanupResult"), "how many were marked")},
+                operation_id="cleanupExpired",
+            )
+        },
+        item: {
+            "get": _op(
+                "One work item", {"200": _ITEM_OK}, errors=("404",), params=_ITEM_PARAMS, operation_id="getWorkItem"
+            )
+        },
+        item + "/acquire": {
+            "post": _op(
+                "Lease this work item, creating it if absent (RFS createOrUpdateLeaseForWorkItem)",
+                {
+                    "200": _json(
+                        {"oneOf": [_ref("WorkItemAndDuration"), _ref("AlreadyCompleted")]},
+                        "the lease, or already_completed",
+                    )
+                },
+                errors=("409",),
+                params=("session", "work_item_id", "worker_id_optional", "lease_duration_seconds"),
+                body="AcquireRequest",
+                body_required=False,
+                operation_id="leaseWorkItem",
+            )
+        },
+        item + "/lease": {
+            "put": _op(
+                "Renew the caller's lease, recording progress",
+                {"200": _ITEM_OK},
+                errors=_HOLDER,
+                params=_ITEM_PARAMS,
+                body="LeaseRenewal",
+                operation_id="renewLease",
+            )
+        },
+        item + "/complete": {
+            "put": _op(
+                "Complete the work item (only its holder may; completing twice is fine)",
+                {"200": _ITEM_OK},
+                errors=_HOLDER,
+                params=_ITEM_PARAMS,
+                body="CompleteRequest",
+                operation_id="completeWorkItem",
+            )
+        },
+        item + "/release": {
+            "post": _op(
+                "Give the work item back unfinished",
+                {"200": _json(_ref("ReleaseResult"), "released is false when the caller was not the holder")},
+                errors=_HOLDER,
+                params=_ITEM_PARAMS,
+                body="HolderRequest",
+                operation_id="releaseWorkItem",
+            )
+        },
+        item + "/fail": {
+            "post": _op(
+                "Record an error and give the work item back (parked as failed after max_attempts)",
+                {"200": _ITEM_OK},
+                errors=_HOLDER,
+                params=_ITEM_PARAMS,
+                body="FailRequest",
+                operation_id="failWorkItem",
+            )
+        },
+        item + "/retry": {
+            "post": _op(
+                "Return a failed work item to pending",
+                {"200": _ITEM_OK},
+                errors=("404",),
+                params=_ITEM_PARAMS,
+                operation_id="retryWorkItem",
+            )
+        },
+        item + "/successors": {
+            "post": _op(
+                "Split: create successor items and complete this one, atomically",
+                {"200": _ITEM_OK},
+                errors=_HOLDER,
+                params=_ITEM_PARAMS,
+                body="SuccessorsRequest",
+                operation_id="createSuccessors",
+            )
+        },
+    }
+
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "litecoord console work-coordination API",
+        "version": "1",
+        "description": "Lease, renew and complete shard work items of a backfill (the OpenSearch Migration "
+        "Assistant console API), served over one SQLite file. Errors are JSON {detail, code}.",
+    },
+    "security": [{}, {"bearer": []}],
+    "paths": _paths(),
+    "components": {
+        "schemas": _SCHEMAS,
+        "parameters": _PARAMS,
+        "responses": {f"E{c}": _json(_ref("Error"), text) for c, text in _ERROR_TEXT.items()},
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may modify it)."""
+    return copy.deepcopy(_DOCUMENT)

@@ -1,0 +1,243 @@
+"""Serving the REST API with waitress (the optional extra ``litecoord[server]``).
+
+:func:`make_server` builds a server without running it (tests use port 0
+and read :attr:`Server.effective_port`); :func:`serve` runs one until
+interrupted, which is what ``litecoord serve`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from .sqlite import SqliteCoordinator
+from .store import Durability
+from .types import Clock
+from .wsgi import App, create_app
+
+__all__ = ["Server", "make_server", "serve", "require_waitress"]
+
+logger = logging.getLogger("litecoord.server")
+
+INSTALL_HINT = "pip install 'litecoord[server]'"
+
+
+def require_waitress() -> Any:
+    """The waitress module, or an ``ImportError`` that says how to install it."""
+    try:
+        import waitress.server
+        import waitress.task
+    except ImportError as exc:
+        raise ImportError(f"serving the REST API needs waitress: {INSTALL_HINT}") from exc
+    return waitress
+
+
+class Server:
+    """A waitress server bound to its socket, not yet running.
+
+    ``run()`` blocks until ``close()`` (from another thread) or Ctrl-C;
+    ``start()`` runs it in a daemon thread. ``effective_port`` is the bound
+    port (useful with ``port=0``); ``url`` is ``http://host:port``.
+    """
+
+    def __init__(self, app: App, waitress_server: Any, dispatcher: Any) -> None:
+        self.app = app
+        self.waitress = waitress_server
+        self._dispatcher = dispatcher
+        self._thread: threading.Thread | None = None
+        self._loop: threading.Thread | None = None  # the thread inside run()
+        self._stopped = threading.Event()
+        self._closed = False
+
+    @property
+    def effective_host(self) -> str:
+        return str(self.waitress.effective_host)
+
+    @property
+    def effective_port(self) -> int:
+        return int(self.waitress.effective_port)
+
+    @property
+    def url(self) -> str:
+        host = self.effective_host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.effective_port}"
+
+    def run(self) -> None:
+        """Serve until :meth:`close` (from any thread) or KeyboardInterrupt."""
+        self._loop = threading.current_thread()
+        try:
+            if not self._closed:
+                self.waitress.run()
+        finally:
+            self._dispatcher.shutdown(cancel_pending=True, timeout=5)
+            self._stopped.set()
+
+    def start(self) -> Server:
+        """Serve in a daemon thread; returns self."""
+        self._thread = threading.Thread(target=self.run, name=f"litecoord-server-{self.effective_port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting, close every connection, stop the worker threads."""
+        if self._closed:
+            return
+        self._closed = True
+        from waitress import wasyncore
+
+        server, socket_map = self.waitress, self.waitress._map
+        trigger = server.trigger
+        loop = self._loop
+        if (
+            loop is not None
+            and loop.is_alive()
+            and loop is not threading.current_thread()
+            and not self._stopped.is_set()
+        ):
+
+            def stop_loop() -> None:
+                # Runs on the loop's own thread (wasyncore is not thread-safe). It closes the
+                # sockets but only unregisters the trigger: this very pull may still be writing
+                # its wake-up byte, and a closed (then reused) descriptor must never get it.
+                for obj in list(socket_map.values()):
+                    if obj is server:
+                        wasyncore.dispatcher.close(obj)  # the listener (its own close() shuts the trigger)
+                    elif obj is not trigger:
+                        obj.close()
+                socket_map.clear()  # the loop finds its map empty and returns
+
+            trigger.pull_trigger(stop_loop)
+            self._stopped.wait(timeout)  # run() returns and stops the worker threads
+        if socket_map and (loop is None or self._stopped.is_set()):
+            # The loop never ran (run() sees _closed and returns), or it ended without our thunk.
+            wasyncore.close_all(socket_map)
+        self._dispatcher.shutdown(cancel_pending=True, timeout=timeout)
+        trigger.close()  # nothing pulls it any more
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.app.root.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_server(
+    db_path: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    token: str | None = None,
+    threads: int = 8,
+    durability: str = Durability.FULL,
+    clock: Clock | None = None,
+    max_body_bytes: int = 1_048_576,
+    connection_limit: int = 1000,
+) -> Server:
+    """A waitress server for the REST API over ``db_path``, bound but not running.
+
+    ``port=0`` picks a free port (read :attr:`Server.effective_port`). Binds
+    loopback by default; ``host="0.0.0.0"`` exposes it to the network, so
+    set a ``token`` then.
+    """
+    waitress = require_waitress()
+    root = SqliteCoordinator(db_path, clock=clock, durability=durability)
+    app = create_app(root, token=token, max_body_bytes=max_body_bytes)
+    dispatcher = _dispatcher_class(waitress)(root)
+    dispatcher.set_thread_count(threads)
+    try:
+        server = waitress.server.create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="litecoord",
+            # Our own 413 answers before the body matters; waitress's cap just stays above it.
+            max_request_body_size=max(max_body_bytes * 2, 1 << 20),
+            clear_untrusted_proxy_headers=True,
+            # Every worker keeps one idle keep-alive connection between renewals. At waitress's
+            # default limit (100) the 101st worker would stall until an idle one timed out (120 s),
+            # so allow many, and poll() rather than select() (which stops at 1024 descriptors).
+            connection_limit=connection_limit,
+            asyncore_use_poll=True,
+            _dispatcher=dispatcher,
+        )
+    except BaseException:
+        dispatcher.shutdown(cancel_pending=True, timeout=5)
+        raise
+    return Server(app, server, dispatcher)
+
+
+def _dispatcher_class(waitress: Any) -> type:
+    class Dispatcher(waitress.task.ThreadedTaskDispatcher):  # type: ignore[misc,name-defined]
+        """Closes each worker thread's SQLite connection and lock file when the thread ends.
+
+        The store keeps them per thread; without this a stopped server leaves
+        them open until garbage collection.
+        """
+
+        def __init__(self, coordinator: SqliteCoordinator) -> None:
+            super().__init__()
+            self._coordinator = coordinator
+
+        def handler_thread(self, thread_no: int) -> None:
+            try:
+                super().handler_thread(thread_no)
+            finally:
+                self._coordinator.close()
+
+    return Dispatcher
+
+
+def serve(
+    db_path: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    token: str | None = None,
+    threads: int = 8,
+    durability: str = Durability.FULL,
+    clock: Clock | None = None,
+    max_body_bytes: int = 1_048_576,
+) -> None:
+    """Serve the REST API over ``db_path`` until interrupted (``litecoord serve``)."""
+    server = make_server(
+        db_path,
+        host,
+        port,
+        token=token,
+        threads=threads,
+        durability=durability,
+        clock=clock,
+        max_body_bytes=max_body_bytes,
+    )
+    # One line on stderr, like waitress's own "Serving on ...": the user learns the URL and port.
+    print(
+        f"litecoord: serving {os.fspath(db_path)} on {server.url} (auth: {'bearer token' if token else 'none'})",
+        file=sys.stderr,
+        flush=True,
+    )
+    # SIGTERM (service managers, docker stop) shuts down as cleanly as Ctrl-C does.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,614 @@
+"""The console REST API as a WSGI application: :func:`create_app`.
+
+The app is a thin layer over :class:`~litecoord.sqlite.SqliteCoordinator`:
+a hand-written route table, handlers that parse the request, call one
+coordinator method and serialize the result, and one place
+(:meth:`App.__call__`) that turns every :class:`~litecoord.errors.LitecoordError`
+into a JSON ``{"detail": ..., "code": ...}`` response with the error's
+``http_status``. Anything else is logged and answered with a JSON 500,
+never a traceback.
+
+Routes (all JSON; the work-item routes live under
+``/sessions/{session}/backfill/work-items``, written ``…`` below):
+
+=======  ==============================  =====================================
+method   path                            coordinator call
+=======  ==============================  =====================================
+GET      /health                         (no auth) the file opens
+GET      /openapi.json                   the OpenAPI document
+GET      /sessions/                      list_sessions
+PUT      /sessions/{session}             setup (lease_mode, acquire_order, ...)
+POST     …/                              create one item (201; 409 if it exists)
+GET      …/                              list_work_items (``?status=``)
+DELETE   …/                              delete_session
+POST     …/batch                         create_work_items (201, new ones only)
+GET/POST …/acquire?worker_id=W           acquire_next_work_item (404: no work)
+GET      …/status                        status
+POST     …/cleanup-expired               cleanup_expired
+GET      …/{id}                          get_work_item
+POST     …/{id}/acquire                  create_or_update_lease_for_work_item
+PUT      …/{id}/lease                    update_progress_and_renew_lease
+PUT      …/{id}/complete                 complete_work_item (body: "worker-id")
+POST     …/{id}/release                  release_work_item
+POST     …/{id}/fail                     fail_work_item
+POST     …/{id}/retry                    retry_work_item
+POST     …/{id}/successors               create_successor_work_items_and_mark_complete
+=======  ==============================  =====================================
+
+Path segments are matched on the raw request URI when the server provides
+it (waitress: ``REQUEST_URI``; gunicorn: ``RAW_URI``), because WSGI's
+``PATH_INFO`` is already percent-decoded and an id containing ``%2F`` would
+otherwise split into two segments. A literal route segment matches only its
+unescaped spelling, so an item literally named ``status`` is reachable as
+``…/%73tatus`` (the HTTP client does this for you).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
+
+from . import validation as check
+from .errors import AuthenticationError, LitecoordError, ValidationError, WorkItemExistsError
+from .openapi import openapi_document
+from .protocol import DEFAULT_LEASE_DURATION
+from .sqlite import SqliteCoordinator
+from .store import Store
+from .types import Clock, NoAvailableWorkToBeDone
+
+__all__ = ["create_app", "App", "Route", "ROUTES", "HttpError", "BASE_PATH", "RESERVED_ITEM_IDS"]
+
+logger = logging.getLogger("litecoord.wsgi")
+
+BASE_PATH = "/sessions/{session}/backfill/work-items"
+
+StartResponse = Callable[..., Any]
+Response = tuple[int, Any]
+
+
+class HttpError(LitecoordError):
+    """A protocol-level error of the REST layer (malformed JSON, unknown route,
+    wrong method, body too large): same JSON shape, per-instance status."""
+
+    def __init__(self, http_status: int, code: str, detail: str, **context: Any) -> None:
+        super().__init__(detail, **context)
+        self.http_status = http_status
+        self.code = code
+
+
+# -- requests ---------------------------------------------------------------------
+
+_NO_BODY = object()
+
+
+@dataclass
+class Request:
+    """What a handler sees: the bound path parameters, the query and a lazily parsed body."""
+
+    method: str
+    params: dict[str, str]
+    query: dict[str, str]
+    environ: dict[str, Any]
+    max_body_bytes: int
+    _body: Any = field(default=_NO_BODY, repr=False)
+
+    def body(self) -> Any:
+        """The JSON body, or ``None`` when there is none (GET with a JSON content type, empty POST)."""
+        if self._body is _NO_BODY:
+            self._body = _parse_json(_read_body(self.environ, self.max_body_bytes))
+        return self._body
+
+    def obj(self, allowed: Iterable[str], *, required: bool = True) -> dict[str, Any]:
+        """The body as an object with only ``allowed`` keys (``{}`` when absent and not required)."""
+        data = self.body()
+        if data is None:
+            if required:
+                raise ValidationError("body", "a JSON object is required")
+            return {}
+        if not isinstance(data, dict):
+            raise ValidationError("body", f"must be a JSON object, not {_json_type(data)}")
+        allowed = tuple(allowed)
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ValidationError(unknown[0], f"is not a known field here (expected one of {', '.join(allowed)})")
+        return data
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _read_body(environ: Mapping[str, Any], limit: int) -> bytes:
+    length_text = (environ.get("CONTENT_LENGTH") or "").strip()
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    if length_text:
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise HttpError(400, "bad_request", f"Content-Length is not a number: {length_text!r}") from None
+        if length < 0:
+            raise HttpError(400, "bad_request", "Content-Length is negative")
+        if length > limit:
+            raise _too_large(limit)
+        return stream.read(length) if length else b""
+    if environ.get("wsgi.input_terminated"):
+        # Chunked upload: the server delivers EOF, so read one byte past the limit to detect excess.
+        data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise _too_large(limit)
+        return data
+    return b""  # no length and no EOF guarantee: WSGI says there is no body
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "payload_too_large", f"request body exceeds {limit} bytes", max_body_bytes=limit)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise HttpError(400, "malformed_json", f"request body is not UTF-8: {exc.reason}") from None
+    except (ValueError, RecursionError) as exc:
+        raise HttpError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+
+
+# -- body fields ------------------------------------------------------------------
+
+
+def _worker(value: Any) -> str:
+    if value is None:
+        raise ValidationError("worker_id", "is required")
+    return check.worker_id(value)
+
+
+def _seconds(value: Any, field: str = "lease_duration_seconds") -> timedelta | None:
+    """A lease duration from a JSON number of seconds (``None`` when absent)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return check.duration(value, field)
+    raise ValidationError(field, f"must be a number of seconds, not {_json_type(value)}")
+
+
+def _query_seconds(text: str, field: str = "lease_duration_seconds") -> timedelta:
+    """A lease duration from query-string text such as ``300`` or ``90.5``."""
+    try:
+        value: float = float(text) if any(c in text for c in ".eEnN") else int(text)
+    except ValueError:
+        raise ValidationError(field, f"must be a number of seconds (got {text!r})") from None
+    return check.duration(value, field)
+
+
+def _lease_fields(req: Request, body: Mapping[str, Any]) -> tuple[str, timedelta]:
+    """worker_id and lease_duration_seconds from the query (Java client) or else the JSON body."""
+    worker = _worker(req.query.get("worker_id", body.get("worker_id")))
+    if "lease_duration_seconds" in req.query:
+        return worker, _query_seconds(req.query["lease_duration_seconds"])
+    return worker, _seconds(body.get("lease_duration_seconds")) or DEFAULT_LEASE_DURATION
+
+
+# -- handlers: parse, call, serialize ------------------------------------------------
+
+
+def health(app: App, req: Request) -> Response:
+    app.root.store.read(lambda conn: conn.execute("SELECT 1").fetchone())
+    from . import __version__
+
+    return 200, {"status": "ok", "version": __version__}
+
+
+def openapi(app: App, req: Request) -> Response:
+    return 200, app.openapi
+
+
+def list_sessions(app: App, req: Request) -> Response:
+    return 200, [s.to_dict() for s in app.root.list_sessions()]
+
+
+def setup_session(app: App, req: Request) -> Response:
+    body = req.obj(("lease_mode", "acquire_order", "max_attempts"), required=False)
+    coord = app.coordinator(req.params["session"])
+    coord.setup(
+        lease_mode=body.get("lease_mode"),
+        acquire_order=body.get("acquire_order"),
+        max_attempts=body.get("max_attempts"),
+    )
+    info = next(s for s in coord.list_sessions() if s.session_name == coord.session)
+    return 200, info.to_dict()
+
+
+def create_item(app: App, req: Request) -> Response:
+    spec = check.item_spec(req.body(), "")
+    created = app.coordinator(req.params["session"]).create_work_items([spec])
+    if not created:
+        raise WorkItemExistsError(
+            f"work item {spec['work_item_id']!r} already exists in session {req.params['session']!r}",
+            work_item_id=spec["work_item_id"],
+        )
+    return 201, created[0].to_dict()
+
+
+def create_batch(app: App, req: Request) -> Response:
+    items = req.body()
+    if not isinstance(items, list):
+        raise ValidationError("body", f"must be a JSON array of work items, not {_json_type(items)}")
+    created = app.coordinator(req.params["session"]).create_work_items(items)
+    return 201, [item.to_dict() for item in created]
+
+
+def list_items(app: App, req: Request) -> Response:
+    items = app.coordinator(req.params["session"]).list_work_items(req.query.get("status"))
+    return 200, [item.to_dict() for item in items]
+
+
+def delete_items(app: App, req: Request) -> Response:
+    coord = app.coordinator(req.params["session"])
+    return 200, {"session_name": coord.session, "deleted": coord.delete_session()}
+
+
+def acquire(app: App, req: Request) -> Response:
+    # The Java client sends GET ?worker_id=W with no body; POST may carry the same fields as JSON.
+    body = req.obj(("worker_id", "lease_duration_seconds"), required=False) if req.method == "POST" else {}
+    worker, duration = _lease_fields(req, body)
+    outcome = app.coordinator(req.params["session"], worker).acquire_next_work_item(duration)
+    if isinstance(outcome, NoAvailableWorkToBeDone):
+        return 404, outcome.to_dict()
+    return 200, outcome.to_dict()
+
+
+def status(app: App, req: Request) -> Response:
+    return 200, app.coordinator(req.params["session"]).status().to_dict()
+
+
+def cleanup_expired(app: App, req: Request) -> Response:
+    coord = app.coordinator(req.params["session"])
+    return 200, {"session_name": coord.session, "cleaned": coord.cleanup_expired()}
+
+
+def get_item(app: App, req: Request) -> Response:
+    return 200, app.coordinator(req.params["session"]).get_work_item(req.params["work_item_id"]).to_dict()
+
+
+def lease_item(app: App, req: Request) -> Response:
+    body = req.obj(("worker_id", "lease_duration_seconds"), required=False)
+    worker, duration = _lease_fields(req, body)
+    outcome = app.coordinator(req.params["session"], worker).create_or_update_lease_for_work_item(
+        req.params["work_item_id"], duration
+    )
+    # Both outcomes are 200: an AlreadyCompleted body says {"already_completed": true, ...}.
+    return 200, outcome.to_dict()
+
+
+def renew_lease(app: App, req: Request) -> Response:
+    body = req.obj(("worker_id", "progress", "lease_epoch", "lease_duration_seconds"))
+    progress = body.get("progress")
+    if progress is None:
+        progress = {}
+    elif not isinstance(progress, dict):
+        raise ValidationError("progress", f"must be an object, not {_json_type(progress)}")
+    unknown = sorted(set(progress) - {"documents_processed", "bytes_processed"})
+    if unknown:
+        raise ValidationError(f"progress.{unknown[0]}", "is not a progress field")
+    item = app.coordinator(req.params["session"], _worker(body.get("worker_id"))).update_progress_and_renew_lease(
+        req.params["work_item_id"],
+        progress.get("documents_processed"),
+        progress.get("bytes_processed"),
+        lease_duration=_seconds(body.get("lease_duration_seconds")),
+        lease_epoch=body.get("lease_epoch"),
+    )
+    return 200, item.to_dict()
+
+
+def complete(app: App, req: Request) -> Response:
+    # The Java client's body is the bare worker id as a JSON string: "worker-001".
+    body = req.body()
+    if body is None:
+        raise ValidationError("worker_id", 'is required (send the worker id as a JSON string, e.g. "worker-001")')
+    fields = {"worker_id": body} if isinstance(body, str) else req.obj(("worker_id", "lease_epoch"))
+    item = app.coordinator(req.params["session"], _worker(fields.get("worker_id"))).complete_work_item(
+        req.params["work_item_id"], lease_epoch=fields.get("lease_epoch")
+    )
+    return 200, item.to_dict()
+
+
+def release(app: App, req: Request) -> Response:
+    body = req.obj(("worker_id", "lease_epoch"))
+    coord = app.coordinator(req.params["session"], _worker(body.get("worker_id")))
+    released = coord.release_work_item(req.params["work_item_id"], lease_epoch=body.get("lease_epoch"))
+    return 200, {"work_item_id": req.params["work_item_id"], "released": released}
+
+
+def fail(app: App, req: Request) -> Response:
+    body = req.obj(("worker_id", "error", "lease_epoch"))
+    if body.get("error") is None:
+        raise ValidationError("error", "is required")
+    item = app.coordinator(req.params["session"], _worker(body.get("worker_id"))).fail_work_item(
+        req.params["work_item_id"], body["error"], lease_epoch=body.get("lease_epoch")
+    )
+    return 200, item.to_dict()
+
+
+def retry(app: App, req: Request) -> Response:
+    req.obj((), required=False)
+    return 200, app.coordinator(req.params["session"]).retry_work_item(req.params["work_item_id"]).to_dict()
+
+
+def successors(app: App, req: Request) -> Response:
+    body = req.obj(("worker_id", "successor_work_item_ids", "lease_epoch"))
+    ids = body.get("successor_work_item_ids")
+    if not isinstance(ids, list):
+        raise ValidationError("successor_work_item_ids", f"must be an array of work item ids, not {_json_type(ids)}")
+    coord = app.coordinator(req.params["session"], _worker(body.get("worker_id")))
+    item = coord.create_successor_work_items_and_mark_complete(
+        req.params["work_item_id"], ids, lease_epoch=body.get("lease_epoch")
+    )
+    return 200, item.to_dict()
+
+
+# -- the route table -----------------------------------------------------------------
+
+Handler = Callable[["App", Request], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One (method, path template) pair. ``{name}`` segments capture one decoded path segment."""
+
+    method: str
+    template: str
+    handler: Handler
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return _template_segments(self.template)
+
+
+def _template_segments(template: str) -> tuple[str, ...]:
+    return tuple(s for s in template.strip("/").split("/") if s)
+
+
+_ITEM = BASE_PATH + "/{work_item_id}"
+
+#: Literal routes come before ``{work_item_id}`` ones, so ``GET …/status`` is the summary.
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/health", health),
+    Route("GET", "/openapi.json", openapi),
+    Route("GET", "/sessions/", list_sessions),
+    Route("PUT", "/sessions/{session}", setup_session),
+    Route("POST", BASE_PATH + "/", create_item),
+    Route("GET", BASE_PATH + "/", list_items),
+    Route("DELETE", BASE_PATH + "/", delete_items),
+    Route("POST", BASE_PATH + "/batch", create_batch),
+    Route("GET", BASE_PATH + "/acquire", acquire),
+    Route("POST", BASE_PATH + "/acquire", acquire),
+    Route("GET", BASE_PATH + "/status", status),
+    Route("POST", BASE_PATH + "/cleanup-expired", cleanup_expired),
+    Route("GET", _ITEM, get_item),
+    Route("POST", _ITEM + "/acquire", lease_item),
+    Route("PUT", _ITEM + "/lease", renew_lease),
+    Route("PUT", _ITEM + "/complete", complete),
+    Route("POST", _ITEM + "/release", release),
+    Route("POST", _ITEM + "/fail", fail),
+    Route("POST", _ITEM + "/retry", retry),
+    Route("POST", _ITEM + "/successors", successors),
+)
+
+#: Item ids that collide with a literal route in ``GET …/{id}``; clients escape them.
+RESERVED_ITEM_IDS = frozenset(
+    r.segments[len(_template_segments(BASE_PATH))]
+    for r in ROUTES
+    if len(r.segments) == len(_template_segments(BASE_PATH)) + 1 and "{" not in r.segments[-1]
+)
+
+_COMPILED = tuple((r, r.segments) for r in ROUTES)
+
+#: Segments as (raw spelling, decoded text).
+Segments = list[tuple[str, str]]
+
+
+def _path_segments(environ: Mapping[str, Any]) -> Segments:
+    """The request path split into segments, from the raw URI when it agrees with PATH_INFO."""
+    path_info: str = environ.get("PATH_INFO") or ""
+    raw_uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if raw_uri:
+        raw_path = urlsplit(raw_uri).path if "://" in raw_uri[:10] else raw_uri.split("?", 1)[0]
+        script = environ.get("SCRIPT_NAME") or ""
+        if script and raw_path.startswith(script):
+            raw_path = raw_path[len(script) :]
+        # Trust the raw URI only if it decodes to what the server put in PATH_INFO
+        # (a rewriting proxy or middleware may have changed one but not the other).
+        if unquote_to_bytes(raw_path) == path_info.encode("latin-1", "replace"):
+            try:
+                return [(s, unquote_to_bytes(s).decode("utf-8")) for s in _split(raw_path)]
+            except UnicodeDecodeError:
+                raise HttpError(400, "bad_request", "the request path is not UTF-8 once percent-decoded") from None
+    try:
+        # PEP 3333: PATH_INFO holds the decoded bytes as latin-1 text.
+        return [(text, text) for text in (s.encode("latin-1").decode("utf-8") for s in _split(path_info))]
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        raise HttpError(400, "bad_request", "the request path is not UTF-8") from None
+
+
+def _split(path: str) -> list[str]:
+    parts = path.split("/")
+    if parts and parts[0] == "":
+        parts = parts[1:]
+    if parts and parts[-1] == "" and len(parts) > 1:
+        parts = parts[:-1]  # one trailing slash is optional: ".../work-items/" == ".../work-items"
+    return [] if parts == [""] else parts
+
+
+def match(method: str, segments: Segments) -> tuple[Route, dict[str, str]]:
+    """The route for ``method`` and the path; ``HttpError`` 404 or 405 (with ``allow``) otherwise."""
+    allowed: list[str] = []
+    for route, pattern in _COMPILED:
+        if len(pattern) != len(segments):
+            continue
+        params: dict[str, str] = {}
+        for want, (raw, text) in zip(pattern, segments, strict=True):
+            if want.startswith("{"):
+                if not text:
+                    break
+                params[want[1:-1]] = text
+            elif raw != want:
+                break
+        else:
+            if route.method == method:
+                return route, params
+            if route.method not in allowed:
+                allowed.append(route.method)
+    if allowed:
+        detail = f"{method} is not allowed here; use {', '.join(allowed)}"
+        raise HttpError(405, "method_not_allowed", detail, allow=allowed)
+    raise HttpError(404, "not_found", "no such route; see /openapi.json")
+
+
+def _query(environ: Mapping[str, Any]) -> dict[str, str]:
+    text = environ.get("QUERY_STRING") or ""
+    if not text:
+        return {}
+    try:
+        raw = text.encode("latin-1").decode("utf-8")
+        pairs = parse_qs(raw, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        raise HttpError(400, "bad_request", "the query string is not UTF-8") from None
+    except ValueError as exc:
+        raise HttpError(400, "bad_request", f"malformed query string: {exc}") from None
+    return {key: values[-1] for key, values in pairs.items()}
+
+
+# -- the application -------------------------------------------------------------------
+
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+_UNAUTHENTICATED = frozenset({"/health"})
+
+
+class App:
+    """The WSGI callable. Request threads share only the file (the Store opens a connection per thread)."""
+
+    #: Bound coordinators kept for reuse (each caches its session's row id).
+    CACHE_SIZE = 1024
+
+    def __init__(self, root: SqliteCoordinator, *, token: str | None = None, max_body_bytes: int = 1_048_576) -> None:
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValidationError("token", "must be a non-empty string")
+        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
+            raise ValidationError("max_body_bytes", "must be a positive integer")
+        self.root = root
+        self.max_body_bytes = max_body_bytes
+        self._token = None if token is None else token.encode("utf-8")
+        self._bound: OrderedDict[tuple[str, str | None], SqliteCoordinator] = OrderedDict()
+        self._lock = threading.Lock()
+        self.openapi = openapi_document()
+
+    def coordinator(self, session: str, worker_id: str | None = None) -> SqliteCoordinator:
+        """A coordinator for ``session`` (and ``worker_id``) over the shared store."""
+        key = (session, worker_id)
+        with self._lock:
+            coord = self._bound.get(key)
+            if coord is not None:
+                self._bound.move_to_end(key)
+                return coord
+        coord = self.root.bind(session=session, worker_id=worker_id)  # validates both names
+        with self._lock:
+            self._bound[key] = coord
+            while len(self._bound) > self.CACHE_SIZE:
+                self._bound.popitem(last=False)
+        return coord
+
+    def _check_token(self, environ: Mapping[str, Any]) -> None:
+        assert self._token is not None
+        header = environ.get("HTTP_AUTHORIZATION") or ""
+        scheme, _, given = header.partition(" ")
+        # WSGI headers are latin-1 text of the raw bytes; compare bytes in constant time.
+        supplied = given.strip().encode("latin-1", "replace")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(supplied, self._token):
+            raise AuthenticationError("a valid bearer token is required (Authorization: Bearer <token>)")
+
+    def handle(self, environ: dict[str, Any]) -> Response:
+        method = (environ.get("REQUEST_METHOD") or "GET").upper()
+        path_info = environ.get("PATH_INFO") or ""
+        if self._token is not None and path_info.rstrip("/") not in _UNAUTHENTICATED:
+            self._check_token(environ)
+        length = (environ.get("CONTENT_LENGTH") or "").strip()
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)  # refuse before routing or reading
+        route, params = match(method, _path_segments(environ))
+        request = Request(method, params, _query(environ), environ, self.max_body_bytes)
+        return route.handler(self, request)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        headers: list[tuple[str, str]] = []
+        try:
+            status, body = self.handle(environ)
+        except LitecoordError as exc:  # the one place errors become statuses
+            status, body = exc.http_status, exc.to_dict()
+            if status == 405:
+                headers.append(("Allow", ", ".join(exc.context.get("allow", ()))))
+            elif status == 401:
+                headers.append(("WWW-Authenticate", 'Bearer realm="litecoord"'))
+        except Exception:
+            logger.exception("unhandled error serving %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            status, body = 500, {"detail": "internal server error (logged on the server)", "code": "internal_error"}
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        return [data]
+
+
+def create_app(
+    target: str | os.PathLike[str] | SqliteCoordinator | Store,
+    *,
+    token: str | None = None,
+    clock: Clock | None = None,
+    max_body_bytes: int = 1_048_576,
+) -> App:
+    """The console REST API over one litecoord file, as a WSGI application.
+
+    ``target`` is a path, a :class:`~litecoord.store.Store` or a
+    :class:`~litecoord.sqlite.SqliteCoordinator` whose store the app shares
+    (``clock`` replaces its clock when given). With ``token`` every route but
+    ``/health`` requires ``Authorization: Bearer <token>``. Bodies over
+    ``max_body_bytes`` get 413.
+    """
+    if isinstance(target, SqliteCoordinator):
+        root = target if clock is None else SqliteCoordinator(target.store, clock=clock)
+    else:
+        root = SqliteCoordinator(target, clock=clock)
+    return App(root, token=token, max_body_bytes=max_body_bytes)
