@@ -632,6 +632,8 @@ def test_empty_or_unknown_session_reads_as_empty(make):
     assert ghost.list_work_items() == []
     assert ghost.num_work_items_not_yet_complete() == 0
     assert ghost.work_items_not_yet_complete() is False
+    outcome = ghost.acquire_next_work_item()
+    assert isinstance(outcome, NoAvailableWorkToBeDone) and outcome.all_work_done
     assert "never-written" not in [s.session_name for s in ghost.list_sessions()]
 
 
