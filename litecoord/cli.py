@@ -1,0 +1,901 @@
+"""The ``litecoord`` command line: every coordinator operation, the worker runner, the live view, the demo.
+
+Each command opens a coordinator (a SQLite file with ``--db``, or a server
+with ``--url``), calls one method, and prints the result: a readable table,
+or JSON with ``--json``. Library errors become one-line messages and an exit
+code that names their kind (:data:`EXIT_CODES`); never a traceback.
+
+Options follow the subcommand: ``litecoord batch --db backfill.db --session s1 items.jsonl``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import IO, Any, TypeVar
+
+import click
+import peewee
+
+from . import worker as runner
+from .errors import (
+    DatabaseBusyError,
+    LeaseConflictError,
+    LeaseExpiredError,
+    LitecoordError,
+    SuccessorConflictError,
+    ValidationError,
+    WorkItemExistsError,
+    WorkItemNotFoundError,
+)
+from .protocol import DEFAULT_LEASE_DURATION, Coordinator
+from .render import DEFAULT_STALL_AFTER, render_item, render_items, render_sessions, render_status
+from .sqlite import SqliteCoordinator
+from .types import AlreadyCompleted, NoAvailableWorkToBeDone, WorkItem, WorkItemStatus
+
+__all__ = ["cli", "main", "EXIT_CODES", "DEFAULT_DB"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_DB = "litecoord.db"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_WORK = 3
+EXIT_ALL_LEASED = 4
+EXIT_NOT_FOUND = 5
+EXIT_CONFLICT = 6
+EXIT_LEASE_EXPIRED = 7
+EXIT_BUSY = 8
+EXIT_INTERRUPTED = 130
+
+#: Exit codes of every command except ``work`` (whose codes are :data:`litecoord.worker.EXIT_CODES`).
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "any other error (server unreachable, authentication, not a litecoord file...)",
+    EXIT_USAGE: "bad input: usage, a missing or malformed file, an invalid field (ValidationError)",
+    EXIT_NO_WORK: "acquire: no work left (every item complete, or only failed items remain)",
+    EXIT_ALL_LEASED: "acquire: work remains but all of it is leased",
+    EXIT_NOT_FOUND: "unknown work item (WorkItemNotFoundError, HTTP 404)",
+    EXIT_CONFLICT: "lease or item conflict: another holder, stale epoch, existing id (HTTP 409)",
+    EXIT_LEASE_EXPIRED: "the caller's lease expired (LeaseExpiredError, HTTP 410)",
+    EXIT_BUSY: "the database stayed locked (DatabaseBusyError, HTTP 503)",
+    EXIT_INTERRUPTED: "interrupted by Ctrl-C",
+}
+
+_EXIT_FOR_ERROR: tuple[tuple[type[LitecoordError], int], ...] = (
+    (ValidationError, EXIT_USAGE),
+    (WorkItemNotFoundError, EXIT_NOT_FOUND),
+    (LeaseConflictError, EXIT_CONFLICT),
+    (SuccessorConflictError, EXIT_CONFLICT),
+    (WorkItemExistsError, EXIT_CONFLICT),
+    (LeaseExpiredError, EXIT_LEASE_EXPIRED),
+    (DatabaseBusyError, EXIT_BUSY),
+)
+
+
+def exit_code_for(exc: LitecoordError) -> int:
+    """The exit code a library error maps to."""
+    for cls, code in _EXIT_FOR_ERROR:
+        if isinstance(exc, cls):
+            return code
+    return EXIT_ERROR
+
+
+class CliError(click.ClickException):
+    """A one-line ``Error: ...`` on stderr and a chosen exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Group(click.Group):
+    """Turns every library, driver and OS error a command lets through into a :class:`CliError`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LitecoordError as exc:
+            raise CliError(_one_line(exc.detail), exit_code_for(exc)) from None
+        except (sqlite3.Error, peewee.PeeweeException) as exc:
+            raise CliError(f"database error: {_one_line(str(exc))}") from None
+        except OSError as exc:
+            raise CliError(_one_line(str(exc))) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "unknown error"
+
+
+# -- connection options ------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """Where a command's coordinator lives, from ``--db``/``--url`` and friends."""
+
+    db: str
+    url: str | None
+    token: str | None
+    session: str
+    worker_id: str | None
+
+    def resolved_worker_id(self) -> str:
+        # Stable across invocations, so `litecoord acquire` then `litecoord complete`
+        # from one shell act as one worker.
+        return self.worker_id or socket.gethostname()
+
+    def open(self, *, create: bool = False, worker_id: str | None = None) -> Coordinator:
+        """The coordinator. Without ``create``, a missing ``--db`` file is an error, not a new file."""
+        worker = worker_id or self.resolved_worker_id()
+        if self.url:
+            from .config import WorkCoordinationConfig, connect
+
+            return connect(WorkCoordinationConfig.console(self.url, self.session, worker, token=self.token))
+        if not create and not os.path.exists(self.db):
+            raise CliError(
+                f"no litecoord database at {self.db} (create items with `litecoord batch --db {self.db} FILE`, "
+                "or point --db / LITECOORD_DB at an existing file)",
+                EXIT_USAGE,
+            )
+        return SqliteCoordinator(self.db, session=self.session, worker_id=worker)
+
+
+def _db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        envvar="LITECOORD_DB",
+        default=DEFAULT_DB,
+        show_default=True,
+        metavar="PATH",
+        help="SQLite coordination file [env LITECOORD_DB].",
+    )(f)
+
+
+def coordinator_options(*, session: bool = True, worker: bool = True) -> Callable[[F], F]:
+    """Add ``--db --url --token [--session] [--worker-id]`` and pass the command a ``target``."""
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, db: str, url: str | None, token: str | None, **kwargs: Any) -> Any:
+            ctx = click.get_current_context()
+            url, db = _choose_store(ctx, url, db)
+            target = Target(
+                db=db,
+                url=url,
+                token=token,
+                session=kwargs.pop("session", "default"),
+                worker_id=kwargs.pop("worker_id", None),
+            )
+            return f(*args, target=target, **kwargs)
+
+        options = [
+            _db_option,
+            click.option(
+                "--url",
+                envvar="LITECOORD_URL",
+                metavar="URL",
+                help="Use a litecoord server (e.g. http://127.0.0.1:8000) instead of a file [env LITECOORD_URL].",
+            ),
+            click.option(
+                "--token",
+                envvar="LITECOORD_TOKEN",
+                metavar="TOKEN",
+                help="Bearer token for --url [env LITECOORD_TOKEN].",
+            ),
+        ]
+        if session:
+            options.append(
+                click.option(
+                    "--session",
+                    "-s",
+                    envvar="LITECOORD_SESSION",
+                    default="default",
+                    show_default=True,
+                    help="Session: the namespace of one backfill's items [env LITECOORD_SESSION].",
+                )
+            )
+        if worker:
+            options.append(
+                click.option(
+                    "--worker-id",
+                    "-w",
+                    envvar="LITECOORD_WORKER_ID",
+                    metavar="ID",
+                    help="Who holds leases [env LITECOORD_WORKER_ID; default: the host name; for work: <host>-<pid>].",
+                )
+            )
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _choose_store(ctx: click.Context, url: str | None, db: str) -> tuple[str | None, str]:
+    """``--url`` selects a server; a ``--db`` typed on the command line beats LITECOORD_URL."""
+    if not url:
+        return None, db
+    db_source = ctx.get_parameter_source("db")
+    url_source = ctx.get_parameter_source("url")
+    if db_source is click.core.ParameterSource.COMMANDLINE:
+        if url_source is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError("give --db or --url, not both")
+        return None, db
+    return url, db
+
+
+def _json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
+
+
+def _epoch_option(f: F) -> F:
+    return click.option(
+        "--lease-epoch",
+        type=click.IntRange(min=0),
+        metavar="N",
+        help="Act only if the lease is still epoch N (from acquire): a stale holder is refused.",
+    )(f)
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _item_line(verb: str, item: WorkItem) -> str:
+    return f"{verb} {item.work_item_id} (status {item.status.value}, lease epoch {item.lease_epoch})"
+
+
+# -- the group -----------------------------------------------------------------------
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="litecoord")
+def cli() -> None:
+    """Coordinate a shard-by-shard backfill through one SQLite file (or a litecoord server).
+
+    Every command takes its options after its name, e.g.
+    `litecoord batch --db backfill.db --session s1 items.jsonl`.
+    Exit codes: 0 success, 1 error, 2 bad input, 3/4 no work (acquire),
+    5 unknown item, 6 conflict, 7 lease expired, 8 database busy; `work`
+    documents its own.
+    """
+
+
+# -- creating work ---------------------------------------------------------------------
+
+
+@cli.command()
+@coordinator_options(worker=False)
+@click.argument("work_item_id")
+@click.option("--index", "index_name", metavar="NAME", help="Index the shard belongs to.")
+@click.option("--shard", "shard_number", type=click.IntRange(min=0), help="Shard number.")
+@click.option("--documents", "document_count", type=click.IntRange(min=0), help="Documents in the shard.")
+@click.option("--bytes", "total_size_bytes", type=click.IntRange(min=0), help="Size of the shard in bytes.")
+@_json_option
+def create(target: Target, work_item_id: str, as_json: bool, **metadata: Any) -> None:
+    """Create one pending work item (exit 6 if the id exists)."""
+    coord = target.open(create=True)
+    created = coord.create_work_items([{"work_item_id": work_item_id, **metadata}])
+    if not created:
+        raise WorkItemExistsError(f"work item {work_item_id!r} already exists in session {target.session!r}")
+    if as_json:
+        _echo_json(created[0].to_dict())
+    else:
+        click.echo(f"created {work_item_id}")
+
+
+def _read_items(stream: IO[str], name: str) -> list[Any]:
+    """A JSON array of items, or JSON Lines (one object per line; blank lines skipped)."""
+    text = stream.read()
+    if not text.strip():
+        raise CliError(f"{name}: no work items (the file is empty)", EXIT_USAGE)
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CliError(
+                f"{name}: malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", EXIT_USAGE
+            ) from None
+        if not isinstance(data, list):
+            raise CliError(f"{name}: expected a JSON array of work items", EXIT_USAGE)
+        return data
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise CliError(
+                f"{name} line {number}: malformed JSON: {exc.msg} at column {exc.colno}", EXIT_USAGE
+            ) from None
+    return items
+
+
+@cli.command()
+@coordinator_options(worker=False)
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@_json_option
+def batch(target: Target, file: IO[str], as_json: bool) -> None:
+    """Create many work items from FILE (a JSON array or JSON Lines; `-` reads stdin).
+
+    Each item is an object with `work_item_id` and optionally `index_name`,
+    `shard_number`, `document_count`, `total_size_bytes`. Existing ids are
+    skipped; if any item is invalid, nothing is created.
+    """
+    name = "stdin" if file.name == "<stdin>" else file.name
+    items = _read_items(file, name)
+    coord = target.open(create=True)
+    created = coord.create_work_items(items)
+    if as_json:
+        _echo_json([item.to_dict() for item in created])
+    else:
+        skipped = len(items) - len(created)
+        click.echo(f"created {len(created)} work item(s); {skipped} already existed")
+
+
+@cli.command()
+@coordinator_options(worker=False)
+@click.option("--lease-mode", type=click.Choice(["fixed", "exponential"]), help="fixed (console) or exponential (RFS).")
+@click.option("--acquire-order", type=click.Choice(["largest_first", "fifo"]), help="Which pending item goes first.")
+@click.option("--max-attempts", type=click.IntRange(min=1), help="Failures after which an item is parked as failed.")
+def setup(target: Target, lease_mode: str | None, acquire_order: str | None, max_attempts: int | None) -> None:
+    """Create the session if missing and set its lease mode, acquire order or max attempts."""
+    target.open(create=True).setup(lease_mode=lease_mode, acquire_order=acquire_order, max_attempts=max_attempts)
+    click.echo(f"session {target.session} is ready")
+
+
+# -- leasing -----------------------------------------------------------------------------
+
+
+def _lease_option(default: float | None) -> Callable[[F], F]:
+    return click.option(
+        "--lease",
+        "lease_seconds",
+        type=click.FloatRange(min=0.001, max=365 * 86400),
+        default=default,
+        show_default=default is not None,
+        metavar="SECONDS",
+        help="Lease duration in seconds.",
+    )
+
+
+@cli.command()
+@coordinator_options()
+@_lease_option(DEFAULT_LEASE_DURATION.total_seconds())
+@_json_option
+def acquire(target: Target, lease_seconds: float, as_json: bool) -> None:
+    """Lease the next available work item to this worker.
+
+    Exit 3 when no work is left (every item complete, or only failed items
+    remain), exit 4 when work remains but all of it is leased. If this worker
+    already holds a live lease, that lease is returned.
+    """
+    outcome = target.open().acquire_next_work_item(timedelta(seconds=lease_seconds))
+    if isinstance(outcome, NoAvailableWorkToBeDone):
+        body = outcome.to_dict()
+        if as_json:
+            _echo_json(body)
+        click.echo(body["detail"], err=True)
+        sys.exit(EXIT_ALL_LEASED if outcome.reason == "all_leased" else EXIT_NO_WORK)
+    if as_json:
+        _echo_json(outcome.to_dict())
+    else:
+        click.echo(
+            f"acquired {outcome.work_item_id} (lease epoch {outcome.lease_epoch}) until "
+            f"{outcome.to_dict()['lease_expiry']} ({outcome.lease_duration.total_seconds():g}s)"
+        )
+
+
+@cli.command()
+@coordinator_options()
+@click.argument("work_item_id")
+@_lease_option(DEFAULT_LEASE_DURATION.total_seconds())
+@_json_option
+def lease(target: Target, work_item_id: str, lease_seconds: float, as_json: bool) -> None:
+    """Lease the named work item, creating it if absent (RFS createOrUpdateLease).
+
+    Prints `already completed` (exit 0) for a completed item; exit 6 if
+    another worker holds a live lease.
+    """
+    outcome = target.open(create=True).create_or_update_lease_for_work_item(
+        work_item_id, timedelta(seconds=lease_seconds)
+    )
+    if as_json:
+        _echo_json(outcome.to_dict())
+    elif isinstance(outcome, AlreadyCompleted):
+        click.echo(f"{work_item_id} is already completed")
+    else:
+        click.echo(
+            f"leased {work_item_id} (lease epoch {outcome.lease_epoch}) until {outcome.to_dict()['lease_expiry']}"
+        )
+
+
+@cli.command()
+@coordinator_options()
+@click.argument("work_item_id")
+@click.option("--docs", "documents_processed", type=click.IntRange(min=0), help="Documents processed so far (total).")
+@click.option("--bytes", "bytes_processed", type=click.IntRange(min=0), help="Bytes processed so far (total).")
+@_lease_option(None)
+@_epoch_option
+@_json_option
+def renew(
+    target: Target,
+    work_item_id: str,
+    documents_processed: int | None,
+    bytes_processed: int | None,
+    lease_seconds: float | None,
+    lease_epoch: int | None,
+    as_json: bool,
+) -> None:
+    """Renew this worker's lease on an item, optionally recording progress.
+
+    Progress values are absolute totals. The lease runs from now for
+    --lease seconds (default: the length it was acquired with). Exit 6 if
+    another worker holds it, 7 if this worker's lease expired.
+    """
+    item = target.open().update_progress_and_renew_lease(
+        work_item_id,
+        documents_processed,
+        bytes_processed,
+        lease_duration=_seconds(lease_seconds),
+        lease_epoch=lease_epoch,
+    )
+    if as_json:
+        _echo_json(item.to_dict())
+    else:
+        click.echo(f"renewed {work_item_id} until {item.to_dict()['lease_expiry']}")
+
+
+@cli.command()
+@coordinator_options()
+@click.argument("work_item_id")
+@_epoch_option
+@_json_option
+def complete(target: Target, work_item_id: str, lease_epoch: int | None, as_json: bool) -> None:
+    """Mark an item complete (only its lease holder may)."""
+    item = target.open().complete_work_item(work_item_id, lease_epoch=lease_epoch)
+    if as_json:
+        _echo_json(item.to_dict())
+    else:
+        click.echo(f"completed {work_item_id}")
+
+
+@cli.command()
+@coordinator_options()
+@click.argument("work_item_id")
+@_epoch_option
+@_json_option
+def release(target: Target, work_item_id: str, lease_epoch: int | None, as_json: bool) -> None:
+    """Give an item back unfinished (exit 6 if this worker did not hold it)."""
+    released = target.open().release_work_item(work_item_id, lease_epoch=lease_epoch)
+    if as_json:
+        _echo_json({"work_item_id": work_item_id, "released": released})
+    if not released:
+        raise CliError(
+            f"work item {work_item_id!r} was not released: it is complete, or not leased by this worker",
+            EXIT_CONFLICT,
+        )
+    if not as_json:
+        click.echo(f"released {work_item_id}")
+
+
+@cli.command()
+@coordinator_options()
+@click.argument("work_item_id")
+@click.option("--error", "-e", "error", required=True, help="What went wrong (kept on the item).")
+@_epoch_option
+@_json_option
+def fail(target: Target, work_item_id: str, error: str, lease_epoch: int | None, as_json: bool) -> None:
+    """Record a failure and give the item back; after max attempts it is parked as failed."""
+    item = target.open().fail_work_item(work_item_id, error, lease_epoch=lease_epoch)
+    if as_json:
+        _echo_json(item.to_dict())
+    else:
+        click.echo(f"recorded failure {item.failure_count} of {work_item_id}; it is now {item.status.value}")
+
+
+@cli.command()
+@coordinator_options()
+@click.argument("work_item_id")
+@click.argument("successors", nargs=-1, required=True)
+@_epoch_option
+@_json_option
+def split(
+    target: Target, work_item_id: str, successors: tuple[str, ...], lease_epoch: int | None, as_json: bool
+) -> None:
+    """Create SUCCESSORS for the rest of an item's work and complete it (the holder only).
+
+    The successors share what is left of the item's documents and bytes.
+    Repeating the same split is harmless; a different one exits 6.
+    """
+    item = target.open().create_successor_work_items_and_mark_complete(
+        work_item_id, list(successors), lease_epoch=lease_epoch
+    )
+    if as_json:
+        _echo_json(item.to_dict())
+    else:
+        click.echo(f"completed {work_item_id} with successors {', '.join(item.successor_ids)}")
+
+
+@cli.command()
+@coordinator_options(worker=False)
+@click.argument("work_item_id")
+@_json_option
+def retry(target: Target, work_item_id: str, as_json: bool) -> None:
+    """Return a failed item to pending with its failure count cleared."""
+    item = target.open().retry_work_item(work_item_id)
+    if as_json:
+        _echo_json(item.to_dict())
+    else:
+        click.echo(f"{work_item_id} is {item.status.value}")
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+@cli.command(name="list")
+@coordinator_options(worker=False)
+@click.option(
+    "--status", "status_filter", type=click.Choice([s.value for s in WorkItemStatus]), help="Only items in this status."
+)
+@_json_option
+def list_(target: Target, status_filter: str | None, as_json: bool) -> None:
+    """List the session's work items in creation order."""
+    items = target.open().list_work_items(status_filter)
+    if as_json:
+        _echo_json([item.to_dict() for item in items])
+    else:
+        click.echo(render_items(items, _now()))
+
+
+@cli.command()
+@coordinator_options(worker=False)
+@click.argument("work_item_id")
+@_json_option
+def show(target: Target, work_item_id: str, as_json: bool) -> None:
+    """Show every field of one work item."""
+    item = target.open().get_work_item(work_item_id)
+    if as_json:
+        _echo_json(item.to_dict())
+    else:
+        click.echo(render_item(item, _now()))
+
+
+def _view_items(coord: Coordinator) -> list[WorkItem]:
+    """What the status view draws: live leases, lapsed leases, failed items (not the whole session)."""
+    items = coord.list_work_items(WorkItemStatus.ASSIGNED) + coord.list_work_items(WorkItemStatus.FAILED)
+    items += [i for i in coord.list_work_items(WorkItemStatus.PENDING) if i.worker_id and i.lease_expiry]
+    return items
+
+
+def _terminal() -> tuple[bool, bool, int]:
+    """(on a terminal, unicode safe, width) for stdout."""
+    stream = sys.stdout
+    tty = stream.isatty()
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    return tty, tty and encoding == "utf8", shutil.get_terminal_size((80, 24)).columns
+
+
+def draw_frame(frame: str, *, redraw: bool) -> None:
+    """On a terminal, overwrite the previous frame in place; elsewhere print frames one after another."""
+    if redraw:
+        # Home, then each line followed by erase-to-end-of-line, then erase below: no flicker.
+        body = "\x1b[K\n".join(frame.split("\n"))
+        click.echo(f"\x1b[H{body}\x1b[K\n\x1b[J", nl=False)
+    else:
+        click.echo(frame + "\n")
+
+
+@cli.command()
+@coordinator_options(worker=False)
+@_json_option
+@click.option("--watch", is_flag=True, help="Redraw the view every --interval seconds until all work is done.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Seconds per frame.")
+@click.option(
+    "--stall-after",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_STALL_AFTER.total_seconds(),
+    show_default=True,
+    metavar="SECONDS",
+    help="Flag items whose progress has not moved for this long while heartbeats arrive.",
+)
+def status(target: Target, as_json: bool, watch: bool, interval: float, stall_after: float) -> None:
+    """Show the session's progress: totals, throughput, ETA, items in progress, stalled and failed items.
+
+    `--json` prints the same object as the REST API's GET /status (with
+    --watch: one JSON object per line). On a terminal --watch redraws in
+    place; otherwise it prints plain frames, without ANSI codes. --watch ends
+    when no item is pending or leased, or on Ctrl-C.
+    """
+    coord = target.open()
+    tty, unicode, width = _terminal()
+    stop = threading.Event()
+    if watch and tty and not as_json:
+        click.echo("\x1b[2J", nl=False)  # start from a clear screen; frames then redraw in place
+    with runner.stop_on_signals(stop):
+        while True:
+            summary = coord.status()
+            if as_json:
+                click.echo(json.dumps(summary.to_dict(), indent=None if watch else 2))
+            else:
+                frame = render_status(
+                    summary,
+                    _view_items(coord),
+                    summary.as_of or _now(),
+                    width,
+                    stall_after=timedelta(seconds=stall_after),
+                    color=tty,
+                    unicode=unicode,
+                )
+                if watch:
+                    draw_frame(frame, redraw=tty)
+                else:
+                    click.echo(frame)
+            if not watch or (summary.total_work_items and summary.not_yet_complete == 0):
+                return
+            if stop.wait(interval):
+                return
+
+
+@cli.command()
+@coordinator_options(session=False, worker=False)
+@_json_option
+def sessions(target: Target, as_json: bool) -> None:
+    """List every session in the store with its settings and counts."""
+    found = target.open().list_sessions()
+    if as_json:
+        _echo_json([s.to_dict() for s in found])
+    else:
+        click.echo(render_sessions(found))
+
+
+# -- housekeeping ------------------------------------------------------------------------------
+
+
+@cli.command(name="cleanup-expired")
+@coordinator_options(worker=False)
+@_json_option
+def cleanup_expired(target: Target, as_json: bool) -> None:
+    """Mark items whose lease lapsed as pending (only tidies listings; acquire takes them anyway)."""
+    count = target.open().cleanup_expired()
+    if as_json:
+        _echo_json({"session_name": target.session, "cleaned": count})  # the REST API's body
+    else:
+        click.echo(f"returned {count} item(s) with lapsed leases to pending")
+
+
+@cli.command(name="delete-session")
+@coordinator_options(worker=False)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_session(target: Target, yes: bool) -> None:
+    """Delete every work item of the session."""
+    if not yes:
+        click.confirm(f"Delete every work item of session {target.session!r}?", abort=True)
+    count = target.open().delete_session()
+    click.echo(f"deleted {count} work item(s) of session {target.session}")
+
+
+# -- serving -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@_db_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. The default accepts only this machine; "
+    "--host 0.0.0.0 accepts connections from any host, so set a --token then.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option(
+    "--token", envvar="LITECOORD_TOKEN", metavar="TOKEN", help="Require this bearer token [env LITECOORD_TOKEN]."
+)
+@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True, help="Request threads.")
+def serve(db: str, host: str, port: int, token: str | None, threads: int) -> None:
+    """Serve the console REST API for the --db file (needs `pip install 'litecoord[server]'`).
+
+    Workers on other hosts then use `--url http://HOST:PORT`.
+    """
+    try:
+        from .server import serve as run_server
+    except ImportError as exc:
+        raise CliError(f"the REST server is not available in this installation ({exc})") from None
+    try:
+        run_server(db, host=host, port=port, token=token, threads=threads)
+    except KeyboardInterrupt:
+        return
+    except (ImportError, RuntimeError) as exc:
+        raise CliError(_one_line(str(exc))) from None
+
+
+# -- the worker runner ----------------------------------------------------------------------------
+
+_WORK_HELP = (
+    f"""Run COMMAND once per work item until no work is left.
+
+For each item the runner acquires a lease, runs COMMAND with the item in
+environment variables (LITECOORD_WORK_ITEM_ID, _INDEX_NAME, _SHARD_NUMBER,
+_DOCUMENT_COUNT, _TOTAL_SIZE_BYTES, _DOCUMENTS_PROCESSED, _BYTES_PROCESSED,
+_LEASE_EXPIRY, _LEASE_SECONDS, _LEASE_EPOCH, _ATTEMPT, _SESSION, _WORKER_ID,
+_PROGRESS_FD), renews the lease every heartbeat while it runs, and completes
+the item when COMMAND exits 0 or records a failure (exit code and last
+output lines) otherwise. If the lease is lost, COMMAND's process group is
+killed.
+
+COMMAND reports progress (absolute totals) with lines on stdout, or on the
+file descriptor in LITECOORD_PROGRESS_FD:
+
+\b
+    {runner.PROGRESS_PREFIX} docs=1200 bytes=480000
+
+\b
+Exit codes:
+"""
+    + "\n".join(f"  {code:>3}  {text}" for code, text in runner.EXIT_CODES.items())
+    + """
+
+With --workers N, N runner processes run side by side (worker ids
+<ID>-1 .. <ID>-N) and the exit code describes the whole run.
+Example: litecoord work --db backfill.db --workers 4 -- ./reindex-shard.sh
+"""
+)
+
+
+@cli.command(help=_WORK_HELP, context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@coordinator_options()
+@click.option("--workers", "-n", type=click.IntRange(1, 512), default=1, show_default=True, help="Runner processes.")
+@_lease_option(DEFAULT_LEASE_DURATION.total_seconds())
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.01),
+    metavar="SECONDS",
+    help=f"Seconds between renewals [default: a third of the lease, at most {runner.DEFAULT_MAX_HEARTBEAT:g}].",
+)
+@click.option(
+    "--poll", type=click.FloatRange(min=0.01), default=1.0, show_default=True, help="Seconds between acquire attempts."
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="While all remaining work is leased elsewhere, keep polling (a holder may die) or exit 4 at once.",
+)
+@click.option(
+    "--grace", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds from SIGTERM to SIGKILL."
+)
+@click.option("--quiet", "-q", is_flag=True, help="Do not echo COMMAND's output or the runner's events.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def work(
+    target: Target,
+    workers: int,
+    lease_seconds: float,
+    heartbeat: float | None,
+    poll: float,
+    wait: bool,
+    grace: float,
+    quiet: bool,
+    command: tuple[str, ...],
+) -> None:
+    if heartbeat is not None and heartbeat >= lease_seconds:
+        raise click.BadParameter("must be shorter than the lease", param_hint="--heartbeat")
+    base = target.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    coord = target.open(worker_id=base)
+    stop = threading.Event()
+    if workers == 1:
+        options = runner.RunnerOptions(
+            command=command,
+            lease_duration=timedelta(seconds=lease_seconds),
+            heartbeat=heartbeat,
+            poll_interval=poll,
+            wait=wait,
+            grace=grace,
+            echo_output=not quiet,
+        )
+        loop = runner.Runner(
+            coord,
+            options,
+            stop=stop,
+            log=None if quiet else lambda line: click.echo(line, err=True),
+            # The command's output bytes go through unchanged (whatever their encoding).
+            stdout=getattr(sys.stdout, "buffer", None),
+            stderr=getattr(sys.stderr, "buffer", None),
+        )
+        with runner.stop_on_signals(stop):
+            result = loop.run()
+        if quiet and result.exit_code != runner.EXIT_ALL_DONE:
+            click.echo(f"{base}: {result.reason}", err=True)
+        sys.exit(result.exit_code)
+
+    argv = [sys.executable, "-m", "litecoord.cli", "work", "--session", target.session]
+    argv += ["--url", target.url] if target.url else ["--db", os.path.abspath(target.db)]
+    argv += ["--lease", repr(lease_seconds), "--poll", repr(poll), "--grace", repr(grace)]
+    argv += ["--wait" if wait else "--no-wait"] + (["--quiet"] if quiet else [])
+    argv += [] if heartbeat is None else ["--heartbeat", repr(heartbeat)]
+    env = dict(os.environ)
+    if target.token:
+        env["LITECOORD_TOKEN"] = target.token  # not in argv, where `ps` would show it
+    env.pop("LITECOORD_DB", None)
+    env.pop("LITECOORD_URL", None)
+    ids = [f"{base}-{i}" for i in range(1, workers + 1)]
+    if not quiet:
+        click.echo(f"starting {workers} worker processes: {ids[0]} .. {ids[-1]}", err=True)
+    with runner.stop_on_signals(stop):
+        codes = runner.run_worker_processes(
+            [[*argv, "--worker-id", wid, "--", *command] for wid in ids], stop=stop, env=env, grace=grace
+        )
+    code = runner.combine_exit_codes(codes, coord.status(), interrupted=stop.is_set())
+    if code != runner.EXIT_ALL_DONE or not quiet:
+        summary = ", ".join(f"{wid}={c}" for wid, c in zip(ids, codes, strict=True))
+        click.echo(f"workers exited ({summary}); run exit code {code}: {runner.EXIT_CODES[code]}", err=True)
+    sys.exit(code)
+
+
+# -- the demo -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--db",
+    default="litecoord-demo.db",
+    show_default=True,
+    metavar="PATH",
+    help="Demo file, recreated on each run (refused if it holds other sessions).",
+)
+@click.option("--workers", type=click.IntRange(2, 32), default=4, show_default=True, help="Worker processes.")
+@click.option("--items", type=click.IntRange(4, 1000), default=24, show_default=True, help="Simulated shards.")
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=1),
+    default=4.0,
+    show_default=True,
+    help="Lease seconds (short: fast recovery).",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed for the shard sizes.")
+def demo(db: str, workers: int, items: int, lease: float, seed: int) -> None:
+    """Run a simulated backfill: workers, a live view, a worker killed with SIGKILL and its shard recovered.
+
+    Creates a `demo` session of shards of different sizes in the demo file,
+    starts worker processes through `litecoord work`, kills one of them
+    mid-lease, and shows the live view until every shard is done; exit 0 when
+    the backfill completed and the killed worker's shard was recovered.
+    """
+    from .demo import run_demo
+
+    tty, unicode, width = _terminal()
+    sys.exit(run_demo(db, workers=workers, items=items, lease=lease, seed=seed, tty=tty, unicode=unicode, width=width))
+
+
+def commands() -> Iterable[str]:
+    """Every command name (the docs test checks each has help and a README mention)."""
+    return sorted(cli.commands)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """The console-script entry point."""
+    return cli.main(args=argv, prog_name="litecoord")
+
+
+if __name__ == "__main__":  # `python -m litecoord.cli`: how `work --workers N` starts its processes
+    main()

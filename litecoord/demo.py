@@ -1,0 +1,269 @@
+"""``litecoord demo``: a simulated backfill that shows the whole system working, crash included.
+
+It recreates a demo file, creates a ``demo`` session of shards of different
+sizes, and starts worker processes through the real runner (``python -m
+litecoord.cli work``). The simulated work is a small Python command that
+reports progress with the runner's line protocol. Once the shards are under
+way it kills one worker with SIGKILL while that worker holds a lease, and it
+keeps drawing the live view until every shard is complete and the killed
+worker's shard was taken over (resuming from its last reported progress) by
+another worker. It returns 0 only if all of that happened.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from .render import format_duration, render_status
+from .sqlite import SqliteCoordinator
+from .types import WorkItem, WorkItemStatus
+from .worker import PROGRESS_PREFIX
+
+__all__ = ["run_demo", "SIMULATED_SHARD", "DEMO_SESSION", "make_shards"]
+
+DEMO_SESSION = "demo"
+
+#: The simulated work: runs for a time proportional to the shard's size, resuming
+#: from the progress a previous holder recorded, and reports on stdout.
+#: argv: seconds for the largest shard, document count of the largest shard.
+SIMULATED_SHARD = f"""
+import os, sys, time
+full_seconds, largest = float(sys.argv[1]), int(sys.argv[2])
+total = int(os.environ["LITECOORD_DOCUMENT_COUNT"])
+size = int(os.environ["LITECOORD_TOTAL_SIZE_BYTES"])
+done = int(os.environ.get("LITECOORD_DOCUMENTS_PROCESSED") or 0)
+seconds = 0.4 + full_seconds * total / largest
+step, started = 0.1, time.monotonic()
+rate = total / seconds
+while done < total:
+    time.sleep(step)
+    done = min(total, done + int(rate * step) + 1)
+    print("{PROGRESS_PREFIX} docs=%d bytes=%d" % (done, size * done // total), flush=True)
+"""
+
+_INDEXES = ("logs-2024", "orders", "customers", "products")
+
+
+def make_shards(count: int, seed: int) -> list[dict[str, object]]:
+    """``count`` shards spread over a few indexes, sizes spanning about 20x (deterministic per seed)."""
+    rng = random.Random(seed)
+    shards = []
+    for n in range(count):
+        index = _INDEXES[n % len(_INDEXES)]
+        shard = n // len(_INDEXES)
+        docs = int(20_000 * 10 ** rng.uniform(0.0, 1.3))
+        shards.append(
+            {
+                "work_item_id": f"{index}__{shard}__0",
+                "index_name": index,
+                "shard_number": shard,
+                "document_count": docs,
+                "total_size_bytes": docs * rng.randint(300, 1500),
+            }
+        )
+    return shards
+
+
+def _prepare_file(path: str) -> None:
+    """Remove a previous demo file; refuse to touch a file that holds anything but the demo."""
+    if os.path.exists(path):
+        try:
+            coord = SqliteCoordinator(path, session=DEMO_SESSION, worker_id="demo")
+            names = {s.session_name for s in coord.list_sessions()}
+            coord.close()
+        except Exception as exc:  # any failure to read it means it is not ours to delete
+            raise click.ClickException(
+                f"refusing to overwrite {path}: it is not a litecoord demo file ({exc})"
+            ) from None
+        if names - {DEMO_SESSION}:
+            others = ", ".join(sorted(names - {DEMO_SESSION}))
+            raise click.ClickException(
+                f"refusing to overwrite {path}: it holds other sessions ({others}); pass another --db"
+            )
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+@dataclass
+class _Kill:
+    worker: str
+    pid: int
+    item: str
+    percent: float
+    documents: int
+    at: float
+    recovered_by: str | None = None
+    recovered_at: float | None = None
+    completed_at: float | None = None
+
+
+def _pick_victim(items: list[WorkItem], now: datetime) -> WorkItem | None:
+    """A live lease well under way (so the crash loses real progress and recovery resumes it)."""
+    candidates = [
+        i
+        for i in items
+        if i.status is WorkItemStatus.ASSIGNED
+        and i.lease_expiry is not None
+        and i.lease_expiry > now
+        and i.document_count
+        and 0.2 <= i.documents_processed / i.document_count <= 0.7
+    ]
+    return max(candidates, key=lambda i: i.document_count or 0, default=None)
+
+
+def run_demo(
+    db: str,
+    *,
+    workers: int = 4,
+    items: int = 24,
+    lease: float = 4.0,
+    seed: int = 7,
+    tty: bool = False,
+    unicode: bool = False,
+    width: int = 80,
+    full_seconds: float = 2.4,
+    timeout: float = 120.0,
+) -> int:
+    """Run the demo and return its exit code (0: all shards done and the killed worker's shard recovered)."""
+    echo = click.echo
+    _prepare_file(db)
+    coord = SqliteCoordinator(db, session=DEMO_SESSION, worker_id="demo-narrator")
+    coord.setup(max_attempts=3)
+    shards = make_shards(items, seed)
+    coord.create_work_items(shards)
+    largest = max(int(s["document_count"]) for s in shards)  # type: ignore[call-overload]
+    ids = [f"demo-worker-{i}" for i in range(1, workers + 1)]
+    heartbeat = min(0.5, lease / 4)
+    echo(
+        f"litecoord demo: {items} shards in {db} (session {DEMO_SESSION}), {workers} workers, "
+        f"lease {lease:g}s, heartbeat {heartbeat:g}s",
+        err=not tty,
+    )
+    logs = tempfile.TemporaryDirectory(prefix="litecoord-demo-")
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    started = time.monotonic()
+    for wid in ids:
+        argv = [
+            sys.executable, "-m", "litecoord.cli", "work", "--db", os.path.abspath(db), "--session", DEMO_SESSION,
+            "--worker-id", wid, "--lease", str(lease), "--heartbeat", str(heartbeat), "--poll", "0.2",
+            "--", sys.executable, "-c", SIMULATED_SHARD, str(full_seconds), str(largest),
+        ]  # fmt: skip
+        with open(Path(logs.name) / f"{wid}.log", "wb") as log:
+            procs[wid] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    kill: _Kill | None = None
+    notes: list[str] = []
+    last_plain = 0.0
+    if tty:
+        echo("\x1b[2J", nl=False)
+    try:
+        while True:
+            elapsed = time.monotonic() - started
+            summary = coord.status()
+            view = coord.list_work_items()
+            now = summary.as_of or datetime.now(timezone.utc)
+            events: list[str] = []
+            if kill is None and elapsed > 1.0:
+                victim = _pick_victim(view, now)
+                if victim is not None and victim.worker_id in procs:
+                    proc = procs[victim.worker_id]
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    # What the next holder resumes from: the last progress the dead worker recorded.
+                    left = coord.get_work_item(victim.work_item_id)
+                    pct = 100.0 * left.documents_processed / (left.document_count or 1)
+                    kill = _Kill(victim.worker_id, proc.pid, left.work_item_id, pct, left.documents_processed, elapsed)
+                    events.append(
+                        f"[{elapsed:5.1f}s] killed {kill.worker} (pid {kill.pid}) with SIGKILL while it held "
+                        f"{kill.item} at {pct:.0f}%; its lease lapses within {lease:g}s"
+                    )
+            if kill is not None:
+                item = next(i for i in view if i.work_item_id == kill.item)
+                if kill.recovered_by is None and item.worker_id not in (None, kill.worker):
+                    kill.recovered_by, kill.recovered_at = item.worker_id, elapsed
+                    events.append(
+                        f"[{elapsed:5.1f}s] recovered: {item.worker_id} took {kill.item} (lease epoch "
+                        f"{item.lease_epoch}), resuming from {kill.documents:,} documents ({kill.percent:.0f}%)"
+                    )
+                if kill.completed_at is None and item.status is WorkItemStatus.COMPLETED:
+                    kill.completed_at = elapsed
+                    events.append(f"[{elapsed:5.1f}s] {kill.item} completed by {item.worker_id}")
+            notes.extend(events)
+            done = summary.total_work_items > 0 and summary.not_yet_complete == 0
+            running = [w for w, p in procs.items() if p.poll() is None]
+            frame = render_status(summary, view, now, width, notes=notes[-6:], unicode=unicode, color=tty)
+            if tty:
+                body = "\x1b[K\n".join(frame.split("\n"))
+                echo(f"\x1b[H{body}\x1b[K\n\x1b[J", nl=False)
+            else:
+                for event in events:
+                    echo(event)
+                if elapsed - last_plain >= 5.0:
+                    last_plain = elapsed
+                    echo(f"[{elapsed:5.1f}s] {summary.completed_work_items}/{summary.total_work_items} shards "
+                         f"complete, {summary.assigned_work_items} in progress")  # fmt: skip
+            if done and not running:
+                break
+            if not running:
+                echo("all workers exited before the work was done; their logs:", err=True)
+                for wid in ids:
+                    echo(f"--- {wid}\n{(Path(logs.name) / f'{wid}.log').read_text(errors='replace')[-2000:]}", err=True)
+                return 1
+            if elapsed > timeout:
+                echo(f"the demo did not finish within {timeout:g}s", err=True)
+                return 1
+            time.sleep(0.25)
+    except KeyboardInterrupt:
+        echo("\ninterrupted; stopping the workers", err=True)
+        return 130
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        logs.cleanup()
+        coord.close()
+
+    elapsed = time.monotonic() - started
+    if not tty:  # on a terminal the last frame is still on screen
+        summary = coord.status()
+        echo("")
+        echo(render_status(summary, coord.list_work_items(), summary.as_of or datetime.now(timezone.utc), width))
+    echo("")
+    bad = [w for w, p in procs.items() if (kill is None or w != kill.worker) and p.returncode != 0]
+    ok = kill is not None and kill.completed_at is not None and kill.recovered_by is not None and not bad
+    if kill is None:
+        echo("the demo never found a shard in progress to crash", err=True)
+    elif kill.recovered_by is None:
+        echo(f"{kill.item} was never taken over after {kill.worker} was killed", err=True)
+    if bad:
+        echo(f"workers that did not exit 0: {', '.join(bad)}", err=True)
+    if ok:
+        assert kill is not None and kill.recovered_at is not None
+        echo(
+            f"demo finished in {format_duration(elapsed)} ({elapsed:.1f}s): {summary.completed_work_items} shards "
+            f"complete. {kill.worker} was killed holding {kill.item} at {kill.percent:.0f}%; "
+            f"{kill.recovered_by} took it over {kill.recovered_at - kill.at:.1f}s later, resumed from "
+            f"{kill.documents:,} documents, and completed it."
+        )
+        echo(f"Explore: litecoord list --db {db} --session {DEMO_SESSION}  |  litecoord status --db {db} -s demo")
+    return 0 if ok else 1

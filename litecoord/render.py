@@ -1,0 +1,434 @@
+"""Pure text rendering for the command line: the status view, item tables, sessions.
+
+Nothing here reads a clock, a terminal or a database: every function takes
+the data and ``now`` and returns a string, so the output is tested on exact
+snapshots. The command line decides the width, whether to use colour
+(``color=True`` adds ANSI styles, only on a terminal) and whether block
+characters are safe (``unicode=True``).
+
+The status view (:func:`render_status`) shows, within ``width`` columns:
+
+* a header: session, item counts, percent complete;
+* a bar each for documents and bytes processed, with totals;
+* throughput, elapsed time and ETA (``WorkQueueStatus`` computes them);
+* one row per item in progress, with a documents bar and a bytes bar;
+* stalled items: a live lease whose heartbeats keep arriving (``last_heartbeat``
+  within ``stall_after``) while ``progress_changed_at`` has not moved for
+  ``stall_after``: the worker is alive but its work is stuck;
+* lapsed leases: items whose holder stopped renewing (a crashed worker), which
+  the next acquire hands to another worker;
+* failed items, with their last error.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+
+import click
+
+from .types import SessionInfo, WorkItem, WorkItemStatus, WorkQueueStatus, format_time
+
+__all__ = [
+    "DEFAULT_STALL_AFTER",
+    "format_bytes",
+    "format_count",
+    "format_duration",
+    "is_stalled",
+    "has_lapsed_lease",
+    "render_status",
+    "render_items",
+    "render_item",
+    "render_sessions",
+    "render_table",
+]
+
+#: How long progress may stand still under live heartbeats before an item counts as stalled.
+DEFAULT_STALL_AFTER = timedelta(seconds=60)
+
+_MIN_BAR = 4
+
+
+# -- small formatters ----------------------------------------------------------
+
+
+def format_count(value: int | float | None) -> str:
+    """``1234567`` -> ``1,234,567``; ``None`` -> ``?``."""
+    if value is None:
+        return "?"
+    return f"{int(round(value)):,}"
+
+
+def format_bytes(value: int | float | None) -> str:
+    """Binary units with one decimal: ``1536`` -> ``1.5 KiB``; ``None`` -> ``?``."""
+    if value is None:
+        return "?"
+    size = float(value)
+    if abs(size) < 1024:
+        return f"{int(size)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_duration(seconds: float | timedelta | None) -> str:
+    """``45`` -> ``45s``, ``65`` -> ``1m 05s``, ``7380`` -> ``2h 03m``, ``None`` -> ``?``."""
+    if seconds is None:
+        return "?"
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    total = max(0, int(round(seconds)))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _percent(done: int, total: int | None) -> float | None:
+    if not total:
+        return None
+    return min(100.0, 100.0 * done / total)
+
+
+def _bar(fraction: float | None, width: int, *, unicode: bool) -> str:
+    """``[####....]`` of ``width`` inner cells; an unknown fraction draws an empty bar of ``?``."""
+    width = max(1, width)
+    if fraction is None:
+        return "[" + "?" * width + "]"
+    fraction = min(1.0, max(0.0, fraction))
+    full = int(fraction * width)
+    filled, empty = ("█", "░") if unicode else ("#", ".")
+    return "[" + filled * full + empty * (width - full) + "]"
+
+
+def _cut(text: str, width: int) -> str:
+    """Fit ``text`` into ``width`` columns, marking a cut with ``~`` at the end."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    return text[: width - 1] + "~"
+
+
+def _wrap(text: str, width: int) -> str:
+    """Wrap prose to ``width``, continuation lines indented by four spaces."""
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="    ", break_on_hyphens=False)) or text
+
+
+def _style(text: str, color: bool, **kwargs: object) -> str:
+    return click.style(text, **kwargs) if color else text  # type: ignore[arg-type]
+
+
+def _ago(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "never"
+    return format_duration((now - then).total_seconds()) + " ago"
+
+
+# -- classifying items -----------------------------------------------------------
+
+
+def _is_live(item: WorkItem, now: datetime) -> bool:
+    return item.status is WorkItemStatus.ASSIGNED and item.lease_expiry is not None and item.lease_expiry > now
+
+
+def is_stalled(item: WorkItem, now: datetime, stall_after: timedelta = DEFAULT_STALL_AFTER) -> bool:
+    """A live lease with recent heartbeats but no progress change for ``stall_after``."""
+    if not _is_live(item, now):
+        return False
+    if item.last_heartbeat is None or now - item.last_heartbeat > stall_after:
+        return False  # no recent heartbeat: that is a dying lease, not a stall
+    moved = item.progress_changed_at or item.started_at
+    return moved is not None and now - moved >= stall_after
+
+
+def has_lapsed_lease(item: WorkItem, now: datetime) -> bool:
+    """The holder stopped renewing: the item reads pending but still names its last holder's lease."""
+    return (
+        item.status in (WorkItemStatus.PENDING, WorkItemStatus.ASSIGNED)
+        and item.worker_id is not None
+        and item.lease_expiry is not None
+        and item.lease_expiry <= now
+    )
+
+
+# -- the status view ----------------------------------------------------------------
+
+
+def render_status(
+    status: WorkQueueStatus,
+    items: Iterable[WorkItem],
+    now: datetime,
+    width: int = 80,
+    *,
+    stall_after: timedelta = DEFAULT_STALL_AFTER,
+    max_rows: int = 20,
+    color: bool = False,
+    unicode: bool = False,
+    notes: Sequence[str] = (),
+) -> str:
+    """The live status view as text of at most ``width`` columns per line (without styles).
+
+    ``items`` may be any items of the session; the view picks those in
+    progress, stalled, with lapsed leases, and failed. Each section lists at
+    most ``max_rows`` items, then says how many more there are. ``notes`` are
+    printed last, wrapped to the width (the demo narrates with them). The result ends without a
+    newline.
+    """
+    width = max(40, width)
+    items = list(items)
+    active = sorted((i for i in items if _is_live(i, now)), key=lambda i: (i.started_at or now, i.work_item_id))
+    stalled = [i for i in active if is_stalled(i, now, stall_after)]
+    lapsed = sorted((i for i in items if has_lapsed_lease(i, now)), key=lambda i: (i.lease_expiry, i.work_item_id))
+    failed = [i for i in items if i.status is WorkItemStatus.FAILED]
+
+    lines: list[str] = []
+    counts = (
+        f"{status.total_work_items} items: {status.completed_work_items} done, "
+        f"{status.assigned_work_items} in progress, {status.pending_work_items} pending, "
+        f"{status.failed_work_items} failed"
+    )
+    dot = " · " if unicode else " | "  # plain output stays ASCII, whatever the log's encoding
+    header = f"session {status.session_name}{dot}{status.percent_complete:.1f}%{dot}{counts}"
+    lines.append(_cut(header, width))
+    if not status.total_work_items:
+        lines.append(_cut("no work items yet: create them with `litecoord create` or `litecoord batch`", width))
+        lines.extend(_wrap(note, width) for note in notes)
+        return "\n".join(lines)
+    label_width = len("documents")
+    totals = []
+    for label, done, total, fmt in (
+        ("documents", status.total_documents_processed, status.total_documents, format_count),
+        ("bytes", status.total_bytes_processed, status.total_size_bytes, format_bytes),
+    ):
+        pct = _percent(done, total)
+        suffix = f" {'    ?' if pct is None else f'{pct:5.1f}'}%  {fmt(done)} / {fmt(total) if total else '?'}"
+        totals.append((label, pct, suffix))
+    # One width for both bars, so they line up; sized to fit, so the lines are never cut
+    # (cutting could split an ANSI style).
+    bar_width = max(_MIN_BAR, width - label_width - 1 - 2 - max(len(t[2]) for t in totals))
+    for label, pct, suffix in totals:
+        bar = _bar(None if pct is None else pct / 100, bar_width, unicode=unicode)
+        lines.append(f"{label:<{label_width}} {_style(bar, color, fg='green')}{suffix}")
+
+    rate_parts = []
+    if status.documents_per_second is None:
+        rate_parts.append("throughput: measuring")
+    else:
+        rate_parts.append(
+            f"throughput {format_count(status.documents_per_second)} docs/s, {format_bytes(status.bytes_per_second)}/s"
+        )
+    finished = status.total_work_items > 0 and status.not_yet_complete == 0
+    if status.started_at is not None:
+        if finished and status.last_update is not None:  # the run is over: how long it took
+            rate_parts.append(f"took {format_duration((status.last_update - status.started_at).total_seconds())}")
+        else:
+            rate_parts.append(f"elapsed {format_duration((now - status.started_at).total_seconds())}")
+    if finished:
+        rate_parts.append("done" if not status.failed_work_items else "stopped: only failed items remain")
+    elif status.eta_seconds is not None:
+        eta = f"ETA {format_duration(status.eta_seconds)}"
+        if status.estimated_completion is not None:
+            eta += f" at {_when(status.estimated_completion, now)}"
+        rate_parts.append(eta)
+    else:
+        rate_parts.append("ETA ?")
+    lines.append(_cut(dot.join(rate_parts), width))
+
+    if active:
+        lines.append("")
+        lines.append(f"in progress ({len(active)})")
+        lines.extend(_active_rows(active[:max_rows], width, stalled, color=color, unicode=unicode))
+        if len(active) > max_rows:
+            lines.append(f"  ... and {len(active) - max_rows} more")
+    if stalled:
+        lines.append("")
+        lines.append(
+            _style(
+                _cut(f"stalled ({len(stalled)}, marked !): heartbeats arrive, progress has not moved", width),
+                color,
+                fg="yellow",
+            )
+        )
+        for item in stalled[:max_rows]:
+            moved = item.progress_changed_at or item.started_at
+            text = (
+                f"  {item.work_item_id}  {item.worker_id}  no progress for "
+                f"{format_duration((now - moved).total_seconds()) if moved else '?'}, "
+                f"last heartbeat {_ago(now, item.last_heartbeat)}"
+            )
+            lines.append(_cut(text, width))
+        if len(stalled) > max_rows:
+            lines.append(f"  ... and {len(stalled) - max_rows} more")
+    if lapsed:
+        lines.append("")
+        lines.append(_cut(f"lapsed leases ({len(lapsed)}): the next acquire hands these to another worker", width))
+        for item in lapsed[:max_rows]:
+            pct = _percent(item.documents_processed, item.document_count)
+            at = "" if pct is None else f" at {pct:.0f}%"
+            text = f"  {item.work_item_id}  {item.worker_id}  lease expired {_ago(now, item.lease_expiry)}{at}"
+            lines.append(_cut(text, width))
+        if len(lapsed) > max_rows:
+            lines.append(f"  ... and {len(lapsed) - max_rows} more")
+    if failed:
+        lines.append("")
+        lines.append(_style(_cut(f"failed ({len(failed)}): retry with `litecoord retry ID`", width), color, fg="red"))
+        for item in failed[:max_rows]:
+            text = f"  {item.work_item_id}  {item.failure_count} failure(s): {_error_summary(item.last_error)}"
+            lines.append(_cut(text, width))
+        if len(failed) > max_rows:
+            lines.append(f"  ... and {len(failed) - max_rows} more")
+    if notes:
+        lines.append("")
+        lines.extend(_wrap(note, width) for note in notes)
+    return "\n".join(lines)
+
+
+def _active_rows(
+    active: Sequence[WorkItem], width: int, stalled: Sequence[WorkItem], *, color: bool, unicode: bool
+) -> list[str]:
+    """A header, then one row per item: ``M ID  WORKER  [docs bar] PCT  [bytes bar] PCT``.
+
+    ``M`` is ``!`` for a stalled item. Names are cut before the bars shrink
+    below a readable size.
+    """
+    id_width = max(2, min(28, max(len(i.work_item_id) for i in active)))
+    worker_width = max(6, min(20, max(len(i.worker_id or "") for i in active)))
+
+    def fixed() -> int:  # everything but the two bars' inner cells
+        return 2 + id_width + 2 + worker_width + 2 * (2 + 2 + 5)
+
+    spare = width - fixed()
+    if spare < 2 * _MIN_BAR:
+        shrink = 2 * _MIN_BAR - spare
+        cut_id = min(shrink, max(0, id_width - 8))
+        id_width -= cut_id
+        worker_width = max(4, worker_width - (shrink - cut_id))
+        spare = width - fixed()
+    bar_width = max(_MIN_BAR, spare // 2)
+    stalled_ids = {i.work_item_id for i in stalled}
+    column = bar_width + 2 + 5
+    rows = [f"  {'ID':<{id_width}}  {'WORKER':<{worker_width}}  {'DOCUMENTS':<{column}}  BYTES"]
+    for item in active:
+        mark = _style("!", color, fg="yellow") if item.work_item_id in stalled_ids else " "
+        name, worker = _cut(item.work_item_id, id_width), _cut(item.worker_id or "", worker_width)
+        cells = [f"{mark} {name:<{id_width}}  {worker:<{worker_width}}"]
+        for done, total in (
+            (item.documents_processed, item.document_count),
+            (item.bytes_processed, item.total_size_bytes),
+        ):
+            pct = _percent(done, total)
+            bar = _bar(None if pct is None else pct / 100, bar_width, unicode=unicode)
+            cells.append(f"{_style(bar, color, fg='cyan')} {'   ?' if pct is None else f'{pct:3.0f}%'}")
+        rows.append("  ".join(cells))
+    return rows
+
+
+def _error_summary(error: str | None) -> str:
+    """The first line of an error and, if there are more, its last (where the cause usually is)."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    if not lines:
+        return "(no error text)"
+    return lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+
+
+def _when(moment: datetime, now: datetime) -> str:
+    """A time of day when it is within a day of ``now``, else the full timestamp."""
+    if abs((moment - now).total_seconds()) < 86_400:
+        return moment.astimezone(timezone.utc).strftime("%H:%M:%SZ")
+    return format_time(moment) or ""
+
+
+# -- tables for list, show and sessions ------------------------------------------------
+
+
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces, with a header and a rule; no trailing spaces."""
+    text_rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in text_rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=False)).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out.extend(line(row) for row in text_rows)
+    return "\n".join(out)
+
+
+def _lease_cell(item: WorkItem, now: datetime) -> str:
+    if item.status is WorkItemStatus.ASSIGNED and item.lease_expiry is not None:
+        return f"{format_duration((item.lease_expiry - now).total_seconds())} left"
+    if has_lapsed_lease(item, now):
+        return "lapsed"
+    return ""
+
+
+def render_items(items: Sequence[WorkItem], now: datetime) -> str:
+    """The ``litecoord list`` table, or a sentence when there are no items."""
+    if not items:
+        return "no work items"
+    rows = [
+        (
+            i.work_item_id,
+            i.status.value,
+            i.index_name or "",
+            "" if i.shard_number is None else i.shard_number,
+            f"{format_count(i.documents_processed)}/{format_count(i.document_count)}",
+            f"{format_bytes(i.bytes_processed)}/{format_bytes(i.total_size_bytes)}",
+            i.worker_id or "",
+            i.lease_epoch,
+            _lease_cell(i, now),
+        )
+        for i in items
+    ]
+    headers = ("ID", "STATUS", "INDEX", "SHARD", "DOCUMENTS", "BYTES", "WORKER", "EPOCH", "LEASE")
+    return render_table(headers, rows)
+
+
+def render_item(item: WorkItem, now: datetime) -> str:
+    """``litecoord show``: one ``field  value`` line per field, in the API's field order."""
+    data = item.to_dict()
+    data["successor_ids"] = ",".join(item.successor_ids)
+    lease = _lease_cell(item, now)
+    if lease:
+        data["lease_expiry"] = f"{data['lease_expiry']} ({lease})"
+    key_width = max(len(k) for k in data)
+    lines = []
+    for key, value in data.items():
+        text = "" if value is None else str(value)
+        first, *rest = text.split("\n") or [""]
+        lines.append(f"{key:<{key_width}}  {first}".rstrip())
+        # Continuation lines of a multi-line value (an error's output) line up under it.
+        lines.extend(f"{'':<{key_width}}  {line}".rstrip() for line in rest)
+    return "\n".join(lines)
+
+
+def render_sessions(sessions: Sequence[SessionInfo]) -> str:
+    """The ``litecoord sessions`` table."""
+    if not sessions:
+        return "no sessions"
+    rows = [
+        (
+            s.session_name,
+            s.total_work_items,
+            s.completed_work_items,
+            s.lease_mode.value,
+            s.acquire_order.value,
+            s.max_attempts,
+            format_time(s.created_at) or "",
+        )
+        for s in sessions
+    ]
+    return render_table(("SESSION", "ITEMS", "COMPLETED", "LEASE MODE", "ORDER", "MAX ATTEMPTS", "CREATED"), rows)

@@ -1,0 +1,721 @@
+"""The worker runner behind ``litecoord work``: lease an item, run a command on it, repeat.
+
+:class:`Runner` drives one worker loop against any :class:`~litecoord.protocol.Coordinator`:
+
+1. acquire the next item (``acquire_next_work_item``);
+2. run the command with the item in environment variables (:func:`item_environment`),
+   in its own process group, stdin closed;
+3. while it runs, renew the lease every heartbeat (a third of the lease, at
+   most :data:`DEFAULT_MAX_HEARTBEAT` seconds), passing ``lease_epoch`` and the
+   latest progress the command reported;
+4. exit 0: complete the item; any other exit: ``fail_work_item`` with the exit
+   code and the last output lines; lease lost (a renewal refused with 409/410,
+   or no renewal succeeded within the lease, measured locally): SIGKILL the
+   command's process group at once, since another worker may now own the item;
+5. stop when no work remains, with an exit code that says why (:data:`EXIT_CODES`).
+
+Progress line protocol (values are absolute totals for the item, not increments)::
+
+    LITECOORD-PROGRESS docs=1200 bytes=480000
+
+either on the command's stdout (such lines are consumed, not echoed), or
+written to the file descriptor named by ``LITECOORD_PROGRESS_FD`` (there the
+``LITECOORD-PROGRESS`` prefix is optional). Either key may be left out.
+
+A stop request (:meth:`Runner.request_stop`, wired to SIGINT/SIGTERM by
+:func:`stop_on_signals`) sends SIGTERM to the running command's group, SIGKILL
+after ``grace`` seconds, records its last progress, releases the item and
+returns :data:`EXIT_INTERRUPTED`.
+
+The loop's collaborators are injectable (the coordinator, its clock, the
+output streams, the stop event), so tests drive it with real commands and a
+:class:`~litecoord.types.FakeClock` instead of waiting for leases to lapse.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import ctypes.util
+import functools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import IO, Any
+
+from .errors import (
+    DatabaseBusyError,
+    LeaseConflictError,
+    LeaseExpiredError,
+    LitecoordError,
+    WorkItemNotFoundError,
+)
+from .protocol import Coordinator
+from .types import (
+    Clock,
+    NoAvailableWorkToBeDone,
+    WorkItemAndDuration,
+    WorkQueueStatus,
+    format_time,
+    micros_of,
+    to_micros,
+)
+
+__all__ = [
+    "EXIT_ALL_DONE",
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "EXIT_FAILED_REMAIN",
+    "EXIT_ALL_LEASED",
+    "EXIT_INTERRUPTED",
+    "EXIT_CODES",
+    "PROGRESS_PREFIX",
+    "DEFAULT_MAX_HEARTBEAT",
+    "RunnerOptions",
+    "RunResult",
+    "Runner",
+    "item_environment",
+    "parse_progress",
+    "stop_on_signals",
+    "run_worker_processes",
+    "combine_exit_codes",
+]
+
+#: Every item of the session is complete.
+EXIT_ALL_DONE = 0
+#: The runner could not go on: coordinator unreachable, command not runnable...
+EXIT_ERROR = 1
+#: Bad command line (click's usage errors use 2 as well).
+EXIT_USAGE = 2
+#: No work left to do, but some items are parked as failed (``litecoord retry``).
+EXIT_FAILED_REMAIN = 3
+#: Work remains, all of it leased to other workers (only with ``wait=False``).
+EXIT_ALL_LEASED = 4
+#: Stopped by Ctrl-C or SIGTERM; the running item was released.
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_ALL_DONE: "all work done: every item of the session is complete",
+    EXIT_ERROR: "the runner failed (coordinator unreachable, command not runnable, a worker process died...)",
+    EXIT_USAGE: "bad command line",
+    EXIT_FAILED_REMAIN: "no work left, but failed items await `litecoord retry`",
+    EXIT_ALL_LEASED: "work remains but all of it is leased to other workers (--no-wait)",
+    EXIT_INTERRUPTED: "stopped by Ctrl-C or SIGTERM; running items were released",
+}
+
+PROGRESS_PREFIX = "LITECOORD-PROGRESS"
+
+#: Heartbeats come at a third of the lease, but at least this often, so that
+#: progress (and ``status --watch``) stays fresh even with long leases.
+DEFAULT_MAX_HEARTBEAT = 5.0
+
+# Errors after which a call is worth repeating: the store was busy, or the
+# network failed (the HTTP backend's connection errors are OSError or the
+# base LitecoordError).
+_TRANSIENT = (DatabaseBusyError, OSError)
+_LEASE_LOST = (LeaseConflictError, LeaseExpiredError, WorkItemNotFoundError)
+_MAX_TRANSIENT_RETRIES = 5
+#: How long acquire keeps retrying while the store is busy or the server unreachable
+#: (long enough to ride out a server restart).
+_TRANSIENT_BUDGET = 60.0
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, _TRANSIENT) or type(exc) is LitecoordError
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How a :class:`Runner` works. ``command`` is the argv run for each item."""
+
+    command: Sequence[str]
+    lease_duration: timedelta = timedelta(minutes=5)
+    #: Seconds between renewals; ``None``: a third of the lease, at most DEFAULT_MAX_HEARTBEAT.
+    heartbeat: float | None = None
+    #: Seconds between acquire attempts while all remaining work is leased elsewhere.
+    poll_interval: float = 1.0
+    #: Keep polling while other workers hold every remaining item (one of them
+    #: may die and its lease lapse). ``False`` returns EXIT_ALL_LEASED at once, as RFS does.
+    wait: bool = True
+    #: Seconds between SIGTERM and SIGKILL when stopping a command.
+    grace: float = 5.0
+    #: How many last output lines go into the failure message.
+    tail_lines: int = 20
+    #: Forward the command's output (progress lines excepted) to our streams.
+    echo_output: bool = True
+    #: Extra environment variables for the command.
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What a runner did, and its exit code."""
+
+    exit_code: int
+    reason: str
+    completed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    #: Items whose lease was lost while their command ran (the command was killed).
+    lost: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+
+
+def parse_progress(text: str) -> tuple[int | None, int | None] | None:
+    """``"[LITECOORD-PROGRESS] docs=N bytes=M"`` -> ``(N, M)``; ``None`` if malformed.
+
+    Either key may be missing (its value is then ``None``); ``documents`` is
+    accepted for ``docs``. Values must be non-negative integers.
+    """
+    words = text.split()
+    if words and words[0] == PROGRESS_PREFIX:
+        words = words[1:]
+    if not words:
+        return None
+    docs = size = None
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not value.isdigit():
+            return None
+        if key in ("docs", "documents"):
+            docs = int(value)
+        elif key == "bytes":
+            size = int(value)
+        else:
+            return None
+    return docs, size
+
+
+def item_environment(lease: WorkItemAndDuration, session: str, worker_id: str) -> dict[str, str]:
+    """The ``LITECOORD_*`` variables a command sees for one leased item (unknown values are empty).
+
+    The runner adds ``LITECOORD_PROGRESS_FD`` when it starts the command.
+    """
+    item = lease.work_item
+
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+
+    env = {
+        "LITECOORD_WORK_ITEM_ID": item.work_item_id,
+        "LITECOORD_INDEX_NAME": text(item.index_name),
+        "LITECOORD_SHARD_NUMBER": text(item.shard_number),
+        "LITECOORD_DOCUMENT_COUNT": text(item.document_count),
+        "LITECOORD_TOTAL_SIZE_BYTES": text(item.total_size_bytes),
+        "LITECOORD_DOCUMENTS_PROCESSED": str(item.documents_processed),
+        "LITECOORD_BYTES_PROCESSED": str(item.bytes_processed),
+        "LITECOORD_LEASE_EXPIRY": text(format_time(lease.lease_expiration_time)),
+        "LITECOORD_LEASE_SECONDS": f"{lease.lease_duration.total_seconds():g}",
+        "LITECOORD_LEASE_EPOCH": str(lease.lease_epoch),
+        "LITECOORD_ATTEMPT": str(item.attempts),
+        "LITECOORD_SESSION": session,
+        "LITECOORD_WORKER_ID": worker_id,
+    }
+    return env
+
+
+# -- the command's side of things -------------------------------------------------
+
+
+def _parent_death_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes Linux SIGKILL the command if its runner dies.
+
+    A runner killed with SIGKILL cannot stop its command, which would go on
+    working on an item whose lease is about to pass to another worker. The
+    libc function is looked up here, before forking, so the child only makes
+    one foreign call (no imports, no allocation-heavy work after fork).
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the runner died before the hook ran
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+class _Progress:
+    """The latest figures a command reported, shared by the reader threads and the loop."""
+
+    def __init__(self, docs: int, size: int) -> None:
+        self._lock = threading.Lock()
+        self.docs = docs
+        self.size = size
+        self.version = 0  # bumps on every change; the loop compares it with what it sent
+
+    def update(self, docs: int | None, size: int | None) -> None:
+        with self._lock:
+            if docs is not None and docs != self.docs:
+                self.docs = docs
+                self.version += 1
+            if size is not None and size != self.size:
+                self.size = size
+                self.version += 1
+
+    def snapshot(self) -> tuple[int, int, int]:
+        with self._lock:
+            return self.docs, self.size, self.version
+
+
+class _Command:
+    """One running command: the process, its output readers and its progress."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: dict[str, str],
+        progress: _Progress,
+        *,
+        tail_lines: int,
+        stdout: IO[bytes] | None,
+        stderr: IO[bytes] | None,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.progress = progress
+        # One tail per stream: the two readers race, so a merged tail would have no reliable order.
+        # stderr last: its last line, usually the cause, ends the failure message.
+        self.tails: dict[str, collections.deque[str]] = {
+            "stdout": collections.deque(maxlen=max(1, tail_lines)),
+            "stderr": collections.deque(maxlen=max(1, tail_lines)),
+        }
+        self._warn = warn
+        read_fd, write_fd = os.pipe()
+        env = {**env, "LITECOORD_PROGRESS_FD": str(write_fd)}
+        try:
+            self.proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                pass_fds=(write_fd,),
+                # Own process group: a lost lease kills the command and its children, and a
+                # Ctrl-C at the terminal reaches the runner, which then stops the command itself.
+                start_new_session=True,
+                preexec_fn=_parent_death_hook(),
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)  # ours; the child keeps its copy, so EOF comes when it exits
+        self._threads = [
+            threading.Thread(target=self._read_output, args=(self.proc.stdout, stdout, "stdout"), daemon=True),
+            threading.Thread(target=self._read_output, args=(self.proc.stderr, stderr, "stderr"), daemon=True),
+            threading.Thread(target=self._read_progress_fd, args=(read_fd,), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read_output(self, stream: IO[bytes], echo: IO[bytes] | None, name: str) -> None:
+        tail = self.tails[name]
+        with contextlib.suppress(OSError, ValueError):
+            for line in iter(stream.readline, b""):
+                if name == "stdout" and line.startswith(PROGRESS_PREFIX.encode()):
+                    self._on_progress(line)
+                    continue
+                tail.append(line.decode("utf-8", "replace").rstrip("\r\n"))  # deque.append is atomic
+                if echo is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        echo.write(line)
+                        echo.flush()
+
+    def _read_progress_fd(self, fd: int) -> None:
+        with contextlib.suppress(OSError, ValueError), os.fdopen(fd, "rb") as stream:
+            for line in stream:
+                self._on_progress(line)
+
+    def _on_progress(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").strip()
+        parsed = parse_progress(text)
+        if parsed is None:
+            self._warn(f"ignored a malformed progress line: {text[:200]!r}")
+            return
+        self.progress.update(*parsed)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> int:
+        """SIGKILL the whole process group and reap the command."""
+        self.signal_group(signal.SIGKILL)
+        return self.proc.wait()
+
+    def terminate(self, grace: float) -> int:
+        """SIGTERM the process group; SIGKILL it if the command outlives ``grace`` seconds."""
+        self.signal_group(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
+    def finish_reading(self, timeout: float = 5.0) -> None:
+        """Wait for the readers to drain what the command wrote before it exited.
+
+        A grandchild that inherited the pipes can keep them open after the
+        command exits; the deadline keeps such a leftover from blocking the loop.
+        """
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def last_output(self) -> str:
+        """The last lines of stdout, then of stderr, each under its name (empty if there were none)."""
+        parts = [f"{name}:\n" + "\n".join(tail) for name, tail in self.tails.items() if tail]
+        return "\n".join(parts)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"command was killed by {name}"
+    return f"command exited with code {code}"
+
+
+# -- the loop ------------------------------------------------------------------------
+
+
+class Runner:
+    """One worker loop. ``run()`` returns when no work is left, on a stop request, or on an error.
+
+    ``clock`` measures the lease locally: a lease acquired or renewed by a
+    call that started at ``t`` is taken as lost at ``t + lease duration``
+    unless renewed again, whatever the coordinator's own clock says (so clock
+    skew between this host and a server does not matter). It defaults to
+    ``time.monotonic``; tests pass the FakeClock they move. ``log`` receives one line per event, such as
+    ``w-1: completed index__0__0 (epoch 3)``; ``stdout``/``stderr`` receive the
+    command's output when ``options.echo_output`` is set.
+    """
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        options: RunnerOptions,
+        *,
+        clock: Clock | None = None,
+        stop: threading.Event | None = None,
+        log: Callable[[str], None] | None = None,
+        stdout: IO[bytes] | None = None,
+        stderr: IO[bytes] | None = None,
+    ) -> None:
+        if not options.command:
+            raise ValueError("a command to run is required")
+        self.coordinator = coordinator
+        self.options = options
+        self.clock: Clock = clock or time.monotonic
+        self.stop = stop or threading.Event()
+        self._log = log or (lambda line: None)
+        self._stdout = stdout
+        self._stderr = stderr
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop: the running command is ended and its item released."""
+        self.stop.set()
+
+    def log(self, message: str) -> None:
+        self._log(f"{self.coordinator.worker_id}: {message}")
+
+    def _tick(self) -> int:
+        """The local clock in microseconds (only differences matter)."""
+        return to_micros(self.clock())
+
+    def _heartbeat(self, lease: WorkItemAndDuration) -> float:
+        if self.options.heartbeat is not None:
+            return self.options.heartbeat
+        return min(lease.lease_duration.total_seconds() / 3, DEFAULT_MAX_HEARTBEAT)
+
+    def run(self) -> RunResult:
+        result = RunResult(EXIT_ALL_DONE, "")
+        failing_since: float | None = None
+        waiting = False  # log the wait once, not at every poll
+        while True:
+            if self.stop.is_set():
+                return self._finish(result, EXIT_INTERRUPTED, "stopped")
+            started = self._tick()
+            try:
+                outcome = self.coordinator.acquire_next_work_item(self.options.lease_duration)
+            except (LitecoordError, OSError) as exc:
+                failing_since = time.monotonic() if failing_since is None else failing_since
+                if not _is_transient(exc) or time.monotonic() - failing_since > _TRANSIENT_BUDGET:
+                    return self._finish(result, EXIT_ERROR, f"cannot acquire work: {exc}")
+                self.log(f"acquire failed ({exc}); retrying")
+                self.stop.wait(self.options.poll_interval)
+                continue
+            failing_since = None
+            if isinstance(outcome, NoAvailableWorkToBeDone):
+                if outcome.reason == "none_remain":
+                    return self._finish(result, EXIT_ALL_DONE, "all work done")
+                if outcome.reason == "failed_remain":
+                    return self._finish(
+                        result, EXIT_FAILED_REMAIN, f"no work left; {outcome.failed} failed item(s) await a retry"
+                    )
+                if not self.options.wait:
+                    return self._finish(
+                        result, EXIT_ALL_LEASED, f"{outcome.remaining} item(s) remain, all leased to other workers"
+                    )
+                if not waiting:
+                    waiting = True
+                    self.log(f"{outcome.remaining} item(s) remain, all leased to other workers; waiting")
+                self.stop.wait(self.options.poll_interval)
+                continue
+            waiting = False
+            code = self._work_on(outcome, started, result)
+            if code is not None:
+                return self._finish(result, code, result.reason)
+
+    def _finish(self, result: RunResult, code: int, reason: str) -> RunResult:
+        result.exit_code = code
+        result.reason = reason
+        self.log(f"exiting with code {code}: {reason}")
+        return result
+
+    def _work_on(self, lease: WorkItemAndDuration, started: int, result: RunResult) -> int | None:
+        """Run the command on one leased item (acquired by a call begun at ``started``).
+
+        Returns an exit code to stop the loop, else None.
+        """
+        item = lease.work_item
+        item_id, epoch = item.work_item_id, lease.lease_epoch
+        self.log(f"acquired {item_id} (epoch {epoch}, lease {lease.lease_duration.total_seconds():g}s)")
+        env = {**os.environ, **self.options.env}
+        env.update(item_environment(lease, self.coordinator.session, self.coordinator.worker_id))
+        progress = _Progress(item.documents_processed, item.bytes_processed)
+        echo = self.options.echo_output
+        try:
+            command = _Command(
+                self.options.command,
+                env,
+                progress,
+                tail_lines=self.options.tail_lines,
+                stdout=self._stdout if echo else None,
+                stderr=self._stderr if echo else None,
+                warn=self.log,
+            )
+        except OSError as exc:
+            # Not the item's fault: give it back without spending one of its attempts.
+            self._release(item_id, epoch, progress=None)
+            result.reason = f"cannot run {self.options.command[0]!r}: {exc.strerror or exc}"
+            return EXIT_ERROR
+
+        try:
+            return self._supervise(command, lease, started, progress, result)
+        except BaseException:
+            # Never leave a command running on an item we stopped looking after.
+            command.kill()
+            raise
+
+    def _supervise(
+        self, command: _Command, lease: WorkItemAndDuration, started: int, progress: _Progress, result: RunResult
+    ) -> int | None:
+        """Renew while the command runs, then complete, fail or release the item."""
+        item_id, epoch = lease.work_item_id, lease.lease_epoch
+        sent_version = 0
+        # Renewals keep the acquired length, so every deadline is "call start + this".
+        length = micros_of(lease.lease_duration)
+        deadline = started + length
+        heartbeat = self._heartbeat(lease)
+        next_beat = time.monotonic() + heartbeat
+        lost_reason: str | None = None
+        while True:
+            code = command.poll()
+            if code is not None:
+                break
+            if self.stop.is_set():
+                code = command.terminate(self.options.grace)
+                command.finish_reading()
+                self._release(item_id, epoch, progress=progress)
+                result.released.append(item_id)
+                self.log(f"released {item_id} (epoch {epoch}): stopped, {_describe_exit(code)}")
+                result.reason = f"stopped; released {item_id}"
+                return EXIT_INTERRUPTED
+            if time.monotonic() >= next_beat:
+                docs, size, version = progress.snapshot()
+                call_started = self._tick()
+                try:
+                    self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
+                    deadline = call_started + length
+                    sent_version = version
+                except _LEASE_LOST as exc:
+                    lost_reason = str(exc)
+                except (LitecoordError, OSError) as exc:
+                    self.log(f"renewing {item_id} failed ({exc}); retrying at the next heartbeat")
+                if lost_reason is None and self._tick() >= deadline:
+                    lost_reason = (
+                        f"no renewal succeeded within the lease ({lease.lease_duration.total_seconds():g}s); "
+                        "it may have passed to another worker"
+                    )
+                if lost_reason is not None:
+                    # Another worker may own the item now: stop at once, no grace period.
+                    code = command.kill()
+                    command.finish_reading(timeout=1.0)
+                    result.lost.append(item_id)
+                    self.log(f"lost the lease on {item_id} (epoch {epoch}): {lost_reason}; killed the command")
+                    return None
+                next_beat = time.monotonic() + heartbeat
+            # Short slices keep stop requests and exits prompt; stop.wait returns at once on a stop.
+            self.stop.wait(min(0.05, max(0.0, next_beat - time.monotonic())))
+
+        command.finish_reading()
+        if code == 0:
+            docs, size, version = progress.snapshot()
+            if version != sent_version:
+                # Best effort: the final figures matter when the item has no document count.
+                with contextlib.suppress(LitecoordError, OSError):
+                    self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
+            return self._complete(item_id, epoch, result)
+        message = _describe_exit(code)
+        tail = command.last_output()
+        error = f"{message}\n{tail}" if tail else message
+        self._flush(item_id, epoch, progress)
+        try:
+            failed = self.coordinator.fail_work_item(item_id, error, lease_epoch=epoch)
+        except _LEASE_LOST as exc:
+            result.lost.append(item_id)
+            self.log(f"could not record the failure of {item_id} (epoch {epoch}): {exc}")
+            return None
+        except (LitecoordError, OSError) as exc:
+            self.log(f"could not record the failure of {item_id} (epoch {epoch}): {exc}")
+            return None
+        result.failed.append(item_id)
+        parked = " (parked as failed)" if failed.status.value == "failed" else ""
+        self.log(f"failed {item_id} (epoch {epoch}): {message}{parked}")
+        return None
+
+    def _complete(self, item_id: str, epoch: int, result: RunResult) -> None:
+        for attempt in range(_MAX_TRANSIENT_RETRIES + 1):
+            try:
+                self.coordinator.complete_work_item(item_id, lease_epoch=epoch)
+            except _LEASE_LOST as exc:
+                result.lost.append(item_id)
+                self.log(f"could not complete {item_id} (epoch {epoch}): {exc}")
+                return None
+            except (LitecoordError, OSError) as exc:
+                if not _is_transient(exc) or attempt == _MAX_TRANSIENT_RETRIES:
+                    self.log(f"could not complete {item_id} (epoch {epoch}): {exc}")
+                    return None
+                self.stop.wait(self.options.poll_interval)  # completing again is harmless
+                continue
+            result.completed.append(item_id)
+            self.log(f"completed {item_id} (epoch {epoch})")
+            return None
+        return None
+
+    def _flush(self, item_id: str, epoch: int, progress: _Progress | None) -> None:
+        """Record the command's last progress so the next holder can resume from it (best effort)."""
+        if progress is None:
+            return
+        docs, size, _ = progress.snapshot()
+        with contextlib.suppress(LitecoordError, OSError):
+            self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
+
+    def _release(self, item_id: str, epoch: int, progress: _Progress | None) -> None:
+        self._flush(item_id, epoch, progress)
+        try:
+            self.coordinator.release_work_item(item_id, lease_epoch=epoch)
+        except (LitecoordError, OSError) as exc:
+            self.log(f"could not release {item_id} (epoch {epoch}): {exc}; its lease will lapse instead")
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT and SIGTERM while inside; restore the previous handlers after.
+
+    Only the main thread may install handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# -- several loops in separate processes -------------------------------------------------
+
+
+def run_worker_processes(
+    argvs: Sequence[Sequence[str]],
+    *,
+    stop: threading.Event,
+    env: Mapping[str, str] | None = None,
+    grace: float = 5.0,
+) -> list[int]:
+    """Start one process per argv, wait for all, return their exit codes (negative: killed by a signal).
+
+    When ``stop`` is set, each live process gets SIGTERM once (they stop their
+    commands and release their items themselves); those still alive ``grace``
+    seconds after their command's own grace get SIGKILL.
+    """
+    procs = [subprocess.Popen(list(argv), env=None if env is None else dict(env)) for argv in argvs]
+    forwarded_at: float | None = None
+    try:
+        while any(p.poll() is None for p in procs):
+            if stop.is_set() and forwarded_at is None:
+                forwarded_at = time.monotonic()
+                for p in procs:
+                    if p.poll() is None:
+                        with contextlib.suppress(ProcessLookupError):
+                            p.send_signal(signal.SIGTERM)
+            if forwarded_at is not None and time.monotonic() - forwarded_at > 2 * grace + 5:
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+            stop.wait(0.1)
+    finally:
+        for p in procs:
+            if p.poll() is None:  # we are being torn down by an exception: leave no orphans
+                p.kill()
+            p.wait()
+    return [p.returncode for p in procs]
+
+
+def combine_exit_codes(codes: Sequence[int], status: WorkQueueStatus, *, interrupted: bool) -> int:
+    """One exit code for a run of several worker processes, from the session's final state.
+
+    A worker process that was killed does not fail the run if the others
+    finished the work: what counts is whether every item ended complete.
+    """
+    if interrupted or EXIT_INTERRUPTED in codes:
+        return EXIT_INTERRUPTED
+    if status.not_yet_complete == 0:
+        return EXIT_ALL_DONE if status.failed_work_items == 0 else EXIT_FAILED_REMAIN
+    if all(code in (EXIT_ALL_DONE, EXIT_FAILED_REMAIN, EXIT_ALL_LEASED) for code in codes):
+        return EXIT_ALL_LEASED  # the rest is leased to workers outside this run
+    return EXIT_ERROR

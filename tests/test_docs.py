@@ -1,0 +1,83 @@
+"""The command line documents itself: every command has help and appears in the README, with its exit codes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from litecoord import worker
+from litecoord.cli import EXIT_CODES, cli, commands
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"README has no '## {title}' section"
+    return match.group(1)
+
+
+def test_the_command_list_is_what_the_issue_asks_for_and_more() -> None:
+    required = {
+        "create", "batch", "acquire", "renew", "complete", "release", "fail", "split", "retry", "list", "show",
+        "status", "cleanup-expired", "sessions", "serve", "work", "demo",
+    }  # fmt: skip
+    assert required <= set(commands())
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help(name: str) -> None:
+    command = cli.commands[name]
+    assert command.help and len(command.help.split()) >= 5, f"{name} needs a real help text"
+    result = CliRunner().invoke(cli, [name, "--help"], prog_name="litecoord")
+    assert result.exit_code == 0
+    assert result.output.startswith(f"Usage: litecoord {name} ")
+    first_sentence = command.help.split("\n\n")[0]
+    assert " ".join(first_sentence.split()) in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_appears_in_the_readme(name: str) -> None:
+    assert re.search(rf"`litecoord {re.escape(name)}[ `]", readme_section("Command line")), name
+
+
+def test_the_readme_lists_every_exit_code() -> None:
+    command_line, runner = readme_section("Command line"), readme_section("Worker runner")
+    for code in EXIT_CODES:
+        assert re.search(rf"^\| {code} \|", command_line, re.M), f"exit code {code} of the commands"
+    for code in worker.EXIT_CODES:
+        assert re.search(rf"^\| {code} \|", runner, re.M), f"exit code {code} of litecoord work"
+
+
+def test_work_help_lists_its_exit_codes_and_the_progress_protocol() -> None:
+    text = CliRunner().invoke(cli, ["work", "--help"], prog_name="litecoord").output
+    for code, meaning in worker.EXIT_CODES.items():
+        assert re.search(rf"^\s+{code}\s+{re.escape(meaning[:30])}", text, re.M), code
+    assert "LITECOORD-PROGRESS docs=1200 bytes=480000" in text
+
+
+def test_the_readme_documents_the_runner_environment_and_protocol() -> None:
+    runner = readme_section("Worker runner")
+    variables = [
+        "LITECOORD_WORK_ITEM_ID", "LITECOORD_INDEX_NAME", "LITECOORD_SHARD_NUMBER", "LITECOORD_DOCUMENT_COUNT",
+        "LITECOORD_TOTAL_SIZE_BYTES", "LITECOORD_DOCUMENTS_PROCESSED", "LITECOORD_BYTES_PROCESSED",
+        "LITECOORD_LEASE_EXPIRY", "LITECOORD_LEASE_SECONDS", "LITECOORD_LEASE_EPOCH", "LITECOORD_ATTEMPT",
+        "LITECOORD_SESSION", "LITECOORD_WORKER_ID", "LITECOORD_PROGRESS_FD",
+    ]  # fmt: skip
+    for name in variables:
+        assert f"`{name}`" in runner, name
+    assert worker.PROGRESS_PREFIX in runner
+
+
+def test_the_readme_names_the_option_environment_variables() -> None:
+    command_line = readme_section("Command line")
+    for name in ("LITECOORD_DB", "LITECOORD_URL", "LITECOORD_TOKEN", "LITECOORD_SESSION", "LITECOORD_WORKER_ID"):
+        assert f"`{name}`" in command_line, name
+
+
+def test_the_readme_has_a_demo_section_naming_the_command() -> None:
+    assert "litecoord demo" in readme_section("Demo")

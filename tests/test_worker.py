@@ -1,0 +1,485 @@
+"""The worker runner (litecoord.worker), driven in-process with real commands.
+
+Commands are tiny ``python -c`` scripts. Leases never run out by waiting:
+a FakeClock stands still, and a lease is taken away by moving a *second*
+coordinator's clock (another machine whose clock is ahead) or by the epoch
+fence. Heartbeats are real-time (a few milliseconds apart) so renewals happen
+promptly; no test asserts how long anything took.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from litecoord import DatabaseBusyError, FakeClock, SqliteCoordinator, ValidationError, WorkItemStatus
+from litecoord.types import format_time
+from litecoord.worker import (
+    EXIT_ALL_DONE,
+    EXIT_ALL_LEASED,
+    EXIT_ERROR,
+    EXIT_FAILED_REMAIN,
+    EXIT_INTERRUPTED,
+    Runner,
+    RunnerOptions,
+    RunResult,
+    combine_exit_codes,
+    parse_progress,
+)
+
+LEASE = timedelta(seconds=30)
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll until ``predicate()`` is truthy (a deadline against hangs, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class Background:
+    """A runner in a thread, with its log lines and output captured."""
+
+    def __init__(self, coord: Any, options: RunnerOptions, clock: Any) -> None:
+        self.logs: list[str] = []
+        self.stdout = io.BytesIO()
+        self.stderr = io.BytesIO()
+        self.runner = Runner(coord, options, clock=clock, log=self.logs.append, stdout=self.stdout, stderr=self.stderr)
+        self.result: RunResult | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.result = self.runner.run()
+
+    def join(self, timeout: float = 30.0) -> RunResult:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "runner did not finish"
+        assert self.result is not None
+        return self.result
+
+
+@pytest.fixture
+def coord(db_path: Path, clock: FakeClock) -> SqliteCoordinator:
+    c = SqliteCoordinator(db_path, session="s", worker_id="w1", clock=clock)
+    yield c
+    c.close()
+
+
+def options(command: list[str], **kwargs: Any) -> RunnerOptions:
+    kwargs.setdefault("lease_duration", LEASE)
+    kwargs.setdefault("poll_interval", 0.02)
+    kwargs.setdefault("heartbeat", 0.02)
+    return RunnerOptions(command=command, **kwargs)
+
+
+def other(db_path: Path, worker_id: str, clock: Any) -> SqliteCoordinator:
+    return SqliteCoordinator(db_path, session="s", worker_id=worker_id, clock=clock)
+
+
+# -- running items ---------------------------------------------------------------
+
+
+def test_runs_every_item_with_its_environment_and_completes_it(
+    coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_work_item_with_metadata("logs__0__0", "logs", 0, 1000, 4096)
+    coord.create_work_item_with_metadata("logs__1__0", "logs", 1, None, None)
+    command = py(
+        """
+        import json, os
+        env = {k: v for k, v in os.environ.items() if k.startswith("LITECOORD_")}
+        with open(os.path.join(os.environ["OUT"], env["LITECOORD_WORK_ITEM_ID"] + ".json"), "w") as f:
+            json.dump(env, f)
+        """
+    )
+    result = Runner(coord, options(command, env={"OUT": str(tmp_path)}), clock=clock).run()
+
+    assert result.exit_code == EXIT_ALL_DONE
+    assert sorted(result.completed) == ["logs__0__0", "logs__1__0"]
+    assert coord.num_work_items_not_yet_complete() == 0
+    env = json.loads((tmp_path / "logs__0__0.json").read_text())
+    assert env["LITECOORD_INDEX_NAME"] == "logs"
+    assert env["LITECOORD_SHARD_NUMBER"] == "0"
+    assert env["LITECOORD_DOCUMENT_COUNT"] == "1000"
+    assert env["LITECOORD_TOTAL_SIZE_BYTES"] == "4096"
+    assert env["LITECOORD_DOCUMENTS_PROCESSED"] == "0"
+    assert env["LITECOORD_BYTES_PROCESSED"] == "0"
+    assert env["LITECOORD_LEASE_EPOCH"] == "1"
+    assert env["LITECOORD_ATTEMPT"] == "1"
+    assert env["LITECOORD_LEASE_SECONDS"] == "30"
+    assert env["LITECOORD_LEASE_EXPIRY"] == format_time(clock() + LEASE)
+    assert env["LITECOORD_SESSION"] == "s"
+    assert env["LITECOORD_WORKER_ID"] == "w1"
+    assert env["LITECOORD_PROGRESS_FD"].isdigit()
+    unknown = json.loads((tmp_path / "logs__1__0.json").read_text())
+    assert unknown["LITECOORD_DOCUMENT_COUNT"] == "" and unknown["LITECOORD_SHARD_NUMBER"] == "1"
+
+
+def test_empty_session_means_all_work_done(coord: SqliteCoordinator, clock: FakeClock) -> None:
+    result = Runner(coord, options(py("raise SystemExit(9)")), clock=clock).run()
+    assert (result.exit_code, result.completed, result.failed) == (EXIT_ALL_DONE, [], [])
+
+
+def test_progress_from_stdout_and_fd_is_recorded_and_progress_lines_are_not_echoed(
+    coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.create_unassigned_work_item("a")  # no counts: completion keeps the reported figures
+    command = py(
+        """
+        import os
+        print("hello", flush=True)
+        print("LITECOORD-PROGRESS docs=10", flush=True)
+        os.write(int(os.environ["LITECOORD_PROGRESS_FD"]), b"bytes=20\\n")
+        print("bye", flush=True)
+        """
+    )
+    logs: list[str] = []
+    out = io.BytesIO()
+    result = Runner(coord, options(command), clock=clock, log=logs.append, stdout=out).run()
+
+    assert result.completed == ["a"]
+    item = coord.get_work_item("a")
+    assert (item.documents_processed, item.bytes_processed) == (10, 20)
+    assert out.getvalue() == b"hello\nbye\n"
+    assert "w1: completed a (epoch 1)" in logs
+
+
+def test_heartbeats_carry_progress_while_the_command_runs(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_work_item_with_metadata("a", "i", 0, 100, 1000)
+    go = tmp_path / "go"
+    command = py(
+        f"""
+        import os, time
+        print("LITECOORD-PROGRESS docs=42 bytes=420", flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.01)
+        """
+    )
+    bg = Background(coord, options(command), clock)
+    watcher = other(db_path, "watcher", clock)
+    item = wait_for(lambda: (i := watcher.get_work_item("a")).documents_processed == 42 and i, "progress")
+    assert item.status is WorkItemStatus.ASSIGNED and item.bytes_processed == 420
+    assert item.last_heartbeat is not None
+    go.touch()
+    assert bg.join().completed == ["a"]
+    assert watcher.status().completed_work_items == 1
+
+
+def test_a_failing_command_fails_the_item_with_exit_code_and_last_lines(
+    coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.setup(max_attempts=2)
+    coord.create_unassigned_work_item("a")
+    command = py(
+        """
+        import sys
+        for n in range(5):
+            print(f"line {n}", flush=True)
+        print("disk full", file=sys.stderr, flush=True)
+        sys.exit(3)
+        """
+    )
+    result = Runner(coord, options(command, tail_lines=2), clock=clock).run()
+
+    assert result.exit_code == EXIT_FAILED_REMAIN
+    assert result.failed == ["a", "a"]  # two attempts, then parked
+    item = coord.get_work_item("a")
+    assert item.status is WorkItemStatus.FAILED and item.failure_count == 2
+    assert item.last_error == "command exited with code 3\nstdout:\nline 3\nline 4\nstderr:\ndisk full"
+
+
+def test_a_command_killed_by_a_signal_is_reported_by_name(coord: SqliteCoordinator, clock: FakeClock) -> None:
+    coord.setup(max_attempts=1)
+    coord.create_unassigned_work_item("a")
+    result = Runner(coord, options(py("import os; os.kill(os.getpid(), 9)")), clock=clock).run()
+    assert result.exit_code == EXIT_FAILED_REMAIN
+    assert coord.get_work_item("a").last_error == "command was killed by SIGKILL"
+
+
+def test_a_command_that_cannot_start_releases_the_item_without_spending_an_attempt(
+    coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.create_unassigned_work_item("a")
+    result = Runner(coord, options(["/nonexistent/litecoord-test-command"]), clock=clock).run()
+    assert result.exit_code == EXIT_ERROR
+    assert "cannot run '/nonexistent/litecoord-test-command'" in result.reason
+    item = coord.get_work_item("a")
+    assert (item.status, item.worker_id, item.failure_count) == (WorkItemStatus.PENDING, None, 0)
+
+
+# -- losing the lease ----------------------------------------------------------------
+
+BLOCKING_COMMAND = """
+import os, subprocess, sys, time
+out = os.environ["OUT"]
+if os.environ["LITECOORD_LEASE_EPOCH"] != "1":
+    sys.exit(0)  # a later lease of the same item just finishes
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+with open(os.path.join(out, "pids.tmp"), "w") as f:
+    f.write(f"{os.getpid()} {child.pid}")
+os.rename(os.path.join(out, "pids.tmp"), os.path.join(out, "pids"))  # never seen half-written
+time.sleep(120)
+open(os.path.join(out, "finished"), "w").close()
+"""
+
+
+def started_pids(tmp_path: Path) -> tuple[int, int]:
+    text = wait_for(lambda: (tmp_path / "pids").exists() and (tmp_path / "pids").read_text(), "the command")
+    pid, child = map(int, text.split())
+    return pid, child
+
+
+def test_losing_the_lease_to_another_worker_kills_the_command_and_its_children(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_unassigned_work_item("a")
+    bg = Background(coord, options(py(BLOCKING_COMMAND), wait=False, env={"OUT": str(tmp_path)}), clock)
+    pid, child = started_pids(tmp_path)
+
+    # Another machine whose clock is past our lease takes the item over.
+    ahead = FakeClock(clock() + LEASE + timedelta(seconds=1))
+    thief = other(db_path, "w2", ahead)
+    lease = thief.acquire_next_work_item(LEASE)
+    assert lease.work_item_id == "a" and lease.lease_epoch == 2
+
+    result = bg.join()
+    assert result.lost == ["a"]
+    assert result.exit_code == EXIT_ALL_LEASED  # the item is w2's now
+    assert not alive(pid)  # the runner reaped it
+    wait_for(lambda: not alive(child), "the grandchild to die")  # killed with the group; exits asynchronously
+    assert not (tmp_path / "finished").exists()
+    item = thief.get_work_item("a")
+    assert (item.worker_id, item.lease_epoch, item.status) == ("w2", 2, WorkItemStatus.ASSIGNED)
+    assert any("lost the lease on a (epoch 1)" in line for line in bg.logs)
+
+
+def test_the_epoch_fence_stops_a_stale_lease_held_under_the_same_worker_id(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_unassigned_work_item("a")
+    bg = Background(coord, options(py(BLOCKING_COMMAND), env={"OUT": str(tmp_path)}), clock)
+    pid, child = started_pids(tmp_path)
+
+    # The same worker id re-acquires the item (a restarted worker, or a duplicate):
+    # only the epoch tells the old lease from the new one.
+    twin = other(db_path, "w1", FakeClock(clock() + LEASE + timedelta(seconds=1)))
+    assert twin.acquire_next_work_item(LEASE).lease_epoch == 2
+
+    result = bg.join()
+    assert result.lost == ["a"]
+    assert not alive(pid)  # the runner reaped it
+    wait_for(lambda: not alive(child), "the grandchild to die")  # killed with the group; exits asynchronously
+    # The worker id holds epoch 2 now, so the loop picks that lease up and finishes it.
+    assert result.completed == ["a"] and result.exit_code == EXIT_ALL_DONE
+
+
+class FlakyRenewals:
+    """A coordinator whose renewals always fail as if the store were locked."""
+
+    def __init__(self, inner: SqliteCoordinator) -> None:
+        self._inner = inner
+        self.renewals = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def update_progress_and_renew_lease(self, *args: Any, **kwargs: Any) -> Any:
+        self.renewals += 1
+        raise DatabaseBusyError("locked")
+
+
+def test_a_lease_that_runs_out_without_a_successful_renewal_kills_the_command(
+    coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_unassigned_work_item("a")
+    flaky = FlakyRenewals(coord)
+    bg = Background(flaky, options(py(BLOCKING_COMMAND), env={"OUT": str(tmp_path)}), clock)
+    pid, child = started_pids(tmp_path)
+    wait_for(lambda: flaky.renewals >= 2, "failed renewals")
+    assert alive(pid)  # a failed renewal alone is retried, not fatal
+    clock.advance(LEASE)
+
+    result = bg.join()
+    assert result.lost == ["a"]
+    assert not alive(pid)  # the runner reaped it
+    wait_for(lambda: not alive(child), "the grandchild to die")  # killed with the group; exits asynchronously
+    assert any("no renewal succeeded within the lease (30s)" in line for line in bg.logs)
+    assert result.completed == ["a"]  # re-acquired after the lapse (epoch 2) and finished
+
+
+# -- waiting, stopping, recovering -------------------------------------------------------
+
+
+def test_a_stop_request_terminates_the_command_and_releases_the_item_with_its_progress(
+    coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_work_item_with_metadata("a", "i", 0, 100, None)
+    command = py(
+        """
+        import os, signal, sys, time
+        out = os.environ["OUT"]
+        def on_term(signum, frame):
+            open(os.path.join(out, "terminated"), "w").close()
+            sys.exit(1)
+        signal.signal(signal.SIGTERM, on_term)
+        print("LITECOORD-PROGRESS docs=7", flush=True)
+        open(os.path.join(out, "started"), "w").close()
+        time.sleep(120)
+        """
+    )
+    bg = Background(coord, options(command, env={"OUT": str(tmp_path)}), clock)
+    wait_for(lambda: (tmp_path / "started").exists(), "the command")
+    bg.runner.request_stop()
+
+    result = bg.join()
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert result.released == ["a"] and result.failed == []
+    assert (tmp_path / "terminated").exists()
+    item = coord.get_work_item("a")
+    assert (item.status, item.worker_id, item.failure_count) == (WorkItemStatus.PENDING, None, 0)
+    assert item.documents_processed == 7  # the next holder resumes from here
+
+
+def test_waits_while_others_hold_the_work_then_stops_when_it_is_done(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.create_unassigned_work_item("a")
+    holder = other(db_path, "w2", clock)
+    holder.acquire_next_work_item(LEASE)
+
+    bg = Background(coord, options(py("raise SystemExit(0)")), clock)
+    wait_for(lambda: any("waiting" in line for line in bg.logs), "the runner to wait")
+    assert bg.thread.is_alive()
+    holder.complete_work_item("a")
+
+    result = bg.join()
+    assert (result.exit_code, result.completed) == (EXIT_ALL_DONE, [])
+
+
+def test_no_wait_exits_4_when_all_remaining_work_is_leased(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.create_unassigned_work_item("a")
+    other(db_path, "w2", clock).acquire_next_work_item(LEASE)
+    result = Runner(coord, options(py("raise SystemExit(0)"), wait=False), clock=clock).run()
+    assert result.exit_code == EXIT_ALL_LEASED and "1 item(s) remain" in result.reason
+
+
+def test_an_item_whose_holder_died_is_recovered_with_its_progress(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_work_item_with_metadata("a", "i", 0, 100, 1000)
+    dead = other(db_path, "dead-worker", clock)
+    dead.acquire_next_work_item(LEASE)
+    dead.update_progress_and_renew_lease("a", 40, 400)
+    clock.advance(LEASE + timedelta(seconds=1))  # the dead worker's lease lapses
+    command = py(
+        """
+        import os
+        with open(os.path.join(os.environ["OUT"], "env"), "w") as f:
+            f.write(" ".join(os.environ[k] for k in (
+                "LITECOORD_DOCUMENTS_PROCESSED", "LITECOORD_BYTES_PROCESSED", "LITECOORD_LEASE_EPOCH")))
+        """
+    )
+    result = Runner(coord, options(command, env={"OUT": str(tmp_path)}), clock=clock).run()
+    assert result.completed == ["a"]
+    assert (tmp_path / "env").read_text() == "40 400 2"
+
+
+class BusyAtFirst:
+    """Acquire fails ``times`` times with ``error``, then works."""
+
+    def __init__(self, inner: SqliteCoordinator, error: Exception, times: int) -> None:
+        self._inner, self._error, self._left = inner, error, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def acquire_next_work_item(self, *args: Any) -> Any:
+        if self._left:
+            self._left -= 1
+            raise self._error
+        return self._inner.acquire_next_work_item(*args)
+
+
+def test_transient_acquire_errors_are_retried(coord: SqliteCoordinator, clock: FakeClock) -> None:
+    coord.create_unassigned_work_item("a")
+    flaky = BusyAtFirst(coord, DatabaseBusyError("locked"), times=2)
+    result = Runner(flaky, options(py("pass")), clock=clock).run()
+    assert (result.exit_code, result.completed) == (EXIT_ALL_DONE, ["a"])
+
+
+def test_other_acquire_errors_stop_the_runner(coord: SqliteCoordinator, clock: FakeClock) -> None:
+    flaky = BusyAtFirst(coord, ValidationError("lease_duration", "bad"), times=1)
+    result = Runner(flaky, options(py("pass")), clock=clock).run()
+    assert result.exit_code == EXIT_ERROR and "lease_duration: bad" in result.reason
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("LITECOORD-PROGRESS docs=12 bytes=34", (12, 34)),
+        ("docs=12", (12, None)),
+        ("LITECOORD-PROGRESS bytes=5", (None, 5)),
+        ("documents=3 bytes=4", (3, 4)),
+        ("LITECOORD-PROGRESS", None),
+        ("docs=-1", None),
+        ("docs=1.5", None),
+        ("docs=1 pages=2", None),
+        ("hello", None),
+    ],
+)
+def test_parse_progress(line: str, expected: tuple[int | None, int | None] | None) -> None:
+    assert parse_progress(line) == expected
+
+
+def test_combine_exit_codes_describes_the_whole_run(db_path: Path, coord: SqliteCoordinator) -> None:
+    coord.create_unassigned_work_item("a")
+    pending = coord.status()
+    coord.acquire_next_work_item(LEASE)
+    coord.complete_work_item("a")
+    done = coord.status()
+    # A worker killed by SIGKILL does not fail a run whose work all got done.
+    assert combine_exit_codes([0, -signal.SIGKILL, 0], done, interrupted=False) == EXIT_ALL_DONE
+    assert combine_exit_codes([0, 0], done, interrupted=True) == EXIT_INTERRUPTED
+    assert combine_exit_codes([4, 4], pending, interrupted=False) == EXIT_ALL_LEASED
+    assert combine_exit_codes([1, 4], pending, interrupted=False) == EXIT_ERROR
