@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS work_items (
     worker_id            TEXT,                         -- holder (or last holder)
     lease_expiry         INTEGER,
     lease_micros         INTEGER,                      -- length of the current lease
+    leased_at            INTEGER,                      -- when the current lease was granted
     lease_epoch          INTEGER NOT NULL DEFAULT 0,   -- acquisitions so far
     failure_count        INTEGER NOT NULL DEFAULT 0,
     last_error           TEXT,

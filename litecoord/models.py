@@ -63,6 +63,7 @@ def create_models(db: peewee.Database) -> Models:
         worker_id = peewee.TextField(null=True)
         lease_expiry = peewee.IntegerField(null=True)
         lease_micros = peewee.IntegerField(null=True)
+        leased_at = peewee.IntegerField(null=True)
         lease_epoch = peewee.IntegerField(default=0)
         failure_count = peewee.IntegerField(default=0)
         last_error = peewee.TextField(null=True)

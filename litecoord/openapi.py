@@ -74,6 +74,8 @@ _WORK_ITEM = _obj(
         "successor_ids": {"type": "array", "items": {"type": "string"}},
         "last_heartbeat": _TIME_OR_NULL,
         "progress_changed_at": _TIME_OR_NULL,
+        "lease_duration_seconds": {"type": ["number", "null"]},
+        "leased_at": _TIME_OR_NULL,
     },
     # The console client's fields, always present (null when unset).
     tuple(

@@ -141,13 +141,20 @@ def _is_live(item: WorkItem, now: datetime) -> bool:
     return item.status is WorkItemStatus.ASSIGNED and item.lease_expiry is not None and item.lease_expiry > now
 
 
+def _last_move(item: WorkItem) -> datetime | None:
+    """When the current holder last showed progress: its lease start counts as a move,
+    so an item just recovered from a dead worker is not taken for stalled."""
+    moves = [t for t in (item.progress_changed_at, item.leased_at or item.started_at) if t is not None]
+    return max(moves) if moves else None
+
+
 def is_stalled(item: WorkItem, now: datetime, stall_after: timedelta = DEFAULT_STALL_AFTER) -> bool:
     """A live lease with recent heartbeats but no progress change for ``stall_after``."""
     if not _is_live(item, now):
         return False
     if item.last_heartbeat is None or now - item.last_heartbeat > stall_after:
         return False  # no recent heartbeat: that is a dying lease, not a stall
-    moved = item.progress_changed_at or item.started_at
+    moved = _last_move(item)
     return moved is not None and now - moved >= stall_after
 
 
@@ -260,7 +267,7 @@ def render_status(
             )
         )
         for item in stalled[:max_rows]:
-            moved = item.progress_changed_at or item.started_at
+            moved = _last_move(item)
             text = (
                 f"  {item.work_item_id}  {item.worker_id}  no progress for "
                 f"{format_duration((now - moved).total_seconds()) if moved else '?'}, "

@@ -63,7 +63,7 @@ _COLUMNS = (
     "total_size_bytes", "worker_id", "lease_expiry", "documents_processed",
     "bytes_processed", "last_progress_update", "created_at", "started_at",
     "completed_at", "lease_epoch", "failure_count", "last_error", "parent_id",
-    "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros",
+    "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros", "leased_at",
 )  # fmt: skip
 _COLS = ", ".join(_COLUMNS)
 _LEASE_MICROS = _COLUMNS.index("lease_micros")
@@ -78,7 +78,7 @@ _GRANT = (
 _TAKE_SET = f"""
     status = 'assigned', worker_id = :worker, lease_epoch = lease_epoch + 1,
     lease_micros = {_GRANT}, lease_expiry = :now + {_GRANT},
-    started_at = coalesce(started_at, :now), last_heartbeat = :now, updated_at = :now"""
+    started_at = coalesce(started_at, :now), leased_at = :now, last_heartbeat = :now, updated_at = :now"""
 
 _HELD_BY_WORKER = f"""
 SELECT {_COLS} FROM work_items
@@ -162,8 +162,8 @@ RETURNING {_COLS}"""
 _INSERT_LEASED = f"""
 INSERT INTO work_items
     (session_id, work_item_id, status, worker_id, lease_epoch, lease_micros,
-     lease_expiry, started_at, last_heartbeat, created_at, updated_at)
-VALUES (:session, :id, 'assigned', :worker, 1, :duration, :now + :duration, :now, :now, :now, :now)
+     lease_expiry, started_at, leased_at, last_heartbeat, created_at, updated_at)
+VALUES (:session, :id, 'assigned', :worker, 1, :duration, :now + :duration, :now, :now, :now, :now, :now)
 RETURNING {_COLS}"""
 
 _SESSION_TOTALS = """
@@ -329,6 +329,8 @@ class SqliteCoordinator:
             successor_ids=tuple(row[18].split(",")) if row[18] else (),
             last_heartbeat=from_micros(row[19]),
             progress_changed_at=from_micros(row[20]),
+            lease_duration=None if row[21] is None else timedelta(microseconds=row[21]),
+            leased_at=from_micros(row[22]),
         )
 
     def _lease(self, row: Sequence[Any], now: int) -> WorkItemAndDuration:

@@ -214,9 +214,11 @@ class Store:
                 finally:
                     if fd is not None:
                         fcntl.flock(fd, fcntl.LOCK_UN)
-            except (sqlite3.OperationalError, peewee.OperationalError) as exc:
+            except (sqlite3.DatabaseError, peewee.DatabaseError) as exc:
+                # Driver errors stop here: busy ones are retried, the rest (not a
+                # database, disk I/O, read-only file...) become a LitecoordError.
                 if not _is_busy(exc):
-                    raise LitecoordError(f"SQLite error on {self.path}: {exc}") from exc
+                    raise LitecoordError(f"SQLite error on {self.path}: {exc}", path=self.path) from exc
                 # Budget by time spent waiting, not by a clock: tests freeze clocks.
                 waited += self.ATTEMPT_TIMEOUT + delay
                 if waited >= self.busy_timeout:

@@ -195,6 +195,10 @@ class WorkItem:
     #: Last time the progress figures actually moved (a stall shows as heartbeats
     #: arriving while this stays behind).
     progress_changed_at: datetime | None = None
+    #: Length of the current (or last) lease; renewals extend it by this much.
+    lease_duration: timedelta | None = None
+    #: When the current (or last) lease was granted.
+    leased_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -221,6 +225,8 @@ class WorkItem:
             "successor_ids": list(self.successor_ids),
             "last_heartbeat": format_time(self.last_heartbeat),
             "progress_changed_at": format_time(self.progress_changed_at),
+            "lease_duration_seconds": None if self.lease_duration is None else self.lease_duration.total_seconds(),
+            "leased_at": format_time(self.leased_at),
         }
 
     @classmethod
@@ -249,6 +255,10 @@ class WorkItem:
             successor_ids=tuple(data.get("successor_ids") or ()),
             last_heartbeat=parse_time(data.get("last_heartbeat")),
             progress_changed_at=parse_time(data.get("progress_changed_at")),
+            lease_duration=None
+            if data.get("lease_duration_seconds") is None
+            else timedelta(seconds=float(data["lease_duration_seconds"])),
+            leased_at=parse_time(data.get("leased_at")),
         )
 
 

@@ -702,3 +702,16 @@ def test_item_round_trips_through_its_json_shape(make):
     assert WorkItem.from_dict(item.to_dict()) == item
     assert WorkItemAndDuration.from_dict(lease.to_dict()) == lease
     assert item.to_dict()["lease_expiry"].endswith("Z")
+
+
+def test_items_say_when_the_current_lease_began_and_how_long_it_is(make, clock):
+    a = make("a")
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    clock.advance(minutes=6)
+    taken = lease_of(make("b").acquire_next_work_item(timedelta(minutes=2))).work_item
+    assert taken.leased_at == clock() and taken.started_at == clock() - timedelta(minutes=6)
+    assert taken.lease_duration == timedelta(minutes=2)
+    clock.advance(minutes=1)
+    renewed = make("b").update_progress_and_renew_lease("x", 1, 1)
+    assert renewed.leased_at == taken.leased_at and renewed.lease_duration == timedelta(minutes=2)

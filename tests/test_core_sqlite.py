@@ -254,3 +254,10 @@ def test_ci_tests_the_installed_package_not_the_checkout():
     # The schema must load from the installed wheel, not from the repository.
     assert "site-packages" in litecoord.__file__
     assert load_schema() == (REPO / "schema.sql").read_text(encoding="utf-8")
+
+
+def test_a_file_that_is_not_sqlite_gives_a_litecoord_error(tmp_path):
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("this is not a database\n" * 100)
+    with pytest.raises(litecoord.LitecoordError, match="not a database"):
+        SqliteCoordinator(bogus, session="s", worker_id="w").create_unassigned_work_item("x")

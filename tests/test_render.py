@@ -255,10 +255,11 @@ def test_render_items() -> None:
 def test_render_item_lists_every_field_and_indents_multiline_values() -> None:
     text = render_item(FAILED, NOW)
     lines = text.splitlines()
-    assert lines[0] == "work_item_id          orders__5__0"
-    assert "status                failed" in lines
-    assert "last_error            command exited with code 1" in lines
-    assert "                      connection refused" in lines
+    # Values line up after the longest field name (lease_duration_seconds) and two spaces.
+    assert lines[0] == "work_item_id            orders__5__0"
+    assert "status                  failed" in lines
+    assert "last_error              command exited with code 1" in lines
+    assert "                        connection refused" in lines
     assert len([line for line in lines if not line.startswith(" ")]) == len(FAILED.to_dict())
 
 
@@ -270,3 +271,22 @@ def test_render_sessions() -> None:
         "-------  -----  ---------  ----------  -------------  ------------  --------------------\n"
         "demo     24     3          fixed       largest_first  3             2025-01-19T20:30:00Z"
     )
+
+
+def test_an_item_just_recovered_from_a_dead_worker_is_not_stalled() -> None:
+    # The dead holder's last progress is minutes old; the new lease began 10 s ago.
+    recovered = WorkItem(
+        work_item_id="orders__1__0",
+        session_name="s",
+        status=WorkItemStatus.ASSIGNED,
+        worker_id="w2",
+        lease_expiry=NOW + timedelta(minutes=5),
+        started_at=T0,
+        progress_changed_at=T0,
+        leased_at=NOW - timedelta(seconds=10),
+        last_heartbeat=NOW - timedelta(seconds=5),
+    )
+    assert not is_stalled(recovered, NOW)
+    # Ninety seconds on with heartbeats but no progress, it is.
+    later = NOW + timedelta(seconds=90)
+    assert is_stalled(replace(recovered, last_heartbeat=later - timedelta(seconds=5)), later)
