@@ -174,6 +174,8 @@ FROM sessions WHERE id = ?"""
 _LIVE_LEASES = """
 SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' AND lease_expiry > ?"""
 
+_STATUS = {member.value: member for member in WorkItemStatus}
+
 #: Throughput for the ETA is measured over this window of progress samples.
 THROUGHPUT_WINDOW = timedelta(minutes=10)
 
@@ -308,7 +310,7 @@ class SqliteCoordinator:
         return WorkItem(
             work_item_id=row[0],
             session_name=self.session,
-            status=WorkItemStatus(status),
+            status=_STATUS[status],
             index_name=row[2],
             shard_number=row[3],
             document_count=row[4],

@@ -61,7 +61,9 @@ def micros_of(delta: timedelta) -> int:
 def from_micros(value: int | None) -> datetime | None:
     if value is None:
         return None
-    return _EPOCH + timedelta(microseconds=value)
+    # Positional timedelta arguments: half the cost of microseconds=, and this
+    # runs for every time field of every item read.
+    return _EPOCH + timedelta(0, 0, value)
 
 
 def format_time(value: datetime | None) -> str | None:
