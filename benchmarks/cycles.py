@@ -1,0 +1,271 @@
+"""Raw ``sqlite3`` vs the embedded backend: full lease cycles per second.
+
+A cycle is what a backfill worker does per item: acquire, renew once with
+progress, complete. Both sides run the same statements on the same schema
+with the same pragmas; the raw side runs each step as one ``BEGIN
+IMMEDIATE`` transaction on a plain connection and waits with SQLite's own
+busy handler. What separates the two figures is therefore litecoord's own
+cost: Python per call, row objects, and the ``flock()`` that queues writers
+fairly. A third line (``fair_lock=False``) shows that lock's share.
+
+The 8-process runs double as the fairness measurement (each worker's share
+and the worst wait for any call), see :func:`fairness_rows`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from litecoord import SqliteCoordinator, WorkItemAndDuration
+from litecoord import sqlite as core
+
+from .common import (
+    LEASE_SECONDS,
+    SESSION,
+    Outcome,
+    Results,
+    Row,
+    Settings,
+    Target,
+    build_db,
+    connect_raw,
+    cycle_loop,
+    log,
+    median,
+    run_processes,
+    summarize,
+    unfinished_items,
+)
+
+# The hot statements, taken from litecoord itself so "same SQL" stays true as it changes.
+HELD_BY_WORKER = core._HELD_BY_WORKER
+ACQUIRE = core._ACQUIRE
+RENEW = core._RENEW
+COMPLETE = core._COMPLETE
+
+PROCS = (1, 4, 8)
+DURABILITIES = ("full", "normal")
+#: The README's shortest recommended lease; the worst write wait must stay under a tenth of it.
+SHORTEST_LEASE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Kind:
+    key: str
+    label: str
+
+
+RAW = Kind("raw", "raw sqlite3, same SQL")
+EMBEDDED = Kind("litecoord", "litecoord SqliteCoordinator")
+NO_FLOCK = Kind("litecoord-nolock", "litecoord, fair_lock=False")
+KINDS = (RAW, EMBEDDED, NO_FLOCK)
+
+
+def raw_ops(path: str, durability: str, worker: str):
+    """Acquire/renew/complete on a plain connection: one BEGIN IMMEDIATE per step."""
+    conn = connect_raw(path, durability)
+    sid = conn.execute("SELECT id FROM sessions WHERE name = ?", (SESSION,)).fetchone()[0]
+    duration = LEASE_SECONDS * 1_000_000
+
+    def now() -> int:
+        return int(time.time() * 1_000_000)
+
+    def acquire() -> str | None:
+        t = now()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(HELD_BY_WORKER, (sid, worker, t)).fetchone()
+            if row is None:
+                row = conn.execute(
+                    ACQUIRE, {"session": sid, "worker": worker, "now": t, "duration": duration}
+                ).fetchone()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return None if row is None else row[0]
+
+    def step(sql: str, params: dict) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(sql, params).fetchone()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if row is None:
+            raise AssertionError(f"{worker}: statement matched no row: {params}")
+
+    def renew(item: str) -> None:
+        step(
+            RENEW,
+            {"session": sid, "id": item, "worker": worker, "epoch": None, "now": now(),
+             "duration": None, "docs": 500, "bytes": 500_000},
+        )  # fmt: skip
+
+    def complete(item: str) -> None:
+        step(COMPLETE, {"session": sid, "id": item, "worker": worker, "epoch": None, "now": now()})
+
+    return acquire, renew, complete
+
+
+def embedded_ops(path: str, durability: str, worker: str, fair_lock: bool = True):
+    coord = SqliteCoordinator(path, session=SESSION, worker_id=worker, durability=durability, fair_lock=fair_lock)
+    coord.num_work_items_not_yet_complete()  # open the connection and check the schema before the clock starts
+    lease = timedelta(seconds=LEASE_SECONDS)
+
+    def acquire() -> str | None:
+        got = coord.acquire_next_work_item(lease)
+        return got.work_item.work_item_id if isinstance(got, WorkItemAndDuration) else None
+
+    def renew(item: str) -> None:
+        coord.update_progress_and_renew_lease(item, 500, 500_000)
+
+    def complete(item: str) -> None:
+        coord.complete_work_item(item)
+
+    return acquire, renew, complete
+
+
+def one_run(kind: Kind, path: str, durability: str, procs: int, items: int) -> Outcome:
+    build_db(path, items)
+
+    def prepare(i: int):
+        worker = f"worker-{i:02d}"
+        if kind is RAW:
+            ops = raw_ops(path, durability, worker)
+        else:
+            ops = embedded_ops(path, durability, worker, fair_lock=kind is not NO_FLOCK)
+        return lambda: cycle_loop(*ops)
+
+    reports = run_processes(procs, prepare)
+    return summarize(reports, items, unfinished_items(path))
+
+
+def items_for(durability: str, settings: Settings) -> int:
+    if settings.quick:
+        return 300 if durability == "full" else 1000
+    return 1500 if durability == "full" else 5000
+
+
+@dataclass
+class Measured:
+    """The median of several runs of one configuration, with the checks summed."""
+
+    throughput: float
+    duplicates: int
+    lost: int
+    worst_wait: float  # the worst over all runs
+    p99_wait: float  # median over runs
+    min_share: float  # median over runs of (smallest worker share / average share)
+    max_share: float
+    runs: int
+
+
+def reduce(outcomes: list[Outcome]) -> Measured:
+    shares = []
+    for o in outcomes:
+        average = sum(o.shares) / len(o.shares)
+        shares.append((min(o.shares) / average, max(o.shares) / average))
+    return Measured(
+        throughput=median(o.throughput for o in outcomes),
+        duplicates=sum(o.duplicates for o in outcomes),
+        lost=sum(o.lost for o in outcomes),
+        worst_wait=max(o.worst_wait for o in outcomes),
+        p99_wait=median(o.p99_wait for o in outcomes),
+        min_share=median(s[0] for s in shares),
+        max_share=median(s[1] for s in shares),
+        runs=len(outcomes),
+    )
+
+
+def measure(durability: str, procs: int, settings: Settings) -> dict[str, Measured]:
+    """All kinds at one setting, runs interleaved (raw, litecoord, ..., raw, ...) so drift hits all alike."""
+    items = items_for(durability, settings)
+    outcomes: dict[str, list[Outcome]] = {kind.key: [] for kind in KINDS}
+    for _ in range(settings.runs):
+        for kind in KINDS:
+            path = settings.path(f"cycles-{kind.key}-{durability}-{procs}.db")
+            outcomes[kind.key].append(one_run(kind, path, durability, procs, items))
+    return {key: reduce(found) for key, found in outcomes.items()}
+
+
+def run(settings: Settings, results: Results) -> None:
+    measured: dict[tuple[str, str, int], Measured] = {}
+    for durability in DURABILITIES:
+        for procs in PROCS:
+            log(f"cycles: {durability} x{procs}")
+            for key, m in measure(durability, procs, settings).items():
+                measured[key, durability, procs] = m
+    for durability in DURABILITIES:
+        for procs in PROCS:
+            raw = measured[RAW.key, durability, procs]
+            for kind in KINDS:
+                m = measured[kind.key, durability, procs]
+                results.rows.append(
+                    Row(
+                        group="cycles",
+                        case=kind.label,
+                        setting=durability.upper(),
+                        procs=procs,
+                        value=m.throughput,
+                        unit="cycles/s",
+                        ratio=None if kind is RAW else m.throughput / raw.throughput,
+                        ratio_of="" if kind is RAW else "raw",
+                        dup=m.duplicates,
+                        lost=m.lost,
+                        note=f"worst call {m.worst_wait * 1000:.0f} ms",
+                    )
+                )
+    for durability in DURABILITIES:
+        ratio = measured[EMBEDDED.key, durability, 4].throughput / measured[RAW.key, durability, 4].throughput
+        results.targets.append(
+            Target(
+                name=f"embedded cycle at 4 processes vs raw, {durability.upper()}",
+                measured=f"{ratio:.2f}x",
+                wanted=">= 0.70x",
+                met=ratio >= 0.7,
+            )
+        )
+    fairness_rows(measured, results)
+
+
+def fairness_rows(measured: dict[tuple[str, str, int], Measured], results: Results) -> None:
+    """Shares and waits at 8 processes, from the same runs as the cycle figures."""
+    limit = SHORTEST_LEASE_SECONDS / 10
+    for durability in DURABILITIES:
+        for kind in KINDS:
+            m = measured[kind.key, durability, 8]
+            results.rows.append(
+                Row(
+                    group="fairness",
+                    case=kind.label,
+                    setting=durability.upper(),
+                    procs=8,
+                    value=m.min_share,
+                    unit="min share/avg",
+                    dup=m.duplicates,
+                    lost=m.lost,
+                    note=f"max share {m.max_share:.2f}; worst wait {m.worst_wait * 1000:.0f} ms, "
+                    f"p99 {m.p99_wait * 1000:.1f} ms",
+                )
+            )
+        m = measured[EMBEDDED.key, durability, 8]
+        results.targets.append(
+            Target(
+                name=f"8 processes, {durability.upper()}: smallest worker share",
+                measured=f"{m.min_share:.2f} of average",
+                wanted=">= 0.50",
+                met=m.min_share >= 0.5,
+            )
+        )
+        results.targets.append(
+            Target(
+                name=f"8 processes, {durability.upper()}: worst wait for any write",
+                measured=f"{m.worst_wait * 1000:.0f} ms",
+                wanted=f"< {limit:.0f} s (a tenth of a {SHORTEST_LEASE_SECONDS:.0f} s lease)",
+                met=m.worst_wait < limit,
+            )
+        )

@@ -1,0 +1,38 @@
+"""The benchmark suite's machinery on a tiny subset: correctness only, never a timing.
+
+Each run forks real worker processes (and, for HTTP, a real server on
+loopback) exactly as ``python -m benchmarks.run`` does, and checks what every
+benchmark run checks: no item handed out twice, none lost. It also keeps the
+suite importable as litecoord changes (the raw baseline reads litecoord's hot
+SQL).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# The suite lives beside the package in the checkout; appended, so the installed litecoord still wins.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import cycles, peers, rest  # noqa: E402
+
+
+@pytest.mark.parametrize("kind", [cycles.RAW, cycles.EMBEDDED], ids=lambda kind: kind.key)
+def test_cycles_hand_out_every_item_exactly_once(tmp_path: Path, kind: cycles.Kind) -> None:
+    outcome = cycles.one_run(kind, str(tmp_path / "cycles.db"), "normal", procs=3, items=90)
+    assert (outcome.duplicates, outcome.lost, outcome.handed_out) == (0, 0, 90)
+    assert sum(outcome.shares) == 90
+
+
+def test_litecoord_as_a_queue_loses_nothing(tmp_path: Path) -> None:
+    result = peers.one_run(peers.LitecoordPeer(str(tmp_path / "peer.db"), "normal"), 40)
+    assert (result["duplicates"], result["lost"], result["unacked"]) == (0, 0, 0)
+
+
+def test_http_cycles_through_the_rest_server(tmp_path: Path) -> None:
+    pytest.importorskip("waitress")
+    outcome, _ = rest.one_run("litecoord", str(tmp_path / "http.db"), "normal", 2, 30, rest.server_threads())
+    assert (outcome.duplicates, outcome.lost, outcome.handed_out) == (0, 0, 30)
