@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS work_items (
     shard_number         INTEGER,
     document_count       INTEGER,
     total_size_bytes     INTEGER,
+    -- Acquire order among pending items (ascending, then seq): minus the size in
+    -- a largest_first session (unknown sizes last), 0 in a fifo one.
+    order_key            INTEGER NOT NULL DEFAULT 0,
     parent_id            TEXT,                         -- set on successor items
     successor_ids        TEXT,                         -- comma-separated, set by a split
     worker_id            TEXT,                         -- holder (or last holder)
@@ -70,11 +73,10 @@ CREATE TABLE IF NOT EXISTS work_items (
 );
 
 -- Acquire reads the head of one of these partial indexes: an index lookup at
--- any table size, however much completed history the table holds.
-CREATE INDEX IF NOT EXISTS work_items_pending_largest
-    ON work_items (session_id, total_size_bytes DESC, seq) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS work_items_pending_fifo
-    ON work_items (session_id, seq) WHERE status = 'pending';
+-- any table size, however much completed history the table holds. Each index
+-- is written on every change of state, so there are as few as the queries allow.
+CREATE INDEX IF NOT EXISTS work_items_pending
+    ON work_items (session_id, order_key, seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS work_items_assigned_expiry
     ON work_items (session_id, lease_expiry) WHERE status = 'assigned';
 CREATE INDEX IF NOT EXISTS work_items_assigned_holder

@@ -466,6 +466,26 @@ class HttpCoordinator:
         body: Any = self.worker_id if lease_epoch is None else self._holder_body(lease_epoch)
         return WorkItem.from_dict(self._call("PUT", path, body=body))
 
+    def complete_and_acquire_next(
+        self,
+        work_item_id: str,
+        lease_duration: timedelta = DEFAULT_LEASE_DURATION,
+        *,
+        lease_epoch: int | None = None,
+    ) -> tuple[WorkItem, AcquisitionOutcome]:
+        path = self._item_path(work_item_id, "complete-and-acquire")
+        body = self._holder_body(lease_epoch)
+        body["lease_duration_seconds"] = self._seconds(lease_duration)
+        # Safe to resend: completing again is a no-op and acquire returns the held lease.
+        data = self._call("POST", path, body=body)
+        nxt = data["next"]
+        outcome: AcquisitionOutcome
+        if "work_item" in nxt:
+            outcome = WorkItemAndDuration.from_dict(nxt)
+        else:
+            outcome = NoAvailableWorkToBeDone.from_dict(nxt)
+        return WorkItem.from_dict(data["completed"]), outcome
+
     def release_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> bool:
         path = self._item_path(work_item_id, "release")
         data = self._call("POST", path, body=self._holder_body(lease_epoch), idempotent=False)

@@ -58,6 +58,7 @@ def create_models(db: peewee.Database) -> Models:
         shard_number = peewee.IntegerField(null=True)
         document_count = peewee.IntegerField(null=True)
         total_size_bytes = peewee.IntegerField(null=True)
+        order_key = peewee.IntegerField(default=0)
         parent_id = peewee.TextField(null=True)
         successor_ids = peewee.TextField(null=True)
         worker_id = peewee.TextField(null=True)

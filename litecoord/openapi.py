@@ -242,6 +242,19 @@ _SCHEMAS: dict[str, Any] = {
         ("worker_id", "successor_work_item_ids"),
         closed=True,
     ),
+    "CompleteAndAcquireRequest": _obj(
+        {"worker_id": _WORKER_ID, "lease_epoch": _EPOCH, "lease_duration_seconds": _SECONDS},
+        ("worker_id",),
+        closed=True,
+    ),
+    "CompleteAndAcquireResult": _obj(
+        {
+            "completed": _ref("WorkItem"),
+            "next": {"oneOf": [_ref("WorkItemAndDuration"), _ref("NoAvailableWork")]},
+        },
+        ("completed", "next"),
+        description="next is the new lease, or the body acquire answers with 404 when there is no work.",
+    ),
     "ReleaseResult": _obj(
         {"work_item_id": {"type": "string"}, "released": {"type": "boolean"}}, ("work_item_id", "released")
     ),
@@ -494,6 +507,16 @@ def _paths() -> dict[str, Any]:
                 params=_ITEM_PARAMS,
                 body="CompleteRequest",
                 operation_id="completeWorkItem",
+            )
+        },
+        item + "/complete-and-acquire": {
+            "post": _op(
+                "Complete the work item and lease the next one, in one transaction",
+                {"200": _json(_ref("CompleteAndAcquireResult"), "the completed item and the next lease (or why none)")},
+                errors=_HOLDER,
+                params=_ITEM_PARAMS,
+                body="CompleteAndAcquireRequest",
+                operation_id="completeAndAcquireNext",
             )
         },
         item + "/release": {

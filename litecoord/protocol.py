@@ -144,6 +144,21 @@ class Coordinator(Protocol):
         the item. Raises ``LeaseConflictError`` for anyone else.
         """
 
+    def complete_and_acquire_next(
+        self,
+        work_item_id: str,
+        lease_duration: timedelta = DEFAULT_LEASE_DURATION,
+        *,
+        lease_epoch: int | None = None,
+    ) -> tuple[WorkItem, AcquisitionOutcome]:
+        """``complete_work_item`` then ``acquire_next_work_item``, atomically.
+
+        One transaction (so one commit, one fsync at full durability) per item
+        for a worker that goes straight on to the next one. If the completion
+        is refused, nothing is acquired. Returns the completed item and the
+        acquisition outcome.
+        """
+
     def release_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> bool:
         """Give the item back unfinished. True if released; False (no-op) if the
         caller was not its holder or the item is complete. Unknown ids raise

@@ -192,7 +192,8 @@ class Store:
         return self._run(fn, "BEGIN", lock=False)
 
     def _run(self, fn: Callable[[sqlite3.Connection], T], begin: str, *, lock: bool) -> T:
-        self.ensure_schema()
+        if not self._schema_ready:
+            self.ensure_schema()
         waited = 0.0
         delay = 0.002
         while True:

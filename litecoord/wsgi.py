@@ -29,6 +29,7 @@ GET      …/{id}                          get_work_item
 POST     …/{id}/acquire                  create_or_update_lease_for_work_item
 PUT      …/{id}/lease                    update_progress_and_renew_lease
 PUT      …/{id}/complete                 complete_work_item (body: "worker-id")
+POST     …/{id}/complete-and-acquire     complete_and_acquire_next (one transaction)
 POST     …/{id}/release                  release_work_item
 POST     …/{id}/fail                     fail_work_item
 POST     …/{id}/retry                    retry_work_item
@@ -333,6 +334,17 @@ def complete(app: App, req: Request) -> Response:
     return 200, item.to_dict()
 
 
+def complete_and_acquire(app: App, req: Request) -> Response:
+    body = req.obj(("worker_id", "lease_epoch", "lease_duration_seconds"))
+    done, outcome = app.coordinator(req.params["session"], _worker(body.get("worker_id"))).complete_and_acquire_next(
+        req.params["work_item_id"],
+        _seconds(body.get("lease_duration_seconds")) or DEFAULT_LEASE_DURATION,
+        lease_epoch=body.get("lease_epoch"),
+    )
+    # 200 either way: "next" is a lease, or the no-work body acquire would send with its 404.
+    return 200, {"completed": done.to_dict(), "next": outcome.to_dict()}
+
+
 def release(app: App, req: Request) -> Response:
     body = req.obj(("worker_id", "lease_epoch"))
     coord = app.coordinator(req.params["session"], _worker(body.get("worker_id")))
@@ -409,6 +421,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", _ITEM + "/acquire", lease_item),
     Route("PUT", _ITEM + "/lease", renew_lease),
     Route("PUT", _ITEM + "/complete", complete),
+    Route("POST", _ITEM + "/complete-and-acquire", complete_and_acquire),
     Route("POST", _ITEM + "/release", release),
     Route("POST", _ITEM + "/fail", fail),
     Route("POST", _ITEM + "/retry", retry),

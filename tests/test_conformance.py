@@ -715,3 +715,42 @@ def test_items_say_when_the_current_lease_began_and_how_long_it_is(make, clock):
     clock.advance(minutes=1)
     renewed = make("b").update_progress_and_renew_lease("x", 1, 1)
     assert renewed.leased_at == taken.leased_at and renewed.lease_duration == timedelta(minutes=2)
+
+
+def test_complete_and_acquire_next_is_one_step(make, clock):
+    a, b = make("a"), make("b")
+    a.create_work_items([{"work_item_id": n, "total_size_bytes": s} for n, s in (("x", 3), ("y", 2), ("z", 1))])
+    first = lease_of(a.acquire_next_work_item(FIVE_MIN))
+    done, nxt = a.complete_and_acquire_next("x", FIVE_MIN, lease_epoch=first.lease_epoch)
+    assert done.work_item_id == "x" and done.status is WorkItemStatus.COMPLETED
+    nxt = lease_of(nxt)
+    assert nxt.work_item_id == "y" and nxt.work_item.worker_id == "a"
+    # Another worker cannot complete a's item, and then nothing is acquired for it either.
+    with pytest.raises(LeaseConflictError):
+        b.complete_and_acquire_next("y")
+    assert lease_of(b.acquire_next_work_item()).work_item_id == "z"
+    # A retried call (lost response) completes nothing twice and returns the held lease.
+    again_done, again_next = a.complete_and_acquire_next("x", FIVE_MIN)
+    assert again_done.completed_at == done.completed_at and lease_of(again_next).work_item_id == "y"
+    done, last = a.complete_and_acquire_next("y", FIVE_MIN)
+    assert done.status is WorkItemStatus.COMPLETED
+    assert isinstance(last, NoAvailableWorkToBeDone) and last.remaining == 1
+    # A stale epoch is refused as with complete_work_item.
+    clock.advance(minutes=6)
+    retaken = lease_of(a.acquire_next_work_item(FIVE_MIN))
+    assert retaken.work_item_id == "z"
+    with pytest.raises(LeaseConflictError):
+        b.complete_and_acquire_next("z")
+
+
+def test_changing_the_order_of_a_session_reorders_its_pending_items(make):
+    coord = make("w")
+    coord.create_work_items(
+        [{"work_item_id": "small", "total_size_bytes": 1}, {"work_item_id": "big", "total_size_bytes": 99}]
+    )
+    coord.setup(acquire_order="fifo")
+    assert lease_of(make("w1").acquire_next_work_item()).work_item_id == "small"
+    coord.create_unassigned_work_item("later")
+    coord.setup(acquire_order="largest_first")
+    assert lease_of(make("w2").acquire_next_work_item()).work_item_id == "big"
+    assert lease_of(make("w3").acquire_next_work_item()).work_item_id == "later"

@@ -93,12 +93,11 @@ def test_acquire_reads_indexes_never_scans(db_path):
     params = {"session": 1, "worker": "w", "now": 0, "duration": 1}
     plan = _plan(conn, backend._ACQUIRE, params)
     assert "work_items_assigned_expiry" in plan
-    assert "work_items_pending_largest" in plan
-    assert "work_items_pending_fifo" in plan
+    assert "work_items_pending" in plan
     assert "SCAN work_items" not in plan and "TEMP B-TREE" not in plan, plan
     held = _plan(conn, backend._HELD_BY_WORKER, (1, "w", 0))
-    # Either partial index of assigned items will do: both hold only leased rows.
-    assert "USING INDEX work_items_assigned_" in held and "SCAN" not in held, held
+    # The holder index: the expiry one would walk every live lease of the session.
+    assert "USING INDEX work_items_assigned_holder" in held and "SCAN" not in held, held
     for sql in (backend._RENEW, backend._COMPLETE, backend._RELEASE):
         plan = _plan(conn, sql, {"session": 1, "id": "x", "worker": "w", "epoch": None, "now": 0, "docs": None,
                                  "bytes": None, "duration": None})  # fmt: skip
