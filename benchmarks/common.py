@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import litecoord
-from litecoord.store import load_schema
+from litecoord.store import schema_statements
 
 #: The session every benchmark file uses.
 SESSION = "bench"
@@ -172,19 +172,6 @@ def connect_raw(path: str, durability: str, busy_timeout: float = 60.0) -> sqlit
     for pragma in _PRAGMAS[durability]:
         conn.execute("PRAGMA " + pragma)
     return conn
-
-
-def schema_statements() -> list[str]:
-    """litecoord's schema.sql as single statements (triggers keep their inner semicolons)."""
-    statements, buffer = [], ""
-    for line in load_schema().splitlines(keepends=True):
-        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    return statements
 
 
 def item_id(i: int) -> str:

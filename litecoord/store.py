@@ -35,7 +35,7 @@ try:  # flock is POSIX-only; without it writers fall back to SQLite's busy handl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Store", "Durability", "SCHEMA_VERSION", "load_schema"]
+__all__ = ["Store", "Durability", "SCHEMA_VERSION", "load_schema", "schema_statements"]
 
 T = TypeVar("T")
 
@@ -57,6 +57,11 @@ class Durability:
 def load_schema() -> str:
     """The DDL, read from the installed package (works from a wheel, not only a checkout)."""
     return resources.files("litecoord").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def schema_statements() -> list[str]:
+    """The schema as single statements, to run one by one inside a transaction."""
+    return _split_sql(load_schema())
 
 
 # Connections a forked child inherited: kept referenced, never closed or used,
@@ -256,7 +261,7 @@ class Store:
                 return
         # sqlite3's executescript() would COMMIT our transaction first; run the
         # statements one by one inside it instead.
-        for statement in _split_sql(load_schema()):
+        for statement in schema_statements():
             conn.execute(statement)
 
 
