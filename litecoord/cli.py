@@ -261,10 +261,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _item_line(verb: str, item: WorkItem) -> str:
-    return f"{verb} {item.work_item_id} (status {item.status.value}, lease epoch {item.lease_epoch})"
-
-
 # -- the group -----------------------------------------------------------------------
 
 
