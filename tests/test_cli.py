@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -564,6 +565,8 @@ def test_serve_runs_the_rest_api_until_interrupted(tmp_path: Path) -> None:
         [sys.executable, "-m", "litecoord.cli", "serve", "--db", str(db), "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
+        # If shutdown ever hangs, SIGABRT below makes faulthandler print every thread's stack.
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     try:
         assert proc.stderr is not None
@@ -574,7 +577,12 @@ def test_serve_runs_the_rest_api_until_interrupted(tmp_path: Path) -> None:
         assert client.create_unassigned_work_item("a") is True
         assert SqliteCoordinator(db, session="s1").get_work_item("a").status is WorkItemStatus.PENDING
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            pytest.fail("serve did not stop on SIGINT; its threads:\n" + proc.communicate(timeout=10)[1][-8000:])
+        assert code == 0
     finally:
         if proc.poll() is None:
             proc.kill()
