@@ -435,6 +435,9 @@ class Runner:
         self._log = log or (lambda line: None)
         self._stdout = stdout
         self._stderr = stderr
+        # Leases given up because no renewal succeeded: acquire hands a worker its
+        # own live lease back, and a command must never run again on one of these.
+        self._abandoned: set[tuple[str, int]] = set()
 
     def request_stop(self) -> None:
         """Ask the loop to stop: the running command is ended and its item released."""
@@ -487,6 +490,12 @@ class Runner:
                 self.stop.wait(self.options.poll_interval)
                 continue
             waiting = False
+            if (outcome.work_item_id, outcome.lease_epoch) in self._abandoned:
+                # Our own lease that we gave up (its expiry is not extended, so our
+                # deadline arithmetic would not hold): give it back, or let it lapse.
+                self._release(outcome.work_item_id, outcome.lease_epoch, progress=None)
+                self.stop.wait(self.options.poll_interval)
+                continue
             code = self._work_on(outcome, started, result)
             if code is not None:
                 return self._finish(result, code, result.reason)
@@ -541,6 +550,9 @@ class Runner:
         # Renewals keep the acquired length, so every deadline is "call start + this".
         length = micros_of(lease.lease_duration)
         deadline = started + length
+        # Stop this long before the deadline (a tenth of the lease, at most a second):
+        # the kill and the loop's slice take time, and the lease must not lapse first.
+        margin = min(length // 10, 1_000_000)
         heartbeat = self._heartbeat(lease)
         next_beat = time.monotonic() + heartbeat
         lost_reason: str | None = None
@@ -567,19 +579,25 @@ class Runner:
                     lost_reason = str(exc)
                 except (LitecoordError, OSError) as exc:
                     self.log(f"renewing {item_id} failed ({exc}); retrying at the next heartbeat")
-                if lost_reason is None and self._tick() >= deadline:
-                    lost_reason = (
-                        f"no renewal succeeded within the lease ({lease.lease_duration.total_seconds():g}s); "
-                        "it may have passed to another worker"
-                    )
-                if lost_reason is not None:
-                    # Another worker may own the item now: stop at once, no grace period.
-                    code = command.kill()
-                    command.finish_reading(timeout=1.0)
-                    result.lost.append(item_id)
-                    self.log(f"lost the lease on {item_id} (epoch {epoch}): {lost_reason}; killed the command")
-                    return None
                 next_beat = time.monotonic() + heartbeat
+            # Checked on every slice, not only at heartbeats: the command must be gone
+            # before the lease can lapse and the item pass to another worker.
+            expiring = lost_reason is None and self._tick() >= deadline - margin
+            if expiring:
+                lost_reason = (
+                    f"no renewal succeeded within the lease ({lease.lease_duration.total_seconds():g}s); "
+                    "stopping before it can pass to another worker"
+                )
+            if lost_reason is not None:
+                # Another worker may own the item now (or soon): stop at once, no grace period.
+                code = command.kill()
+                command.finish_reading(timeout=1.0)
+                result.lost.append(item_id)
+                self.log(f"lost the lease on {item_id} (epoch {epoch}): {lost_reason}; killed the command")
+                if expiring:
+                    self._abandoned.add((item_id, epoch))
+                    self._release(item_id, epoch, progress=progress)  # best effort: the store may be down
+                return None
             # Short slices keep stop requests and exits prompt; stop.wait returns at once on a stop.
             self.stop.wait(min(0.05, max(0.0, next_beat - time.monotonic())))
 

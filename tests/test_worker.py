@@ -483,3 +483,43 @@ def test_combine_exit_codes_describes_the_whole_run(db_path: Path, coord: Sqlite
     assert combine_exit_codes([0, 0], done, interrupted=True) == EXIT_INTERRUPTED
     assert combine_exit_codes([4, 4], pending, interrupted=False) == EXIT_ALL_LEASED
     assert combine_exit_codes([1, 4], pending, interrupted=False) == EXIT_ERROR
+
+
+class StoreDownForHolders(FlakyRenewals):
+    """Renewals and releases fail (the store is locked); acquire still works."""
+
+    def __init__(self, inner: SqliteCoordinator) -> None:
+        super().__init__(inner)
+        self.releases = 0
+
+    def release_work_item(self, *args: Any, **kwargs: Any) -> Any:
+        self.releases += 1
+        raise DatabaseBusyError("locked")
+
+
+def test_a_lease_that_cannot_be_renewed_is_given_up_before_it_lapses_and_never_rerun(
+    coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_unassigned_work_item("a")
+    down = StoreDownForHolders(coord)
+    expiry = clock() + LEASE
+    bg = Background(down, options(py(BLOCKING_COMMAND), env={"OUT": str(tmp_path)}), clock)
+    pid, child = started_pids(tmp_path)
+    wait_for(lambda: down.renewals >= 2, "failed renewals")
+
+    # Half a second before the lease lapses: inside the safety margin (a second for 30 s).
+    clock.advance(LEASE - timedelta(milliseconds=500))
+    wait_for(lambda: not alive(pid), "the command to be killed")
+    item = coord.get_work_item("a")
+    assert item.status is WorkItemStatus.ASSIGNED and item.lease_expiry == expiry > clock()  # still live: killed first
+
+    # Acquire hands the worker its own live lease back; the runner must not run the command on it again.
+    wait_for(lambda: down.releases >= 3, "the given-up lease to be offered back and refused")
+    assert alive(pid) is False and (tmp_path / "pids").read_text().split()[0] == str(pid)
+
+    clock.advance(seconds=1)  # now it lapses; the next acquisition is a new lease (epoch 2)
+    result = bg.join()
+    assert result.lost == ["a"] and result.completed == ["a"]
+    assert sum("acquired a (epoch 1" in line for line in bg.logs) == 1
+    assert any("acquired a (epoch 2" in line for line in bg.logs)
+    wait_for(lambda: not alive(child), "the grandchild to die")
