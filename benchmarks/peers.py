@@ -74,6 +74,19 @@ class Peer:
         raise NotImplementedError
 
 
+class _QueueProducer:
+    """A producer for the peers whose queue object has put() and close()."""
+
+    def __init__(self, queue) -> None:
+        self._queue = queue
+
+    def put(self, data: str) -> None:
+        self._queue.put(data)
+
+    def close(self) -> None:
+        self._queue.close()
+
+
 class HueyPeer(Peer):
     name = "huey SqliteStorage"
     has_ack = False
@@ -127,16 +140,7 @@ class PersistQueuePeer(Peer):
         return q
 
     def producer(self):
-        q = self._queue()
-
-        class Producer:
-            def put(self, data: str) -> None:
-                q.put(data)
-
-            def close(self) -> None:
-                q.close()
-
-        return Producer()
+        return _QueueProducer(self._queue())
 
     def consumer(self, worker: str):
         from persistqueue import Empty
@@ -176,16 +180,7 @@ class LitequeuePeer(Peer):
         return q
 
     def producer(self):
-        q = self._queue()
-
-        class Producer:
-            def put(self, data: str) -> None:
-                q.put(data)
-
-            def close(self) -> None:
-                q.close()
-
-        return Producer()
+        return _QueueProducer(self._queue())
 
     def consumer(self, worker: str):
         q = self._queue()
