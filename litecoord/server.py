@@ -226,17 +226,20 @@ def serve(
         flush=True,
     )
     # SIGTERM (service managers, docker stop) shuts down as cleanly as Ctrl-C does.
-    previous = None
+    # SIGINT is installed explicitly too: a process started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and Python then leaves it so.
+    previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _interrupt)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

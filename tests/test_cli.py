@@ -567,6 +567,9 @@ def test_serve_runs_the_rest_api_until_interrupted(tmp_path: Path) -> None:
         text=True,
         # If shutdown ever hangs, SIGABRT below makes faulthandler print every thread's stack.
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+        # As when started in the background by a script: SIGINT arrives ignored, and
+        # serve must still stop on it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert proc.stderr is not None
