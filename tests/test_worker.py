@@ -523,3 +523,58 @@ def test_a_lease_that_cannot_be_renewed_is_given_up_before_it_lapses_and_never_r
     assert sum("acquired a (epoch 1" in line for line in bg.logs) == 1
     assert any("acquired a (epoch 2" in line for line in bg.logs)
     wait_for(lambda: not alive(child), "the grandchild to die")
+
+
+class CountingCalls:
+    """Delegates to a coordinator, counting the calls made by name."""
+
+    def __init__(self, inner: SqliteCoordinator) -> None:
+        self._inner = inner
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def test_each_completion_and_the_next_lease_are_one_transaction(coord: SqliteCoordinator, clock: FakeClock) -> None:
+    coord.create_work_items([{"work_item_id": f"i{n}"} for n in range(5)])
+    counting = CountingCalls(coord)
+    result = Background(counting, options(py("pass"), wait=False), clock).join()
+    assert sorted(result.completed) == [f"i{n}" for n in range(5)] and result.exit_code == EXIT_ALL_DONE
+    # One acquire to start; after that every completion leases the next item in the same call.
+    assert counting.calls.get("acquire_next_work_item") == 1
+    assert counting.calls.get("complete_and_acquire_next") == 5
+    assert "complete_work_item" not in counting.calls
+    assert coord.status().completed_work_items == 5
+
+
+class StopAfterCompleting(CountingCalls):
+    """Requests a stop right after the first completion has leased the next item."""
+
+    runner: Runner
+
+    def complete_and_acquire_next(self, *args: Any, **kwargs: Any) -> Any:
+        outcome = self._inner.complete_and_acquire_next(*args, **kwargs)
+        self.runner.request_stop()
+        return outcome
+
+
+def test_a_stop_after_a_completion_gives_back_the_lease_it_took_for_the_next_item(
+    coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.create_work_items([{"work_item_id": "first", "total_size_bytes": 2}, {"work_item_id": "second"}])
+    wrapper = StopAfterCompleting(coord)
+    wrapper.runner = Runner(wrapper, options(py("pass"), wait=False), clock=clock, stdout=io.BytesIO())
+    result = wrapper.runner.run()
+    assert result.exit_code == EXIT_INTERRUPTED and result.completed == ["first"]
+    second = coord.get_work_item("second")
+    assert second.status is WorkItemStatus.PENDING and second.worker_id is None  # released, not left leased
+    assert second.lease_epoch == 1  # it had been leased once, with the completion of "first"
