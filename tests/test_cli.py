@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from proc_support import alive
 
 import litecoord.cli as cli_module
 from litecoord import FakeClock, SqliteCoordinator, WorkItemStatus
@@ -515,14 +516,6 @@ time.sleep(120)
 """
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.parametrize(("workers", "sig"), [(1, "SIGTERM"), (2, "SIGINT")])
 def test_a_signal_stops_runners_gracefully_and_releases_their_items(tmp_path: Path, workers: int, sig: str) -> None:
     import signal
@@ -549,7 +542,7 @@ def test_a_signal_stops_runners_gracefully_and_releases_their_items(tmp_path: Pa
             proc.kill()
     for item in setup.list_work_items():
         assert (item.status, item.worker_id, item.documents_processed) == (WorkItemStatus.PENDING, None, 5)
-    assert not any(_pid_alive(pid) for pid in commands)
+    assert not any(alive(pid) for pid in commands)
 
 
 def test_serve_runs_the_rest_api_until_interrupted(tmp_path: Path) -> None:

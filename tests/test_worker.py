@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proc_support import alive
 
 from litecoord import DatabaseBusyError, FakeClock, SqliteCoordinator, ValidationError, WorkItemStatus
 from litecoord.types import format_time
@@ -55,19 +55,6 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> 
             return value
         time.sleep(0.01)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 class Background:
