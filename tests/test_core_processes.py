@@ -71,23 +71,15 @@ def drain(db_path, worker_id, durability):
         done.append((outcome.work_item_id, worker_id, outcome.lease_epoch))
 
 
-def acquire_one_each(db_path, worker_ids, offset):
+def acquire_each(db_path, worker_ids, offset, complete):
+    """Each worker id leases one item (with 1-minute leases), completing it if asked."""
     got = []
     for worker_id in worker_ids:
         coord = SqliteCoordinator(db_path, session="s", worker_id=worker_id, clock=SharedClock(offset))
         outcome = coord.acquire_next_work_item(timedelta(minutes=1))
         assert isinstance(outcome, WorkItemAndDuration), outcome
-        got.append((outcome.work_item_id, outcome.lease_epoch))
-    return got
-
-
-def acquire_and_complete_each(db_path, worker_ids, offset):
-    got = []
-    for worker_id in worker_ids:
-        coord = SqliteCoordinator(db_path, session="s", worker_id=worker_id, clock=SharedClock(offset))
-        outcome = coord.acquire_next_work_item(timedelta(minutes=1))
-        assert isinstance(outcome, WorkItemAndDuration), outcome
-        coord.complete_work_item(outcome.work_item_id, lease_epoch=outcome.lease_epoch)
+        if complete:
+            coord.complete_work_item(outcome.work_item_id, lease_epoch=outcome.lease_epoch)
         got.append((outcome.work_item_id, outcome.lease_epoch))
     return got
 
@@ -135,15 +127,13 @@ def test_concurrent_acquisition_is_unique_and_lapsed_leases_are_reacquired_uniqu
     SqliteCoordinator(db_path, session="s", worker_id="creator").create_work_items(
         [{"work_item_id": f"idx__{n}__0"} for n in range(40)]
     )
-    first = _run_pool(acquire_one_each, [(str(db_path), [f"a{p}-{k}" for k in range(10)], offset) for p in range(4)])
+    first = _run_pool(acquire_each, [(str(db_path), [f"a{p}-{k}" for k in range(10)], offset, False) for p in range(4)])
     leased = [item for chunk in first for item in chunk]
     assert len({item for item, _ in leased}) == 40
     assert {epoch for _, epoch in leased} == {1}
 
     offset.value += 61  # every 1-minute lease has lapsed; nobody cleaned up
-    second = _run_pool(
-        acquire_and_complete_each, [(str(db_path), [f"b{p}-{k}" for k in range(10)], offset) for p in range(4)]
-    )
+    second = _run_pool(acquire_each, [(str(db_path), [f"b{p}-{k}" for k in range(10)], offset, True) for p in range(4)])
     retaken = [item for chunk in second for item in chunk]
     assert len({item for item, _ in retaken}) == 40
     assert {epoch for _, epoch in retaken} == {2}
