@@ -66,7 +66,6 @@ _COLUMNS = (
     "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros", "leased_at",
 )  # fmt: skip
 _COLS = ", ".join(_COLUMNS)
-_LEASE_MICROS = _COLUMNS.index("lease_micros")
 _EXPIRY = _COLUMNS.index("lease_expiry")
 
 # In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
@@ -352,11 +351,9 @@ class SqliteCoordinator:
         )
 
     def _lease(self, row: Sequence[Any], now: int) -> WorkItemAndDuration:
-        return WorkItemAndDuration(
-            work_item=self._item(row, now),
-            lease_expiration_time=from_micros(row[_EXPIRY]),  # type: ignore[arg-type]
-            lease_duration=timedelta(microseconds=row[_LEASE_MICROS]),
-        )
+        item = self._item(row, now)
+        # A leased row always has both; the item already carries them converted.
+        return WorkItemAndDuration(item, item.lease_expiry, item.lease_duration)  # type: ignore[arg-type]
 
     def _refuse(self, conn: sqlite3.Connection, sid: int, work_item_id: str, now: int, epoch: int | None) -> None:
         """Raise the error that explains why a holder-only statement matched no row."""
