@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from litecoord import (
     NoAvailableWorkToBeDone,
     SqliteCoordinator,
     ValidationError,
+    WorkItem,
     WorkItemAndDuration,
 )
 from litecoord import sqlite as backend
@@ -189,6 +191,24 @@ def test_a_briefly_held_lock_is_waited_out_inside_the_library(db_path):
     finally:
         released.join()
         blocker.close()
+
+
+def test_items_built_from_rows_are_whole_frozen_dataclasses(db_path):
+    # Rows become WorkItems without __init__ (a hot path): a field added to the
+    # dataclass but not to the row reader must fail here, not reach a client.
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w", clock=FakeClock())
+    coord.create_work_item_with_metadata("logs__0__0", "logs", 0, 100, 10)
+    lease = coord.acquire_next_work_item()
+    assert isinstance(lease, WorkItemAndDuration)
+    renewed = coord.update_progress_and_renew_lease("logs__0__0", 5, 6)
+    for item in (lease.work_item, renewed, coord.complete_work_item("logs__0__0")):
+        names = [f.name for f in dataclasses.fields(WorkItem)]
+        assert sorted(vars(item)) == sorted(names)
+        rebuilt = WorkItem(**{name: getattr(item, name) for name in names})
+        assert rebuilt == item and hash(rebuilt) == hash(item) and repr(rebuilt) == repr(item)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            item.status = "pending"  # type: ignore[misc]
+    assert renewed.documents_processed == 5 and renewed.last_heartbeat == renewed.leased_at
 
 
 def test_newer_schema_version_is_refused(db_path):
