@@ -435,7 +435,14 @@ RESERVED_ITEM_IDS = frozenset(
     if len(r.segments) == len(_template_segments(BASE_PATH)) + 1 and "{" not in r.segments[-1]
 )
 
-_COMPILED = tuple((r, r.segments) for r in ROUTES)
+# Routes by segment count (only routes of the request's length can match it,
+# and a 405 names the methods of exactly those), each pattern as
+# (parameter name, or None for a literal; the literal).
+_BY_LENGTH: dict[int, list[tuple[Route, tuple[tuple[str | None, str], ...]]]] = {}
+for _route in ROUTES:
+    _pattern = tuple((s[1:-1], s) if s.startswith("{") else (None, s) for s in _route.segments)
+    _BY_LENGTH.setdefault(len(_pattern), []).append((_route, _pattern))
+del _route, _pattern
 
 #: Segments as (raw spelling, decoded text).
 Segments = list[tuple[str, str]]
@@ -452,6 +459,9 @@ def _path_segments(environ: Mapping[str, Any]) -> Segments:
             raw_path = raw_path[len(script) :]
         # Trust the raw URI only if it decodes to what the server put in PATH_INFO
         # (a rewriting proxy or middleware may have changed one but not the other).
+        if raw_path == path_info and "%" not in raw_path and raw_path.isascii():
+            # Nothing escaped: every segment is its own text (the common case, skipped cheaply).
+            return [(s, s) for s in _split(raw_path)]
         if unquote_to_bytes(raw_path) == path_info.encode("latin-1", "replace"):
             try:
                 return [(s, unquote_to_bytes(s).decode("utf-8")) for s in _split(raw_path)]
@@ -476,17 +486,16 @@ def _split(path: str) -> list[str]:
 def match(method: str, segments: Segments) -> tuple[Route, dict[str, str]]:
     """The route for ``method`` and the path; ``HttpError`` 404 or 405 (with ``allow``) otherwise."""
     allowed: list[str] = []
-    for route, pattern in _COMPILED:
-        if len(pattern) != len(segments):
-            continue
+    for route, pattern in _BY_LENGTH.get(len(segments), ()):
         params: dict[str, str] = {}
-        for want, (raw, text) in zip(pattern, segments, strict=True):
-            if want.startswith("{"):
-                if not text:
+        for (name, literal), (raw, text) in zip(pattern, segments, strict=True):
+            if name is None:
+                if raw != literal:
                     break
-                params[want[1:-1]] = text
-            elif raw != want:
+            elif not text:
                 break
+            else:
+                params[name] = text
         else:
             if route.method == method:
                 return route, params
