@@ -95,11 +95,44 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _flock_exclusive(fd: int, spin: float) -> None:
+    """Take the flock, polling for up to ``spin`` seconds before sleeping on it.
+
+    Why poll: a process asleep in flock() is woken by the kernel when the lock
+    is released, and on these small VMs that wake-up of an idle vCPU costs
+    50-80 us, more than a whole NORMAL transaction holds the lock. A waiter
+    that polls takes the lock within a microsecond of its release: at NORMAL
+    durability with 2-8 processes the cycle rate went from about 0.6x to
+    about 0.7x of the unfair baseline, the smallest worker share staying
+    above 0.8 of the average. The budget is short so that a waiter behind a
+    long transaction (an fsync at FULL) soon sleeps instead of burning a core.
+    """
+    if spin <= 0:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    clock = time.perf_counter
+    deadline = clock() + spin
+    while clock() < deadline:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
 class Store:
     """Shared access to one SQLite coordination file."""
 
     #: How long SQLite's own busy handler waits within one attempt.
     ATTEMPT_TIMEOUT = 1.0
+    #: How long a writer polls the flock before it sleeps on it (see _flock_exclusive).
+    SPIN = 100e-6
 
     def __init__(
         self,
@@ -206,7 +239,9 @@ class Store:
                 conn = self.connection()
                 fd = self._lock_fd() if lock else None
                 if fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    # Polling would keep the GIL from a sibling thread that holds the lock
+                    # and needs the GIL to commit, so only a single-threaded process polls.
+                    _flock_exclusive(fd, self.SPIN if threading.active_count() == 1 else 0.0)
                 try:
                     conn.execute(begin)
                     try:

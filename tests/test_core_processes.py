@@ -8,8 +8,11 @@ test moves: no sleeping.
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
 import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -152,3 +155,39 @@ def test_twenty_splits_at_once_leave_exactly_sixty_pending(db_path):
     assert len(coord.list_work_items(WorkItemStatus.PENDING)) == 60
     assert len(coord.list_work_items(WorkItemStatus.COMPLETED)) == 20
     assert coord.num_work_items_not_yet_complete() == 60
+
+
+def hold_write_lock(lock_path, held, release):
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    held.set()
+    release.wait(60)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def write_one_item(db_path, results):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    # One thread: the writer polls the lock before it sleeps on it (Store.SPIN).
+    single = threading.active_count() == 1
+    results.put((single, coord.create_unassigned_work_item("x")))
+
+
+def test_a_polling_writer_still_waits_for_a_holder_in_another_process(db_path):
+    SqliteCoordinator(db_path, session="s").num_work_items_not_yet_complete()  # the schema exists
+    held, release, results = CTX.Event(), CTX.Event(), CTX.Queue()
+    holder = CTX.Process(target=hold_write_lock, args=(f"{db_path}.lock", held, release))
+    holder.start()
+    try:
+        assert held.wait(30)
+        writer = CTX.Process(target=write_one_item, args=(db_path, results))
+        writer.start()
+        writer.join(timeout=1.0)  # thousands of times the polling budget
+        assert writer.is_alive(), "the writer did not wait for the lock"
+        with sqlite3.connect(db_path) as conn:
+            assert conn.execute("SELECT count(*) FROM work_items").fetchone() == (0,)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert results.get(timeout=30) == (True, True)
+    writer.join(timeout=30)
+    assert writer.exitcode == 0 and holder.exitcode == 0
