@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import litecoord
-from litecoord.store import schema_statements
+from litecoord.store import Store, schema_statements
 
 #: The session every benchmark file uses.
 SESSION = "bench"
@@ -190,6 +190,7 @@ def build_db(path: str, n_items: int, *, completed_share: float = 0.0, now_micro
     remove_db(path)
     now = now_micros if now_micros is not None else int(time.time() * 1e6)
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size={Store.PAGE_SIZE}")  # the layout litecoord gives the files it creates
     conn.execute("PRAGMA journal_mode=wal")
     conn.execute("PRAGMA synchronous=off")  # building only; the run reopens with its own setting
     conn.execute("PRAGMA cache_size=-262144")

@@ -131,6 +131,12 @@ class Store:
 
     #: How long SQLite's own busy handler waits within one attempt.
     ATTEMPT_TIMEOUT = 1.0
+    #: Page size of files this store creates (existing files keep theirs). Every
+    #: commit appends each page it changed to the WAL, and a lease change touches
+    #: five (the row, three partial indexes, the session's counters): with 1 KiB
+    #: pages instead of SQLite's 4 KiB a NORMAL commit writes a quarter of the
+    #: bytes, and a complete-and-acquire step took 70 us instead of 88-101.
+    PAGE_SIZE = 1024
     #: How long a writer polls the flock before it sleeps on it (see _flock_exclusive).
     SPIN = 100e-6
 
@@ -168,6 +174,8 @@ class Store:
         self.db = peewee.SqliteDatabase(
             self.path,
             pragmas=[
+                # Only takes effect on a file that has no tables yet, so it comes before WAL.
+                ("page_size", self.PAGE_SIZE),
                 ("journal_mode", "wal"),
                 ("synchronous", "full" if self.durability == Durability.FULL else "normal"),
                 ("foreign_keys", 1),

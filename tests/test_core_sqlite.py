@@ -25,7 +25,7 @@ from litecoord import (
 )
 from litecoord import sqlite as backend
 from litecoord.models import create_models
-from litecoord.store import Store, load_schema
+from litecoord.store import Store, load_schema, schema_statements
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,6 +66,24 @@ def test_pragmas_default_to_full_durability(db_path):
     with pytest.raises(ValidationError) as err:
         SqliteCoordinator(db_path, durability="off")
     assert err.value.field == "durability"
+
+
+def test_new_files_get_small_pages_and_old_files_keep_theirs(tmp_path):
+    fresh = SqliteCoordinator(tmp_path / "new.db", session="s", worker_id="w")
+    fresh.create_unassigned_work_item("a")
+    assert fresh.store.connection().execute("PRAGMA page_size").fetchone()[0] == Store.PAGE_SIZE == 1024
+    # A file made elsewhere (an older litecoord, SQLite's default 4 KiB) opens and works unchanged.
+    old_path = tmp_path / "old.db"
+    with sqlite3.connect(old_path) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=wal")
+        for statement in schema_statements():
+            conn.execute(statement)
+    old = SqliteCoordinator(old_path, session="s", worker_id="w")
+    old.create_unassigned_work_item("a")
+    assert isinstance(old.acquire_next_work_item(), WorkItemAndDuration)
+    assert old.store.connection().execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert old.store.connection().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_in_memory_and_bad_names_are_refused(tmp_path):
