@@ -399,6 +399,17 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+def round_ratios(ours: Sequence[float], base: Sequence[float]) -> str:
+    """How far a ratio moved between rounds: ours/base of each interleaved round, lowest to highest.
+
+    The table's ratio is of the medians; this shows whether one round's drift
+    carried it (runs of the two sides alternate, so a round's pair shares the
+    machine's state).
+    """
+    ratios = sorted(o / b for o, b in zip(ours, base, strict=True))
+    return f"{ratios[0]:.2f}x" if len(ratios) == 1 else f"{ratios[0]:.2f}-{ratios[-1]:.2f}x"
+
+
 def log(message: str) -> None:
     """Progress on stderr, so stdout holds only the results."""
     print(message, file=sys.stderr, flush=True)

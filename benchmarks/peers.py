@@ -35,6 +35,7 @@ from .common import (
     median,
     percentile,
     remove_db,
+    round_ratios,
     run_processes,
     summarize,
 )
@@ -325,6 +326,7 @@ def run(settings: Settings, results: Results) -> None:
             measured[cls.name, durability] = m = {
                 "put": median(r["put"] for r in runs),
                 "consume": median(r["consume"] for r in runs),
+                "consumes": [r["consume"] for r in runs],
                 "claim_us": median(r["claim_us"] for r in runs),
                 "min_share": median(r["min_share"] for r in runs),
                 "ack_us": None if runs[0]["ack_us"] is None else median(r["ack_us"] for r in runs),
@@ -343,9 +345,11 @@ def run(settings: Settings, results: Results) -> None:
                     f"smallest consumer share {m['min_share']:.2f} of average; {items} items x {settings.runs}")
             )  # fmt: skip
         huey = measured[HueyPeer.name, durability]
-        for row in results.rows[-len(PEERS) :]:
+        for cls, row in zip(PEERS, results.rows[-len(PEERS) :], strict=True):
             row.ratio = row.value / huey["consume"]
             row.ratio_of = "huey"
+            if cls is not HueyPeer:
+                row.note += f"; per round {round_ratios(measured[cls.name, durability]['consumes'], huey['consumes'])}"
         # The target: litecoord's fastest way to acquire and complete (the combined call when the core has it).
         best = max(
             (cls for cls in PEERS if issubclass(cls, LitecoordPeer)),

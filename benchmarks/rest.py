@@ -35,6 +35,7 @@ from .common import (
     cycle_loop,
     log,
     median,
+    round_ratios,
     run_processes,
     summarize,
     unfinished_items,
@@ -292,6 +293,7 @@ def run(settings: Settings, results: Results) -> None:
             for kind, outcomes in found.items():
                 measured[kind, durability, clients] = {
                     "throughput": median(o.throughput for o in outcomes),
+                    "throughputs": [o.throughput for o in outcomes],
                     "duplicates": sum(o.duplicates for o in outcomes),
                     "lost": sum(o.lost for o in outcomes),
                     "p99": median(o.p99_wait for o in outcomes),
@@ -306,7 +308,9 @@ def run(settings: Settings, results: Results) -> None:
                     Row("http", label, durability.upper(), clients, m["throughput"], "cycles/s",
                         None if kind == "minimal" else m["throughput"] / base["throughput"],
                         "" if kind == "minimal" else "minimal", m["duplicates"], m["lost"],
-                        f"p99 call {m['p99'] * 1000:.1f} ms, worst {m['worst'] * 1000:.0f} ms")
+                        f"p99 call {m['p99'] * 1000:.1f} ms, worst {m['worst'] * 1000:.0f} ms"
+                        + ("" if kind == "minimal" else
+                           f"; per round {round_ratios(m['throughputs'], base['throughputs'])}"))
                 )  # fmt: skip
         ratios = [measured["litecoord", durability, c]["throughput"] / measured["minimal", durability, c]["throughput"]
                   for c in CLIENTS]  # fmt: skip

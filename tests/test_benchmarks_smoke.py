@@ -36,3 +36,11 @@ def test_http_cycles_through_the_rest_server(tmp_path: Path) -> None:
     pytest.importorskip("waitress")
     outcome, _ = rest.one_run("litecoord", str(tmp_path / "http.db"), "normal", 2, 30, rest.server_threads())
     assert (outcome.duplicates, outcome.lost, outcome.handed_out) == (0, 0, 30)
+
+
+def test_round_ratios_pair_each_round_with_its_own_baseline() -> None:
+    from benchmarks.common import round_ratios
+
+    # Round 2's baseline ran slow: paired, its ratio is high even though its own figure is low.
+    assert round_ratios([70.0, 35.0, 80.0], [100.0, 40.0, 100.0]) == "0.70-0.88x"
+    assert round_ratios([50.0], [100.0]) == "0.50x"
