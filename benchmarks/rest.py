@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -174,6 +175,10 @@ def _serve(kind: str, path: str, durability: str, threads: int, ports: Any, stop
     else:
         import waitress
 
+        # The same interpreter setting as the litecoord server runs with, so only the app differs.
+        switch = litecoord_switch_interval()
+        if switch is not None:
+            sys.setswitchinterval(switch)
         server = waitress.create_server(minimal_app(path, durability), host="127.0.0.1", port=0, threads=threads)
         how = f"waitress + minimal WSGI app ({threads} threads)"
     threading.Thread(target=server.run, daemon=True).start()
@@ -244,6 +249,16 @@ def client_ops(port: int, worker: str):
             raise RuntimeError(f"complete: HTTP {status}: {body}")
 
     return acquire, renew, complete
+
+
+def litecoord_switch_interval() -> float | None:
+    """The thread switch interval ``litecoord serve`` runs with (None: the interpreter's own)."""
+    try:
+        from litecoord.server import make_server
+    except ImportError:
+        return None
+    parameter = inspect.signature(make_server).parameters.get("switch_interval")
+    return None if parameter is None else parameter.default
 
 
 def server_threads() -> int:
@@ -319,4 +334,8 @@ def run(settings: Settings, results: Results) -> None:
             Target(f"HTTP cycles vs minimal WSGI app, {durability.upper()} (worst of 1/4/16 clients)",
                    f"{worst:.2f}x", ">= 0.80x", worst >= 0.8)
         )  # fmt: skip
-    results.notes.append(f"http: the litecoord side ran as {how}; the minimal app on waitress with {threads} threads")
+    switch = litecoord_switch_interval()
+    results.notes.append(
+        f"http: the litecoord side ran as {how}; the minimal app on waitress with {threads} threads"
+        + ("" if switch is None else f"; both servers with a thread switch interval of {switch * 1000:g} ms")
+    )

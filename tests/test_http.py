@@ -37,7 +37,7 @@ from litecoord import (
     create_app,
 )
 from litecoord.http import CoordinatorUnreachableError, RequestNotSentError, WsgiTransport
-from litecoord.server import Server, make_server, serve
+from litecoord.server import SWITCH_INTERVAL, Server, make_server, serve
 
 
 @pytest.fixture
@@ -406,6 +406,29 @@ def test_close_stops_a_server_wherever_it_runs(db_path: Path) -> None:
     for server in (on_user_thread, never_served):
         with pytest.raises(ConnectionRefusedError):  # the listening socket is closed
             socket.create_connection(("127.0.0.1", server.effective_port), timeout=5)
+
+
+def test_a_running_server_shortens_the_thread_switch_interval_and_restores_it(db_path: Path) -> None:
+    before = sys.getswitchinterval()
+    server = make_server(db_path, port=0, threads=2)
+    assert server.switch_interval == SWITCH_INTERVAL < before
+    server.start()
+    try:
+        HttpCoordinator(server.url, session="s1").status()  # the loop is running
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+    finally:
+        server.close()
+    assert sys.getswitchinterval() == pytest.approx(before)
+    left_alone = make_server(db_path, port=0, threads=2, switch_interval=None).start()
+    try:
+        HttpCoordinator(left_alone.url, session="s1").status()
+        assert sys.getswitchinterval() == pytest.approx(before)
+    finally:
+        left_alone.close()
+    for bad in (0, -1, "fast", True):
+        with pytest.raises(ValidationError) as err:
+            make_server(db_path, port=0, switch_interval=bad)  # type: ignore[arg-type]
+        assert err.value.field == "switch_interval"
 
 
 def test_missing_waitress_gives_a_friendly_install_hint(monkeypatch: pytest.MonkeyPatch, db_path: Path) -> None:
