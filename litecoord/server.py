@@ -40,6 +40,35 @@ def require_waitress() -> Any:
     return waitress
 
 
+class _SwitchInterval:
+    """The interpreter's switch interval, shortened while any server of this process runs.
+
+    Counted, so that with two servers in one process the first to stop does
+    not restore the default under the second, and the last one restores it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved = 0.0
+
+    def enter(self, interval: float) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._saved = sys.getswitchinterval()
+            self._running += 1
+            sys.setswitchinterval(min(interval, sys.getswitchinterval()))
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_switch_interval = _SwitchInterval()
+
+
 class Server:
     """A waitress server bound to its socket, not yet running.
 
@@ -76,15 +105,15 @@ class Server:
     def run(self) -> None:
         """Serve until :meth:`close` (from any thread) or KeyboardInterrupt."""
         self._loop = threading.current_thread()
-        previous = sys.getswitchinterval()
         if self.switch_interval is not None:
-            sys.setswitchinterval(self.switch_interval)
+            _switch_interval.enter(self.switch_interval)
         try:
             if not self._closed:
                 self.waitress.run()
         finally:
             self._dispatcher.shutdown(cancel_pending=True, timeout=5)
-            sys.setswitchinterval(previous)
+            if self.switch_interval is not None:
+                _switch_interval.leave()
             self._stopped.set()
 
     def start(self) -> Server:

@@ -425,6 +425,17 @@ def test_a_running_server_shortens_the_thread_switch_interval_and_restores_it(db
         assert sys.getswitchinterval() == pytest.approx(before)
     finally:
         left_alone.close()
+    # Two servers in one process: the first to stop leaves the second its interval.
+    first, second = make_server(db_path, port=0, threads=2).start(), make_server(db_path, port=0, threads=2).start()
+    try:
+        for running in (first, second):
+            HttpCoordinator(running.url, session="s1").status()
+        first.close()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+    finally:
+        first.close()
+        second.close()
+    assert sys.getswitchinterval() == pytest.approx(before)
     for bad in (0, -1, "fast", True):
         with pytest.raises(ValidationError) as err:
             make_server(db_path, port=0, switch_interval=bad)  # type: ignore[arg-type]
