@@ -166,10 +166,10 @@ def hold_write_lock(lock_path, held, release):
 
 
 def write_one_item(db_path, results):
-    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
-    # One thread: the writer polls the lock before it sleeps on it (Store.SPIN).
-    single = threading.active_count() == 1
-    results.put((single, coord.create_unassigned_work_item("x")))
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w", durability="normal")
+    # One thread at NORMAL: the writer polls the lock before it sleeps on it (Store.SPIN).
+    polls = threading.active_count() == 1 and coord.store._spin > 0
+    results.put((polls, coord.create_unassigned_work_item("x")))
 
 
 def test_a_polling_writer_still_waits_for_a_holder_in_another_process(db_path):
