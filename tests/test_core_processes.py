@@ -11,11 +11,13 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import resource
 import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from freezegun import freeze_time
 
 from litecoord import NoAvailableWorkToBeDone, SqliteCoordinator, WorkItemAndDuration, WorkItemStatus
 
@@ -169,7 +171,14 @@ def write_one_item(db_path, results):
     coord = SqliteCoordinator(db_path, session="s", worker_id="w", durability="normal")
     # One thread at NORMAL: the writer polls the lock before it sleeps on it (Store.SPIN).
     polls = threading.active_count() == 1 and coord.store._spin > 0
-    results.put((polls, coord.create_unassigned_work_item("x")))
+    # Under a frozen clock (freezegun stops perf_counter too) the polling must
+    # still end and the writer sleep on the lock rather than burn a core.
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    with freeze_time("2025-01-19 20:30:00"):
+        created = coord.create_unassigned_work_item("x")
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    results.put((polls, created, cpu))
 
 
 def test_a_polling_writer_still_waits_for_a_holder_in_another_process(db_path):
@@ -188,6 +197,8 @@ def test_a_polling_writer_still_waits_for_a_holder_in_another_process(db_path):
     finally:
         release.set()
         holder.join(timeout=30)
-    assert results.get(timeout=30) == (True, True)
+    polls, created, cpu_seconds = results.get(timeout=30)
+    assert polls and created
+    assert cpu_seconds < 0.5, f"the writer spent {cpu_seconds:.2f}s of CPU waiting over a second for the lock"
     writer.join(timeout=30)
     assert writer.exitcode == 0 and holder.exitcode == 0
