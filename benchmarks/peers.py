@@ -30,6 +30,7 @@ from .common import (
     Row,
     Settings,
     Target,
+    connect_raw,
     cycle_loop,
     log,
     median,
@@ -39,6 +40,7 @@ from .common import (
     run_processes,
     summarize,
 )
+from .cycles import ACQUIRE, COMPLETE, HELD_BY_WORKER
 
 CONSUMERS = 4
 DURABILITIES = ("full", "normal")
@@ -267,9 +269,49 @@ class LitecoordCombinedPeer(LitecoordPeer):
         return claim, lambda item: None
 
 
+class RawCombinedPeer(LitecoordPeer):
+    """Not a library: litecoord's own complete-and-acquire SQL on a plain connection.
+
+    One ``BEGIN IMMEDIATE`` per item (complete the held item, check for a held
+    lease, acquire the next), waiting with SQLite's busy handler and building
+    no objects: the most this schema can do per item on this machine, so the
+    row says how much of the gap to huey is the data kept rather than the code.
+    """
+
+    name = "raw sqlite3, litecoord's SQL (a bound)"
+    has_ack = False
+
+    def consumer(self, worker: str):
+        conn = connect_raw(self.base, self.durability)
+        sid = conn.execute("SELECT id FROM sessions WHERE name = ?", (SESSION,)).fetchone()[0]
+        held: list[str | None] = [None]
+
+        def claim() -> str | None:
+            now = int(time.time() * 1_000_000)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if held[0] is not None:
+                    done = {"session": sid, "id": held[0], "worker": worker, "epoch": None, "now": now}
+                    if conn.execute(COMPLETE, done).fetchone() is None:
+                        raise AssertionError(f"{worker}: could not complete {held[0]}")
+                row = conn.execute(HELD_BY_WORKER, (sid, worker, now)).fetchone()
+                if row is None:
+                    lease = {"session": sid, "worker": worker, "now": now, "duration": LEASE_SECONDS * 1_000_000}
+                    row = conn.execute(ACQUIRE, lease).fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            held[0] = None if row is None else row[0]
+            return held[0]
+
+        return claim, lambda item: None
+
+
 PEERS: tuple[type[Peer], ...] = (HueyPeer, PersistQueuePeer, LitequeuePeer, LitecoordPeer)
 if hasattr(SqliteCoordinator, "complete_and_acquire_next"):
     PEERS += (LitecoordCombinedPeer,)
+PEERS += (RawCombinedPeer,)
 
 
 def items_for(durability: str, settings: Settings) -> int:
@@ -352,7 +394,7 @@ def run(settings: Settings, results: Results) -> None:
                 row.note += f"; per round {round_ratios(measured[cls.name, durability]['consumes'], huey['consumes'])}"
         # The target: litecoord's fastest way to acquire and complete (the combined call when the core has it).
         best = max(
-            (cls for cls in PEERS if issubclass(cls, LitecoordPeer)),
+            (cls for cls in PEERS if cls in (LitecoordPeer, LitecoordCombinedPeer)),
             key=lambda c: measured[c.name, durability]["consume"],
         )
         ours = measured[best.name, durability]

@@ -44,3 +44,8 @@ def test_round_ratios_pair_each_round_with_its_own_baseline() -> None:
     # Round 2's baseline ran slow: paired, its ratio is high even though its own figure is low.
     assert round_ratios([70.0, 35.0, 80.0], [100.0, 40.0, 100.0]) == "0.70-0.88x"
     assert round_ratios([50.0], [100.0]) == "0.50x"
+
+
+def test_the_raw_sql_bound_of_the_peers_group_loses_nothing(tmp_path: Path) -> None:
+    result = peers.one_run(peers.RawCombinedPeer(str(tmp_path / "raw.db"), "normal"), 40)
+    assert (result["duplicates"], result["lost"], result["unacked"]) == (0, 0, 0)
