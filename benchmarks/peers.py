@@ -402,7 +402,7 @@ def run(settings: Settings, results: Results) -> None:
         results.targets.append(
             Target(
                 f"acquire+complete vs huey dequeue, {durability.upper()}, {CONSUMERS} consumers",
-                f"{ratio:.2f}x, {ours['duplicates']} duplicates ({best.name})",
+                f"{ratio:.3f}x, {ours['duplicates']} duplicates ({best.name})",
                 ">= 1.00x, 0 duplicates",
                 ratio >= 1.0 and ours["duplicates"] == 0 and ours["lost"] == 0,
             )

@@ -332,7 +332,7 @@ def run(settings: Settings, results: Results) -> None:
         worst = min(ratios)
         results.targets.append(
             Target(f"HTTP cycles vs minimal WSGI app, {durability.upper()} (worst of 1/4/16 clients)",
-                   f"{worst:.2f}x", ">= 0.80x", worst >= 0.8)
+                   f"{worst:.3f}x", ">= 0.80x", worst >= 0.8)
         )  # fmt: skip
     switch = litecoord_switch_interval()
     results.notes.append(
