@@ -22,10 +22,12 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import litecoord
 from litecoord.store import Store, schema_statements
+
+T = TypeVar("T")
 
 #: The session every benchmark file uses.
 SESSION = "bench"
@@ -172,6 +174,18 @@ def connect_raw(path: str, durability: str, busy_timeout: float = 60.0) -> sqlit
     for pragma in _PRAGMAS[durability]:
         conn.execute("PRAGMA " + pragma)
     return conn
+
+
+def write_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction on a plain connection: the raw baselines' step."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def item_id(i: int) -> str:

@@ -14,9 +14,11 @@ and the worst wait for any call), see :func:`fairness_rows`.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from litecoord import SqliteCoordinator, WorkItemAndDuration
 from litecoord import sqlite as core
@@ -38,6 +40,7 @@ from .common import (
     run_processes,
     summarize,
     unfinished_items,
+    write_transaction,
 )
 
 # The hot statements, taken from litecoord itself so "same SQL" stays true as it changes.
@@ -75,27 +78,20 @@ def raw_ops(path: str, durability: str, worker: str):
 
     def acquire() -> str | None:
         t = now()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+
+        def take(conn: sqlite3.Connection) -> Any:
             row = conn.execute(HELD_BY_WORKER, (sid, worker, t)).fetchone()
             if row is None:
                 row = conn.execute(
                     ACQUIRE, {"session": sid, "worker": worker, "now": t, "duration": duration}
                 ).fetchone()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            return row
+
+        row = write_transaction(conn, take)
         return None if row is None else row[0]
 
     def step(sql: str, params: dict) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute(sql, params).fetchone()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        row = write_transaction(conn, lambda conn: conn.execute(sql, params).fetchone())
         if row is None:
             raise AssertionError(f"{worker}: statement matched no row: {params}")
 

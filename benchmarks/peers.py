@@ -20,6 +20,7 @@ import sqlite3
 import time
 from array import array
 from datetime import timedelta
+from typing import Any
 
 from litecoord import SqliteCoordinator, WorkItemAndDuration
 
@@ -39,6 +40,7 @@ from .common import (
     round_ratios,
     run_processes,
     summarize,
+    write_transaction,
 )
 from .cycles import ACQUIRE, COMPLETE, HELD_BY_WORKER
 
@@ -286,22 +288,20 @@ class RawCombinedPeer(LitecoordPeer):
         sid = conn.execute("SELECT id FROM sessions WHERE name = ?", (SESSION,)).fetchone()[0]
         held: list[str | None] = [None]
 
-        def claim() -> str | None:
+        def step(conn: sqlite3.Connection) -> Any:
             now = int(time.time() * 1_000_000)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if held[0] is not None:
-                    done = {"session": sid, "id": held[0], "worker": worker, "epoch": None, "now": now}
-                    if conn.execute(COMPLETE, done).fetchone() is None:
-                        raise AssertionError(f"{worker}: could not complete {held[0]}")
-                row = conn.execute(HELD_BY_WORKER, (sid, worker, now)).fetchone()
-                if row is None:
-                    lease = {"session": sid, "worker": worker, "now": now, "duration": LEASE_SECONDS * 1_000_000}
-                    row = conn.execute(ACQUIRE, lease).fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            if held[0] is not None:
+                done = {"session": sid, "id": held[0], "worker": worker, "epoch": None, "now": now}
+                if conn.execute(COMPLETE, done).fetchone() is None:
+                    raise AssertionError(f"{worker}: could not complete {held[0]}")
+            row = conn.execute(HELD_BY_WORKER, (sid, worker, now)).fetchone()
+            if row is None:
+                lease = {"session": sid, "worker": worker, "now": now, "duration": LEASE_SECONDS * 1_000_000}
+                row = conn.execute(ACQUIRE, lease).fetchone()
+            return row
+
+        def claim() -> str | None:
+            row = write_transaction(conn, step)
             held[0] = None if row is None else row[0]
             return held[0]
 

@@ -40,6 +40,7 @@ from .common import (
     run_processes,
     summarize,
     unfinished_items,
+    write_transaction,
 )
 from .cycles import ACQUIRE, COMPLETE, HELD_BY_WORKER, RENEW
 
@@ -99,15 +100,7 @@ def minimal_app(path: str, durability: str) -> Callable:
         return c
 
     def write(fn):
-        c = conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(c)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        return result
+        return write_transaction(conn(), fn)
 
     def respond(start_response, status: str, body: Any) -> list[bytes]:
         data = json.dumps(body, separators=(",", ":")).encode()
@@ -251,23 +244,24 @@ def client_ops(port: int, worker: str):
     return acquire, renew, complete
 
 
-def litecoord_switch_interval() -> float | None:
-    """The thread switch interval ``litecoord serve`` runs with (None: the interpreter's own)."""
+def _serve_default(name: str, fallback: Any) -> Any:
+    """A default of ``litecoord serve`` (``make_server``), or ``fallback`` without litecoord.server."""
     try:
         from litecoord.server import make_server
     except ImportError:
-        return None
-    parameter = inspect.signature(make_server).parameters.get("switch_interval")
-    return None if parameter is None else parameter.default
+        return fallback
+    parameter = inspect.signature(make_server).parameters.get(name)
+    return fallback if parameter is None else parameter.default
+
+
+def litecoord_switch_interval() -> float | None:
+    """The thread switch interval ``litecoord serve`` runs with (None: the interpreter's own)."""
+    return _serve_default("switch_interval", None)
 
 
 def server_threads() -> int:
     """The thread count ``litecoord serve`` uses by default; the minimal app gets the same."""
-    try:
-        from litecoord.server import make_server
-    except ImportError:
-        return DEFAULT_THREADS
-    return int(inspect.signature(make_server).parameters["threads"].default)
+    return int(_serve_default("threads", DEFAULT_THREADS))
 
 
 def items_for(durability: str, settings: Settings) -> int:
