@@ -11,6 +11,9 @@ the coordinator on top of it. What it guarantees:
   the kernel instead of letting SQLite's sleep-and-poll busy handler starve
   some of them; ``SQLITE_BUSY`` is retried with backoff until the busy
   deadline, then surfaces as :class:`~litecoord.errors.DatabaseBusyError`;
+* at FULL durability, in a process with several threads (a server), writes
+  that queue up behind each other share one transaction and one fsync (group
+  commit), each in its own savepoint, none returning before that commit;
 * the schema in ``schema.sql`` (loaded from the installed package) exists.
 """
 
@@ -95,6 +98,30 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _driver_error(exc: BaseException) -> bool:
+    return isinstance(exc, (sqlite3.DatabaseError, peewee.DatabaseError))
+
+
+class _Write:
+    """One thread's write, queued for the process's group commit (see Store.write)."""
+
+    __slots__ = ("fn", "done", "result", "error", "wake")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        # Held until the write is done or its thread is to lead the next group.
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
 def _flock_exclusive(fd: int, spin: float) -> None:
     """Take the flock, polling for up to ``spin`` seconds before sleeping on it.
 
@@ -134,6 +161,8 @@ class Store:
     PAGE_SIZE = 1024
     #: How long a writer polls the flock before it sleeps on it, at NORMAL durability (see _flock_exclusive).
     SPIN = 100e-6
+    #: Whether the threads of one process share transactions and commits (see write).
+    GROUP_COMMIT = True
 
     def __init__(
         self,
@@ -159,6 +188,11 @@ class Store:
         self.busy_timeout = float(busy_timeout)
         self.fair_lock = fair_lock and fcntl is not None
         self._spin = self.SPIN if durability == Durability.NORMAL else 0.0  # see _flock_exclusive
+        # Group commit pays where a commit costs an fsync: 8 threads of one process ran
+        # 2.0-2.3x the cycles at FULL. At NORMAL it cost 0.7x: a group idles the other
+        # threads while its leader runs everyone's SQL, where each thread's own
+        # transaction would run its SQL (GIL released) beside their Python.
+        self._group_commit = self.GROUP_COMMIT and durability == Durability.FULL
         self._schema_ready = False
         self._open_for_this_process()
 
@@ -167,6 +201,10 @@ class Store:
     def _open_for_this_process(self) -> None:
         self._pid = os.getpid()
         self._local = threading.local()  # per-thread flock descriptor
+        # Group commit: the writes waiting for the next group, and whether a thread leads one.
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Write] = []
+        self._leader = False
         self.db = peewee.SqliteDatabase(
             self.path,
             pragmas=[
@@ -222,12 +260,84 @@ class Store:
         return None if lock is None else lock.fd
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction; commit if it returns.
+        """Run ``fn(conn)`` in a ``BEGIN IMMEDIATE`` transaction; return once it is committed.
 
         ``fn`` may run more than once (after a busy rollback), so it must not
-        have side effects outside the database. Errors it raises roll back.
+        have side effects outside the database. Errors it raises roll back
+        what it wrote, and nothing else.
+
+        Group commit: at FULL durability, in a process with several threads,
+        writes that arrive while another thread's is running wait for it,
+        then go together. The oldest of them runs the whole queue in one
+        transaction, each function inside its own savepoint, and commits
+        once: one fsync for the group instead of one each. Every caller gets
+        its own result or error, and only after the commit that holds it.
         """
-        return self._run(fn, "BEGIN IMMEDIATE", lock=True)
+        self._check_fork()
+        if not self._group_commit or threading.active_count() == 1 or getattr(self._local, "committing", False):
+            return self._run(fn, "BEGIN IMMEDIATE", lock=True)
+        write = _Write(fn)
+        with self._queue_lock:
+            self._queue.append(write)
+            leads = not self._leader
+            self._leader = True
+        if not leads:
+            write.wake.acquire()  # released when the write is done, or when it is our turn to lead
+            if write.done:
+                return write.outcome()
+        with self._queue_lock:
+            group, self._queue = self._queue, []
+        self._local.committing = True
+        try:
+            self._commit_group(group)
+        finally:
+            self._local.committing = False
+            with self._queue_lock:
+                # Interrupted before the group ran (KeyboardInterrupt...): the others go first next time.
+                self._queue[:0] = [other for other in group if not other.done and other is not write]
+                self._leader = bool(self._queue)
+                if self._leader:
+                    self._queue[0].wake.release()  # the oldest waiting write leads the next group
+            for other in group:
+                if other.done and other is not write:
+                    other.wake.release()
+        return write.outcome()
+
+    def _commit_group(self, group: list[_Write]) -> None:
+        """Run the queued writes in one transaction and hand each its own outcome."""
+        try:
+            outcomes = self._run(self._each_in_savepoints(group), "BEGIN IMMEDIATE", lock=True)
+        except Exception as exc:  # nothing of the group was committed
+            outcomes = [(None, exc)] * len(group)
+        for write, (value, error) in zip(group, outcomes, strict=True):
+            write.result, write.error, write.done = value, error, True
+
+    def _each_in_savepoints(
+        self, group: list[_Write]
+    ) -> Callable[[sqlite3.Connection], list[tuple[Any, BaseException | None]]]:
+        def run(conn: sqlite3.Connection) -> list[tuple[Any, BaseException | None]]:
+            if len(group) == 1:
+                # Alone: no savepoint, an error rolls back the transaction as it always did.
+                return [(group[0].fn(conn), None)]
+            outcomes: list[tuple[Any, BaseException | None]] = []
+            for write in group:
+                conn.execute("SAVEPOINT litecoord_write")
+                try:
+                    result = write.fn(conn)
+                except Exception as exc:
+                    # A busy database retries the whole group; an error that made
+                    # SQLite roll back the whole transaction fails it.
+                    if (_driver_error(exc) and _is_busy(exc)) or not conn.in_transaction:
+                        raise
+                    conn.execute("ROLLBACK TO litecoord_write")
+                    conn.execute("RELEASE litecoord_write")
+                    outcomes.append((None, self._translate(exc) if _driver_error(exc) else exc))
+                else:
+                    conn.execute("RELEASE litecoord_write")
+                    outcomes.append((result, None))
+            return outcomes
+
+        return run
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in a read transaction: one consistent snapshot."""
@@ -263,7 +373,7 @@ class Store:
                 # Driver errors stop here: busy ones are retried, the rest (not a
                 # database, disk I/O, read-only file...) become a LitecoordError.
                 if not _is_busy(exc):
-                    raise LitecoordError(f"SQLite error on {self.path}: {exc}", path=self.path) from exc
+                    raise self._translate(exc) from exc
                 # Budget by time spent waiting, not by a clock: tests freeze clocks.
                 waited += self.ATTEMPT_TIMEOUT + delay
                 if waited >= self.busy_timeout:
@@ -273,6 +383,11 @@ class Store:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.1)
 
+    def _translate(self, exc: BaseException) -> LitecoordError:
+        error = LitecoordError(f"SQLite error on {self.path}: {exc}", path=self.path)
+        error.__cause__ = exc
+        return error
+
     # -- schema ------------------------------------------------------------
 
     def ensure_schema(self) -> None:
@@ -280,7 +395,9 @@ class Store:
             return
         self._schema_ready = True  # set first: the write below re-enters _run
         try:
-            self.write(self._create_schema)
+            # Not through write(): its group commit would wait for the very call
+            # that is creating the schema.
+            self._run(self._create_schema, "BEGIN IMMEDIATE", lock=True)
         except BaseException:
             self._schema_ready = False
             raise

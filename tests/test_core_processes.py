@@ -76,6 +76,31 @@ def drain(db_path, worker_id, durability):
         done.append((outcome.work_item_id, worker_id, outcome.lease_epoch))
 
 
+def drain_in_threads(db_path, prefix, threads, durability):
+    """``drain`` in several threads of this process, one coordinator shared by all (a server's shape)."""
+    coord = SqliteCoordinator(db_path, session="stress", worker_id=f"{prefix}-main", durability=durability)
+    done: list[list] = [[] for _ in range(threads)]
+
+    def body(k):
+        worker = coord.bind(worker_id=f"{prefix}-t{k}")
+        while True:
+            outcome = worker.acquire_next_work_item(timedelta(minutes=5))
+            if isinstance(outcome, NoAvailableWorkToBeDone):
+                if outcome.all_work_done:
+                    return
+                continue
+            worker.update_progress_and_renew_lease(outcome.work_item_id, 10, 100, lease_epoch=outcome.lease_epoch)
+            worker.complete_work_item(outcome.work_item_id, lease_epoch=outcome.lease_epoch)
+            done[k].append((outcome.work_item_id, worker.worker_id, outcome.lease_epoch))
+
+    pool = [threading.Thread(target=body, args=(k,)) for k in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return done
+
+
 def acquire_each(db_path, worker_ids, offset, complete):
     """Each worker id leases one item (with 1-minute leases), completing it if asked."""
     got = []
@@ -123,6 +148,29 @@ def test_stress_every_item_completed_exactly_once(db_path, processes, items, dur
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT count(*) FROM work_items WHERE lease_epoch != 1").fetchone()[0] == 0
+    conn.close()
+
+
+@pytest.mark.slow
+def test_threads_of_several_processes_complete_every_item_exactly_once(db_path):
+    # At FULL the threads of each process share commits (group commit); the
+    # items must still go to one holder each, and each thread keep its own.
+    items, processes, threads = 1200, 2, 4
+    SqliteCoordinator(db_path, session="stress", worker_id="creator").create_work_items(
+        [{"work_item_id": f"idx__{n}__0", "document_count": 10} for n in range(items)]
+    )
+    results = _run_pool(drain_in_threads, [(str(db_path), f"p{p}", threads, "full") for p in range(processes)])
+    per_thread = [thread for process in results for thread in process]
+    completions = [c for thread in per_thread for c in thread]
+    assert sorted(c[0] for c in completions) == sorted(f"idx__{n}__0" for n in range(items))
+    assert {c[2] for c in completions} == {1}
+    assert all(per_thread), "a thread got no items"
+    conn = sqlite3.connect(db_path)
+    # Each item was completed by the worker that leased it, and progress went with it.
+    assert sorted(conn.execute("SELECT work_item_id, worker_id FROM work_items WHERE status = 'completed'")) == sorted(
+        (c[0], c[1]) for c in completions
+    )
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
 
 
