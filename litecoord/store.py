@@ -273,9 +273,9 @@ class Store:
         once: one fsync for the group instead of one each. Every caller gets
         its own result or error, and only after the commit that holds it.
         """
-        self._check_fork()
         if not self._group_commit or threading.active_count() == 1 or getattr(self._local, "committing", False):
             return self._run(fn, "BEGIN IMMEDIATE", lock=True)
+        self._check_fork()  # a forked child starts with an empty queue of its own
         write = _Write(fn)
         with self._queue_lock:
             self._queue.append(write)

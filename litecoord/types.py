@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -219,33 +219,22 @@ class WorkItem:
     leased_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "work_item_id": self.work_item_id,
-            "session_name": self.session_name,
-            "status": self.status.value,
-            "index_name": self.index_name,
-            "shard_number": self.shard_number,
-            "document_count": self.document_count,
-            "total_size_bytes": self.total_size_bytes,
-            "worker_id": self.worker_id,
-            "lease_expiry": format_time(self.lease_expiry),
-            "documents_processed": self.documents_processed,
-            "bytes_processed": self.bytes_processed,
-            "last_progress_update": format_time(self.last_progress_update),
-            "created_at": format_time(self.created_at),
-            "started_at": format_time(self.started_at),
-            "completed_at": format_time(self.completed_at),
-            "lease_epoch": self.lease_epoch,
-            "attempts": self.attempts,
-            "failure_count": self.failure_count,
-            "last_error": self.last_error,
-            "parent_id": self.parent_id,
-            "successor_ids": list(self.successor_ids),
-            "last_heartbeat": format_time(self.last_heartbeat),
-            "progress_changed_at": format_time(self.progress_changed_at),
-            "lease_duration_seconds": None if self.lease_duration is None else self.lease_duration.total_seconds(),
-            "leased_at": format_time(self.leased_at),
-        }
+        # Every response of a server carries one or two of these, so this copies the
+        # fields and converts in place, and formats each distinct time once (a fresh
+        # lease sets four of them to the same instant, and _item shares that object).
+        data = dict(self.__dict__)
+        formatted: dict[datetime | None, str | None] = {None: None}
+        for name in _TIME_FIELDS:
+            value = data[name]
+            text = formatted.get(value)
+            if text is None and value is not None:
+                text = formatted[value] = format_time(value)
+            data[name] = text
+        data["status"] = self.status.value
+        data["successor_ids"] = list(self.successor_ids)
+        del data["lease_duration"]
+        data["lease_duration_seconds"] = None if self.lease_duration is None else self.lease_duration.total_seconds()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkItem:
@@ -278,6 +267,10 @@ class WorkItem:
             else timedelta(seconds=float(data["lease_duration_seconds"])),
             leased_at=parse_time(data.get("leased_at")),
         )
+
+
+#: The fields of a WorkItem that hold times (annotations are strings here: PEP 563).
+_TIME_FIELDS = tuple(f.name for f in fields(WorkItem) if f.type == "datetime | None")
 
 
 @dataclass(frozen=True)

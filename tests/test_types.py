@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from litecoord import FakeClock
-from litecoord.types import format_time, from_micros, parse_time, to_micros
+from litecoord.types import WorkItem, WorkItemStatus, format_time, from_micros, parse_time, to_micros
 
 
 @pytest.mark.parametrize(
@@ -42,3 +43,31 @@ def test_fake_clock_moves_only_when_told():
     assert clock.advance(1.5) == datetime(2025, 1, 19, 20, 36, 1, 500000, tzinfo=timezone.utc)
     clock.set(0)
     assert clock() == datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def test_a_work_item_on_the_wire_has_every_field_once_with_times_as_text():
+    same = datetime(2025, 1, 19, 20, 35, 0, 5, tzinfo=timezone.utc)
+    item = WorkItem(
+        work_item_id="idx__0__0",
+        session_name="s",
+        status=WorkItemStatus.ASSIGNED,
+        worker_id="w",
+        lease_expiry=same + timedelta(minutes=5),
+        created_at=datetime(2025, 1, 19, 20, 0, tzinfo=timezone(timedelta(hours=2))),
+        started_at=same,
+        last_heartbeat=same,
+        leased_at=same,
+        successor_ids=("a", "b"),
+        lease_duration=timedelta(minutes=5),
+    )
+    wire = item.to_dict()
+    names = {f.name for f in fields(WorkItem)} - {"lease_duration"} | {"lease_duration_seconds"}
+    assert set(wire) == names
+    assert wire["status"] == "assigned"
+    assert wire["lease_expiry"] == "2025-01-19T20:40:00.000005Z"
+    assert wire["started_at"] == wire["last_heartbeat"] == wire["leased_at"] == "2025-01-19T20:35:00.000005Z"
+    assert wire["created_at"] == "2025-01-19T18:00:00Z"  # another offset is written in UTC
+    assert wire["completed_at"] is None and wire["progress_changed_at"] is None
+    assert wire["successor_ids"] == ["a", "b"] and wire["lease_duration_seconds"] == 300.0
+    assert WorkItem.from_dict(wire) == item
+    assert item.to_dict() == wire  # the item itself is unchanged
