@@ -1,6 +1,7 @@
 """What every benchmark group shares: files, worker processes, checks, rows.
 
-Worker processes are forked children of the one ``benchmarks.run`` process:
+Worker processes are forked children of the one ``benchmarks.run`` process
+(or threads of one such child, for the threaded cases):
 each builds what it needs (a connection, a client), waits at a barrier so all
 start together, runs a bounded loop and sends back a report: the item ids it
 was handed and how long each call took. The parent checks the ids (nothing
@@ -16,6 +17,7 @@ import queue
 import sqlite3
 import statistics
 import sys
+import threading
 import time
 import traceback
 from array import array
@@ -314,6 +316,54 @@ def run_processes(n: int, prepare: Callable[[int], Callable[[], dict]]) -> list[
     if errors:
         raise WorkerError("a worker failed:\n" + errors[0])
     return sorted(reports, key=lambda r: r["index"])
+
+
+def run_threads(
+    n: int,
+    prepare: Callable[[int, Any], Callable[[], dict]],
+    shared: Callable[[], Any] = lambda: None,
+) -> list[dict]:
+    """``n`` threads of one forked process, each running a loop; return their reports.
+
+    In that process ``shared()`` runs once (say, a coordinator the threads
+    share), then each thread runs ``prepare(i, shared())`` itself (a
+    ``sqlite3`` connection belongs to the thread that opens it), passes one
+    barrier and runs the returned loop.
+    """
+
+    def in_child(_index: int) -> Callable[[], dict]:
+        state = shared()
+        barrier = threading.Barrier(n)
+        reports: list[dict] = [{}] * n
+
+        def body(i: int) -> None:
+            try:
+                run = prepare(i, state)
+            except BaseException:
+                barrier.abort()
+                reports[i] = {"error": traceback.format_exc()}
+                return
+            try:
+                barrier.wait(timeout=REPORT_GRACE_SECONDS)
+                reports[i] = run()
+            except BaseException:
+                reports[i] = {"error": traceback.format_exc()}
+
+        def run_all() -> dict:
+            threads = [threading.Thread(target=body, args=(i,)) for i in range(n)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return {"threads": reports}
+
+        return run_all
+
+    [report] = run_processes(1, in_child)
+    errors = [r["error"] for r in report["threads"] if "error" in r]
+    if errors:
+        raise WorkerError("a worker thread failed:\n" + errors[0])
+    return [dict(r, index=i) for i, r in enumerate(report["threads"])]
 
 
 def cycle_loop(

@@ -38,6 +38,7 @@ from .common import (
     median,
     round_ratios,
     run_processes,
+    run_threads,
     summarize,
     unfinished_items,
     write_transaction,
@@ -50,6 +51,8 @@ RENEW = core._RENEW
 COMPLETE = core._COMPLETE
 
 PROCS = (1, 4, 8)
+#: Threads of one process, sharing one coordinator (the shape of a server).
+THREADS = 8
 DURABILITIES = ("full", "normal")
 #: The README's shortest recommended lease; the worst write wait must stay under a tenth of it.
 SHORTEST_LEASE_SECONDS = 30.0
@@ -108,8 +111,14 @@ def raw_ops(path: str, durability: str, worker: str):
     return acquire, renew, complete
 
 
-def embedded_ops(path: str, durability: str, worker: str, fair_lock: bool = True):
-    coord = SqliteCoordinator(path, session=SESSION, worker_id=worker, durability=durability, fair_lock=fair_lock)
+def embedded_ops(
+    path: str, durability: str, worker: str, fair_lock: bool = True, shared: SqliteCoordinator | None = None
+):
+    """The same steps through a coordinator: its own, or ``shared`` bound to ``worker`` (threads)."""
+    if shared is not None:
+        coord = shared.bind(worker_id=worker)
+    else:
+        coord = SqliteCoordinator(path, session=SESSION, worker_id=worker, durability=durability, fair_lock=fair_lock)
     coord.num_work_items_not_yet_complete()  # open the connection and check the schema before the clock starts
     lease = timedelta(seconds=LEASE_SECONDS)
 
@@ -126,18 +135,26 @@ def embedded_ops(path: str, durability: str, worker: str, fair_lock: bool = True
     return acquire, renew, complete
 
 
-def one_run(kind: Kind, path: str, durability: str, procs: int, items: int) -> Outcome:
+def one_run(kind: Kind, path: str, durability: str, procs: int, items: int, *, threads: bool = False) -> Outcome:
+    """``procs`` worker processes drain a fresh file; with ``threads``, that many threads of one process."""
     build_db(path, items)
 
-    def prepare(i: int):
+    def prepare(i: int, shared: SqliteCoordinator | None = None):
         worker = f"worker-{i:02d}"
         if kind is RAW:
             ops = raw_ops(path, durability, worker)
         else:
-            ops = embedded_ops(path, durability, worker, fair_lock=kind is not NO_FLOCK)
+            ops = embedded_ops(path, durability, worker, fair_lock=kind is not NO_FLOCK, shared=shared)
         return lambda: cycle_loop(*ops)
 
-    reports = run_processes(procs, prepare)
+    if threads:
+        # The threads share one coordinator, as a server's do: they share its commits (group commit).
+        def shared() -> SqliteCoordinator | None:
+            return None if kind is RAW else SqliteCoordinator(path, session=SESSION, durability=durability)
+
+        reports = run_threads(procs, prepare, shared)
+    else:
+        reports = run_processes(procs, prepare)
     return summarize(reports, items, unfinished_items(path))
 
 
@@ -180,45 +197,54 @@ def reduce(outcomes: list[Outcome]) -> Measured:
     )
 
 
-def measure(durability: str, procs: int, settings: Settings) -> dict[str, Measured]:
+def measure(durability: str, procs: int, settings: Settings, *, threads: bool = False) -> dict[str, Measured]:
     """All kinds at one setting, runs interleaved (raw, litecoord, ..., raw, ...) so drift hits all alike."""
     items = items_for(durability, settings)
-    outcomes: dict[str, list[Outcome]] = {kind.key: [] for kind in KINDS}
+    kinds = (RAW, EMBEDDED) if threads else KINDS
+    outcomes: dict[str, list[Outcome]] = {kind.key: [] for kind in kinds}
     for _ in range(settings.runs):
-        for kind in KINDS:
-            path = settings.path(f"cycles-{kind.key}-{durability}-{procs}.db")
-            outcomes[kind.key].append(one_run(kind, path, durability, procs, items))
+        for kind in kinds:
+            path = settings.path(f"cycles-{kind.key}-{durability}-{procs}{'t' if threads else ''}.db")
+            outcomes[kind.key].append(one_run(kind, path, durability, procs, items, threads=threads))
     return {key: reduce(found) for key, found in outcomes.items()}
+
+
+def _row(kind: Kind, durability: str, procs: int | str, m: Measured, raw: Measured) -> Row:
+    return Row(
+        group="cycles",
+        case=kind.label,
+        setting=durability.upper(),
+        procs=procs,
+        value=m.throughput,
+        unit="cycles/s",
+        ratio=None if kind is RAW else m.throughput / raw.throughput,
+        ratio_of="" if kind is RAW else "raw",
+        dup=m.duplicates,
+        lost=m.lost,
+        note=f"worst call {m.worst_wait * 1000:.0f} ms"
+        + ("" if kind is RAW else f"; per round {round_ratios(m.throughputs, raw.throughputs)}"),
+    )
 
 
 def run(settings: Settings, results: Results) -> None:
     measured: dict[tuple[str, str, int], Measured] = {}
+    threaded: dict[tuple[str, str], Measured] = {}
     for durability in DURABILITIES:
         for procs in PROCS:
             log(f"cycles: {durability} x{procs}")
             for key, m in measure(durability, procs, settings).items():
                 measured[key, durability, procs] = m
+        log(f"cycles: {durability} x{THREADS} threads")
+        for key, m in measure(durability, THREADS, settings, threads=True).items():
+            threaded[key, durability] = m
     for durability in DURABILITIES:
         for procs in PROCS:
             raw = measured[RAW.key, durability, procs]
             for kind in KINDS:
-                m = measured[kind.key, durability, procs]
-                results.rows.append(
-                    Row(
-                        group="cycles",
-                        case=kind.label,
-                        setting=durability.upper(),
-                        procs=procs,
-                        value=m.throughput,
-                        unit="cycles/s",
-                        ratio=None if kind is RAW else m.throughput / raw.throughput,
-                        ratio_of="" if kind is RAW else "raw",
-                        dup=m.duplicates,
-                        lost=m.lost,
-                        note=f"worst call {m.worst_wait * 1000:.0f} ms"
-                        + ("" if kind is RAW else f"; per round {round_ratios(m.throughputs, raw.throughputs)}"),
-                    )
-                )
+                results.rows.append(_row(kind, durability, procs, measured[kind.key, durability, procs], raw))
+        raw = threaded[RAW.key, durability]
+        for kind in (RAW, EMBEDDED):
+            results.rows.append(_row(kind, durability, f"1, {THREADS} threads", threaded[kind.key, durability], raw))
     for durability in DURABILITIES:
         ours, raw = measured[EMBEDDED.key, durability, 4], measured[RAW.key, durability, 4]
         ratio = ours.throughput / raw.throughput

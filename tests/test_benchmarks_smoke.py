@@ -27,6 +27,14 @@ def test_cycles_hand_out_every_item_exactly_once(tmp_path: Path, kind: cycles.Ki
     assert sum(outcome.shares) == 90
 
 
+@pytest.mark.parametrize("kind", [cycles.RAW, cycles.EMBEDDED], ids=lambda kind: kind.key)
+def test_threads_of_one_process_hand_out_every_item_exactly_once(tmp_path: Path, kind: cycles.Kind) -> None:
+    # FULL: the litecoord threads share one coordinator, so their writes go through group commit.
+    outcome = cycles.one_run(kind, str(tmp_path / "threads.db"), "full", procs=4, items=60, threads=True)
+    assert (outcome.duplicates, outcome.lost, outcome.handed_out) == (0, 0, 60)
+    assert len(outcome.shares) == 4 and sum(outcome.shares) == 60
+
+
 def test_litecoord_as_a_queue_loses_nothing(tmp_path: Path) -> None:
     result = peers.one_run(peers.LitecoordPeer(str(tmp_path / "peer.db"), "normal"), 40)
     assert (result["duplicates"], result["lost"], result["unacked"]) == (0, 0, 0)
