@@ -153,7 +153,7 @@ class Coordinator(Protocol):
     ) -> tuple[WorkItem, AcquisitionOutcome]:
         """``complete_work_item`` then ``acquire_next_work_item``, atomically.
 
-        One transaction (so one commit, one fsync at full durability) per item
+        One transaction (so one commit, one sync at full durability) per item
         for a worker that goes straight on to the next one. If the completion
         is refused, nothing is acquired. Returns the completed item and the
         acquisition outcome.

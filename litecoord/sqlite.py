@@ -199,9 +199,10 @@ class SqliteCoordinator:
     (and on first use creates) the file. ``clock`` is any zero-argument
     callable returning the time (seconds or datetime); by default the wall
     clock is read at every call, so freezegun controls it. ``durability`` is
-    ``"full"`` (default: WAL + ``synchronous=FULL``, nothing acknowledged is
-    lost even on power loss) or ``"normal"`` (faster; a power loss may drop the
-    latest acknowledged calls). Without ``worker_id`` the worker is
+    ``"full"`` (default: nothing acknowledged is lost even on power loss;
+    each call returns after the WAL is synced to disk) or ``"normal"``
+    (faster; a power loss may drop the latest acknowledged calls). Without
+    ``worker_id`` the worker is
     ``<hostname>-<pid>``, recomputed after a fork.
 
     :meth:`bind` gives a coordinator for another session or worker that shares

@@ -649,7 +649,7 @@ class Runner:
                     self.coordinator.complete_work_item(item_id, lease_epoch=epoch)
                 else:
                     # One transaction for this completion and the next lease: one commit
-                    # (one fsync at full durability) per item instead of two. A retry after
+                    # (one sync at full durability) per item instead of two. A retry after
                     # a lost answer completes nothing twice and gets the same next lease.
                     started = self._tick()
                     _, outcome = self.coordinator.complete_and_acquire_next(
