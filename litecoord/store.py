@@ -23,6 +23,7 @@ the coordinator on top of it. What it guarantees:
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import sqlite3
@@ -432,15 +433,20 @@ class Store:
         by a power loss. Without a WAL file (a rollback-journal connection,
         see _Database) SQLite has synced at COMMIT and there is nothing to do.
         """
+        wal = self.path + "-wal"
         try:
-            fd = os.open(self.path + "-wal", os.O_RDONLY)
+            fd = os.open(wal, os.O_RDONLY)
         except FileNotFoundError:
             return
+        except OSError as exc:
+            raise LitecoordError(f"could not open {wal} to sync it ({exc})", path=self.path) from exc
         try:
             _datasync(fd)
         except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EINVAL):
+                return  # a read-only or unsyncable file system: nothing here can be waiting for a sync
             raise LitecoordError(
-                f"could not sync {self.path}-wal to disk ({exc}); the call's change may not survive a power loss",
+                f"could not sync {wal} to disk ({exc}); the call's change may not survive a power loss",
                 path=self.path,
             ) from exc
         finally:

@@ -122,3 +122,28 @@ def test_a_connection_left_in_rollback_journal_mode_lets_sqlite_sync_each_commit
     assert wal.execute("PRAGMA synchronous").fetchone()[0] == 1  # WAL: the store syncs itself
     conn.close()
     wal.close()
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EINVAL])
+def test_a_file_system_that_cannot_sync_is_not_an_error(db_path, recorder, code):
+    # Read-only mounts (EROFS) and file systems without sync (EINVAL) hold nothing waiting for a sync.
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    coord.create_unassigned_work_item("a")
+    recorder.fail = OSError(code, os.strerror(code))
+    assert coord.status().pending_work_items == 1
+
+
+def test_a_wal_that_cannot_be_opened_is_a_clear_error(db_path, monkeypatch):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    coord.create_unassigned_work_item("a")
+    real_open = os.open
+
+    def refuse_wal(path, *args, **kwargs):
+        if str(path).endswith("-wal"):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.os, "open", refuse_wal)
+    with pytest.raises(LitecoordError) as err:
+        coord.status()
+    assert "-wal" in str(err.value) and "Permission denied" in str(err.value)
