@@ -129,7 +129,7 @@ def _driver_error(exc: BaseException) -> bool:
 class _Write:
     """One thread's write, queued for the process's group commit (see Store.write)."""
 
-    __slots__ = ("fn", "done", "result", "error", "wake")
+    __slots__ = ("fn", "done", "result", "error", "wake", "leads")
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         self.fn = fn
@@ -139,6 +139,7 @@ class _Write:
         # Held until the write is done or its thread is to lead the next group.
         self.wake = threading.Lock()
         self.wake.acquire()
+        self.leads = False  # handed the lead of the next group (set under the queue lock)
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -309,29 +310,48 @@ class Store:
         write = _Write(fn)
         with self._queue_lock:
             self._queue.append(write)
-            leads = not self._leader
+            write.leads = not self._leader
             self._leader = True
-        if not leads:
-            write.wake.acquire()  # released when the write is done, or when it is our turn to lead
+        if not write.leads:
+            try:
+                write.wake.acquire()  # released when the write is done, or when it is our turn to lead
+            except BaseException:  # KeyboardInterrupt while waiting
+                self._withdraw(write)
+                raise
             if write.done:
                 return write.outcome()
-        with self._queue_lock:
-            group, self._queue = self._queue, []
+        group: list[_Write] = []
         self._local.committing = True
         try:
+            with self._queue_lock:
+                group, self._queue = self._queue, []
             self._commit_group(group)
         finally:
             self._local.committing = False
             with self._queue_lock:
                 # Interrupted before the group ran (KeyboardInterrupt...): the others go first next time.
                 self._queue[:0] = [other for other in group if not other.done and other is not write]
-                self._leader = bool(self._queue)
-                if self._leader:
-                    self._queue[0].wake.release()  # the oldest waiting write leads the next group
+                self._hand_on_the_lead()
             for other in group:
                 if other.done and other is not write:
                     other.wake.release()
         return write.outcome()
+
+    def _hand_on_the_lead(self) -> None:
+        """The oldest waiting write leads the next group; with none, nobody leads. Under the queue lock."""
+        self._leader = bool(self._queue)
+        if self._leader:
+            self._queue[0].leads = True
+            self._queue[0].wake.release()
+
+    def _withdraw(self, write: _Write) -> None:
+        """A caller stopped waiting (KeyboardInterrupt): drop its write if it has not run, pass on its lead."""
+        with self._queue_lock:
+            if write in self._queue:
+                self._queue.remove(write)  # it never ran and never will
+            # else a group is running it or ran it: committed, but its caller will not hear of it.
+            if write.leads and not write.done:
+                self._hand_on_the_lead()  # handed the lead as it was interrupted: without this all would wait
 
     def _commit_group(self, group: list[_Write]) -> None:
         """Run the queued writes in one transaction and hand each its own outcome."""

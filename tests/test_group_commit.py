@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from litecoord import LitecoordError
+from litecoord import store as store_module
 from litecoord.store import Durability, Store
 
 
@@ -217,3 +218,64 @@ def test_normal_durability_commits_each_write_alone(db_path, groups):
     assert not store._queue
     assert rows(store) == {"x", "a"}
     store.close()
+
+
+class InterruptedWake:
+    """A write's wake-up whose waiter gets Interrupt: when ``go`` is set, or once it is woken."""
+
+    def __init__(self, when_woken: bool) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.go = threading.Event()
+        self.when_woken = when_woken
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not blocking:
+            return self.lock.acquire(blocking=False)
+        if self.when_woken:
+            self.lock.acquire()  # woken to lead, and interrupted right then
+        else:
+            self.go.wait(timeout=30)  # interrupted while still queued
+        raise Interrupt()
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def interruptible(monkeypatch, key: str, wake: InterruptedWake) -> None:
+    """Writes of ``key`` wait on ``wake`` instead of their own lock."""
+    make = store_module._Write
+
+    def write_for(fn):
+        write = make(fn)
+        if getattr(fn, "key", None) == key:
+            write.wake = wake
+        return write
+
+    monkeypatch.setattr(store_module, "_Write", write_for)
+
+
+def tagged(key: str) -> Callable[[sqlite3.Connection], str]:
+    fn = insert(key)
+    fn.key = key  # type: ignore[attr-defined]
+    return fn
+
+
+@pytest.mark.parametrize("when_woken", [False, True], ids=["while-queued", "as-it-is-handed-the-lead"])
+def test_a_caller_interrupted_while_waiting_neither_runs_its_write_later_nor_stalls_the_rest(
+    store, groups, monkeypatch, when_woken
+):
+    wake = InterruptedWake(when_woken)
+    interruptible(monkeypatch, "a", wake)
+    writers = Writers(store)
+    with held_flock(store.path):
+        queue_behind_a_leader(store, writers, ("x", insert("x")), [("a", tagged("a")), ("b", insert("b"))])
+        if not when_woken:
+            wake.go.set()
+            writers.threads["a"].join(timeout=30)
+    writers.join()  # without the hand-over, b would wait for a lead that never comes
+    assert isinstance(writers.results["a"], Interrupt)
+    assert writers.results["b"] == "b"
+    assert [len(group) for group in groups] == [1, 1]
+    assert groups[1][0] == "b"
+    assert rows(store) == {"x", "b"}  # a's write was taken back before any group ran it
