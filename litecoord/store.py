@@ -109,6 +109,9 @@ def _is_busy(exc: BaseException) -> bool:
 #: fdatasync() where the platform has it (SQLite's own choice for the WAL): the
 #: WAL's data and its size, without the timestamps fsync() would also write.
 _datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+#: POSIX syncs a file through a read-only descriptor (so a reader without write
+#: access can sync); Windows' FlushFileBuffers needs write access.
+_WAL_OPEN_FLAGS = os.O_RDWR if os.name == "nt" else os.O_RDONLY
 
 
 class _Database(peewee.SqliteDatabase):
@@ -455,7 +458,7 @@ class Store:
         """
         wal = self.path + "-wal"
         try:
-            fd = os.open(wal, os.O_RDONLY)
+            fd = os.open(wal, _WAL_OPEN_FLAGS)
         except FileNotFoundError:
             return
         except OSError as exc:
