@@ -125,8 +125,8 @@ class _Database(peewee.SqliteDatabase):
             conn.execute("PRAGMA synchronous = FULL")
 
 
-def _driver_error(exc: BaseException) -> bool:
-    return isinstance(exc, (sqlite3.DatabaseError, peewee.DatabaseError))
+#: What the drivers raise: stopped at the edge of the store (retried when busy, else translated).
+_DRIVER_ERRORS = (sqlite3.DatabaseError, peewee.DatabaseError)
 
 
 class _Write:
@@ -380,11 +380,12 @@ class Store:
                 except Exception as exc:
                     # A busy database retries the whole group; an error that made
                     # SQLite roll back the whole transaction fails it.
-                    if (_driver_error(exc) and _is_busy(exc)) or not conn.in_transaction:
+                    driver = isinstance(exc, _DRIVER_ERRORS)
+                    if (driver and _is_busy(exc)) or not conn.in_transaction:
                         raise
                     conn.execute("ROLLBACK TO litecoord_write")
                     conn.execute("RELEASE litecoord_write")
-                    outcomes.append((None, self._translate(exc) if _driver_error(exc) else exc))
+                    outcomes.append((None, self._translate(exc) if driver else exc))
                 else:
                     conn.execute("RELEASE litecoord_write")
                     outcomes.append((result, None))
@@ -424,7 +425,7 @@ class Store:
                 if self._sync_calls:
                     self._sync_wal()
                 return result
-            except (sqlite3.DatabaseError, peewee.DatabaseError) as exc:
+            except _DRIVER_ERRORS as exc:
                 # Driver errors stop here: busy ones are retried, the rest (not a
                 # database, disk I/O, read-only file...) become a LitecoordError.
                 if not _is_busy(exc):
