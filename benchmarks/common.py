@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import litecoord
-from litecoord.store import Store, schema_statements
+from litecoord.backends.sqlite.store import Store, schema_statements
 
 T = TypeVar("T")
 

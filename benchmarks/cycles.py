@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from litecoord import SqliteCoordinator, WorkItemAndDuration
-from litecoord import sqlite as core
+from litecoord.backends.sqlite import coordinator as core
 
 from .common import (
     LEASE_SECONDS,

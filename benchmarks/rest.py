@@ -46,7 +46,7 @@ from .cycles import ACQUIRE, COMPLETE, HELD_BY_WORKER, RENEW
 
 CLIENTS = (1, 4, 16)
 DURABILITIES = ("full", "normal")
-#: waitress threads when litecoord.server is missing (then: what make_server uses by default).
+#: waitress threads when litecoord.rest.server is missing (then: what make_server uses by default).
 DEFAULT_THREADS = 8
 BASE = f"/sessions/{SESSION}/backfill/work-items"
 _TIME_COLUMNS = frozenset(
@@ -64,21 +64,21 @@ def litecoord_server(path: str, durability: str) -> tuple[Any, int, str]:
     Returns the server, its thread count and how it was made.
     """
     try:
-        from litecoord.server import make_server
+        from litecoord.rest.server import make_server
     except ImportError:  # the REST helper's module is not there: the same app on waitress
         make_server = None
     if make_server is not None:
         server = make_server(path, host="127.0.0.1", port=0, durability=durability)
         threads = server.waitress.adj.threads
-        return server, threads, f"litecoord.server.make_server (defaults: {threads} threads)"
+        return server, threads, f"litecoord.rest.server.make_server (defaults: {threads} threads)"
     import waitress
 
     from litecoord import SqliteCoordinator
-    from litecoord.wsgi import create_app
+    from litecoord.rest.wsgi import create_app
 
     app = create_app(SqliteCoordinator(path, durability=durability))
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=DEFAULT_THREADS)
-    return server, DEFAULT_THREADS, "waitress + litecoord.wsgi.create_app (no litecoord.server)"
+    return server, DEFAULT_THREADS, "waitress + litecoord.rest.wsgi.create_app (no litecoord.rest.server)"
 
 
 def _rfc3339(micros: int | None) -> str | None:
@@ -245,9 +245,9 @@ def client_ops(port: int, worker: str):
 
 
 def _serve_default(name: str, fallback: Any) -> Any:
-    """A default of ``litecoord serve`` (``make_server``), or ``fallback`` without litecoord.server."""
+    """A default of ``litecoord serve`` (``make_server``), or ``fallback`` without litecoord.rest.server."""
     try:
-        from litecoord.server import make_server
+        from litecoord.rest.server import make_server
     except ImportError:
         return fallback
     parameter = inspect.signature(make_server).parameters.get(name)

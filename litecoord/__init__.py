@@ -10,6 +10,9 @@ extensions (item metadata, progress with each renewal, a status summary).
 
 from __future__ import annotations
 
+from .backends.http import HttpCoordinator
+from .backends.sqlite.coordinator import SqliteCoordinator
+from .backends.sqlite.store import Durability
 from .config import WorkCoordinationConfig, connect
 from .errors import (
     AuthenticationError,
@@ -23,10 +26,8 @@ from .errors import (
     WorkItemExistsError,
     WorkItemNotFoundError,
 )
-from .http import HttpCoordinator
 from .protocol import DEFAULT_LEASE_DURATION, Coordinator
-from .sqlite import SqliteCoordinator
-from .store import Durability
+from .rest.wsgi import create_app
 from .types import (
     AcquireOrder,
     AcquisitionOutcome,
@@ -42,7 +43,6 @@ from .types import (
     WorkItemStatus,
     WorkQueueStatus,
 )
-from .wsgi import create_app
 
 __version__ = "0.1.0"
 

@@ -147,10 +147,10 @@ def connect(config: WorkCoordinationConfig, *, clock: Clock | None = None) -> Co
     """The coordinator ``config`` describes. ``clock`` applies to the sqlite backend
     (a console server keeps its own time)."""
     if config.backend == "sqlite":
-        from .sqlite import SqliteCoordinator
+        from .backends.sqlite.coordinator import SqliteCoordinator
 
         return SqliteCoordinator(config.path or "", session=config.session, worker_id=config.worker_id, clock=clock)
-    from .http import HttpCoordinator
+    from .backends.http import HttpCoordinator
 
     return HttpCoordinator(
         config.base_url or "", session=config.session, worker_id=config.worker_id, token=config.token

@@ -1,7 +1,7 @@
 """The coordinator contract, written once.
 
-:class:`Coordinator` is what every backend implements: :class:`~litecoord.sqlite.SqliteCoordinator`
-over a local SQLite file and :class:`~litecoord.http.HttpCoordinator` over the
+:class:`Coordinator` is what every backend implements: :class:`~litecoord.backends.sqlite.SqliteCoordinator`
+over a local SQLite file and :class:`~litecoord.backends.http.HttpCoordinator` over the
 console REST API. Both return the same types and raise the same errors, so
 code written against this protocol runs unchanged on either.
 

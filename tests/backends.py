@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from litecoord import HttpCoordinator, SqliteCoordinator, create_app
-from litecoord.http import WsgiTransport
+from litecoord.backends.http import WsgiTransport
 
 Make = Callable[..., Any]
 
@@ -49,7 +49,7 @@ def http_wsgi_backend(db_path: Path, clock: Any) -> Iterator[Make]:
 @contextlib.contextmanager
 def http_server_backend(db_path: Path, clock: Any) -> Iterator[Make]:
     """HttpCoordinator against a real waitress server on a loopback port, sharing the test's clock."""
-    from litecoord.server import make_server
+    from litecoord.rest.server import make_server
 
     server = make_server(db_path, host="127.0.0.1", port=0, clock=clock, threads=4).start()
     made: list[HttpCoordinator] = []

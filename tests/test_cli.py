@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 from proc_support import alive
 
-import litecoord.cli as cli_module
+import litecoord.cli.commands as cli_module
 from litecoord import FakeClock, SqliteCoordinator, WorkItemStatus
 from litecoord.cli import cli
 
@@ -390,10 +390,10 @@ def test_a_db_on_the_command_line_beats_litecoord_url(loaded: Run, db: str) -> N
 
 
 def test_serve_defaults_to_loopback(run: Run, monkeypatch: pytest.MonkeyPatch, db: str) -> None:
-    import litecoord.server
+    import litecoord.rest.server
 
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(litecoord.server, "serve", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.setattr(litecoord.rest.server, "serve", lambda *a, **kw: calls.append((a, kw)))
     assert run("serve", "--db", db, env={"LITECOORD_TOKEN": "sekrit"}).exit_code == 0
     assert calls == [((db,), {"host": "127.0.0.1", "port": 8000, "token": "sekrit", "threads": 8})]
     assert "0.0.0.0" in run("serve", "--help").stdout
@@ -457,7 +457,7 @@ def test_demo_refuses_to_overwrite_a_file_with_other_sessions(run: Run, loaded: 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Any]:
-    server_module = pytest.importorskip("litecoord.server")
+    server_module = pytest.importorskip("litecoord.rest.server")
     pytest.importorskip("waitress")
     srv = server_module.make_server(tmp_path / "served.db", "127.0.0.1", 0, token="t0ken").start()
     yield srv
@@ -495,7 +495,7 @@ def test_a_wrong_token_is_a_one_line_error(run: Run, server: Any) -> None:
 
 
 def test_demo_recreates_its_own_file(tmp_path: Path, clock: FakeClock) -> None:
-    from litecoord.demo import DEMO_SESSION, _prepare_file
+    from litecoord.cli.demo import DEMO_SESSION, _prepare_file
 
     path = tmp_path / "demo.db"
     old = SqliteCoordinator(path, session=DEMO_SESSION, clock=clock)
@@ -551,7 +551,7 @@ def test_serve_runs_the_rest_api_until_interrupted(tmp_path: Path) -> None:
     import signal
     import subprocess
 
-    from litecoord.http import HttpCoordinator
+    from litecoord.backends.http import HttpCoordinator
 
     db = tmp_path / "served.db"
     proc = subprocess.Popen(

@@ -23,9 +23,9 @@ from litecoord import (
     WorkItem,
     WorkItemAndDuration,
 )
-from litecoord import sqlite as backend
-from litecoord.models import create_models
-from litecoord.store import Store, load_schema, schema_statements
+from litecoord.backends.sqlite import coordinator as backend
+from litecoord.backends.sqlite.models import create_models
+from litecoord.backends.sqlite.store import Store, load_schema, schema_statements
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from litecoord import worker
-from litecoord.cli import EXIT_CODES, cli, commands
+from litecoord.cli import runner as worker
+from litecoord.cli.commands import EXIT_CODES, cli, commands
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 
 from litecoord import LitecoordError, SqliteCoordinator, WorkItemAndDuration
-from litecoord import store as store_module
+from litecoord.backends.sqlite import store as store_module
 
 
 class SyncRecorder:

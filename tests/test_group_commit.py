@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from litecoord import LitecoordError
-from litecoord import store as store_module
-from litecoord.store import Durability, Store
+from litecoord.backends.sqlite import store as store_module
+from litecoord.backends.sqlite.store import Durability, Store
 
 
 class Interrupt(BaseException):

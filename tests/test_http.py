@@ -36,8 +36,8 @@ from litecoord import (
     WorkItemNotFoundError,
     create_app,
 )
-from litecoord.http import CoordinatorUnreachableError, RequestNotSentError, WsgiTransport
-from litecoord.server import SWITCH_INTERVAL, Server, make_server, serve
+from litecoord.backends.http import CoordinatorUnreachableError, RequestNotSentError, WsgiTransport
+from litecoord.rest.server import SWITCH_INTERVAL, Server, make_server, serve
 
 
 @pytest.fixture

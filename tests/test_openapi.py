@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, settings
 from rest_support import call
 
 from litecoord import FakeClock, SqliteCoordinator, create_app
-from litecoord.openapi import openapi_document
-from litecoord.wsgi import ROUTES
+from litecoord.rest.openapi import openapi_document
+from litecoord.rest.wsgi import ROUTES
 
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
 schemathesis = pytest.importorskip("schemathesis")

@@ -1,4 +1,4 @@
-"""The pure renderers in litecoord.render, checked on exact snapshots."""
+"""The pure renderers in litecoord.cli.render, checked on exact snapshots."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from litecoord.render import (
+from litecoord.cli.render import (
     format_bytes,
     format_count,
     format_duration,

@@ -114,7 +114,7 @@ def test_these_are_the_seeds_curl_commands() -> None:
 @pytest.fixture
 def base_url(tmp_path: Path) -> Iterator[str]:
     """A real server process, started the way ``litecoord serve`` starts it."""
-    code = "import sys; from litecoord.server import serve; serve(sys.argv[1], port=0, durability='normal')"
+    code = "import sys; from litecoord.rest.server import serve; serve(sys.argv[1], port=0, durability='normal')"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(tmp_path / "seed.db")],
         stderr=subprocess.PIPE,

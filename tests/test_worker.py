@@ -1,4 +1,4 @@
-"""The worker runner (litecoord.worker), driven in-process with real commands.
+"""The worker runner (litecoord.cli.runner), driven in-process with real commands.
 
 Commands are tiny ``python -c`` scripts. Leases never run out by waiting:
 a FakeClock stands still, and a lease is taken away by moving a *second*
@@ -25,8 +25,7 @@ import pytest
 from proc_support import alive
 
 from litecoord import DatabaseBusyError, FakeClock, SqliteCoordinator, ValidationError, WorkItemStatus
-from litecoord.types import format_time
-from litecoord.worker import (
+from litecoord.cli.runner import (
     EXIT_ALL_DONE,
     EXIT_ALL_LEASED,
     EXIT_ERROR,
@@ -38,6 +37,7 @@ from litecoord.worker import (
     combine_exit_codes,
     parse_progress,
 )
+from litecoord.types import format_time
 
 LEASE = timedelta(seconds=30)
 

@@ -17,7 +17,7 @@ import pytest
 from rest_support import BASE, JSON_HEADERS, call
 
 from litecoord import DatabaseBusyError, FakeClock, SqliteCoordinator, create_app
-from litecoord.wsgi import ROUTES, App
+from litecoord.rest.wsgi import ROUTES, App
 
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 SEED_STATUS_KEYS = {
@@ -616,7 +616,7 @@ def test_unexpected_errors_are_a_logged_json_500_without_traceback(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(SqliteCoordinator, "list_work_items", broken)
-    with caplog.at_level(logging.ERROR, logger="litecoord.wsgi"):
+    with caplog.at_level(logging.ERROR, logger="litecoord.rest.wsgi"):
         reply = call(app, "GET", f"{BASE}/")
     body = assert_error(reply, 500, "internal_error")
     assert "secret" not in reply.raw.decode()

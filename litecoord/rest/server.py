@@ -14,15 +14,15 @@ import sys
 import threading
 from typing import Any
 
-from .errors import ValidationError
-from .sqlite import SqliteCoordinator
-from .store import Durability
-from .types import Clock
+from ..backends.sqlite.coordinator import SqliteCoordinator
+from ..backends.sqlite.store import Durability
+from ..errors import ValidationError
+from ..types import Clock
 from .wsgi import App, create_app
 
 __all__ = ["Server", "make_server", "serve", "require_waitress"]
 
-logger = logging.getLogger("litecoord.server")
+logger = logging.getLogger("litecoord.rest.server")
 
 INSTALL_HINT = "pip install 'litecoord[server]'"
 

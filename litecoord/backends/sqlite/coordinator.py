@@ -23,18 +23,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from . import validation as check
-from .errors import (
+from ... import validation as check
+from ...errors import (
     LeaseConflictError,
     LeaseExpiredError,
     SuccessorConflictError,
     ValidationError,
     WorkItemNotFoundError,
 )
-from .models import create_models
-from .protocol import DEFAULT_LEASE_DURATION
-from .store import Durability, Store
-from .types import (
+from ...protocol import DEFAULT_LEASE_DURATION
+from ...types import (
     AcquireOrder,
     AcquisitionOutcome,
     AlreadyCompleted,
@@ -54,6 +52,8 @@ from .types import (
     to_micros,
     wall_clock,
 )
+from .models import create_models
+from .store import Durability, Store
 
 __all__ = ["SqliteCoordinator"]
 

@@ -1,6 +1,6 @@
 """One SQLite file: connections, pragmas, schema, the write lock and busy retries.
 
-This module knows nothing about work items; :mod:`litecoord.sqlite` builds
+This module knows nothing about work items; :mod:`litecoord.backends.sqlite` builds
 the coordinator on top of it. What it guarantees:
 
 * a connection per process and thread (peewee's thread-local state), opened
@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import peewee
 
-from .errors import DatabaseBusyError, LitecoordError, ValidationError
+from ...errors import DatabaseBusyError, LitecoordError, ValidationError
 
 try:  # flock is POSIX-only; without it writers fall back to SQLite's busy handler.
     import fcntl
@@ -67,7 +67,7 @@ class Durability:
 
 def load_schema() -> str:
     """The DDL, read from the installed package (works from a wheel, not only a checkout)."""
-    return resources.files("litecoord").joinpath("schema.sql").read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
 
 
 def schema_statements() -> list[str]:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from .types import SessionInfo, WorkItem, WorkItemStatus, WorkQueueStatus, format_time
+from ..types import SessionInfo, WorkItem, WorkItemStatus, WorkQueueStatus, format_time
 
 __all__ = [
     "DEFAULT_STALL_AFTER",

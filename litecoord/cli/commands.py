@@ -26,8 +26,8 @@ from typing import IO, Any, TypeVar
 import click
 import peewee
 
-from . import worker as runner
-from .errors import (
+from ..backends.sqlite.coordinator import SqliteCoordinator
+from ..errors import (
     DatabaseBusyError,
     LeaseConflictError,
     LeaseExpiredError,
@@ -37,10 +37,10 @@ from .errors import (
     WorkItemExistsError,
     WorkItemNotFoundError,
 )
-from .protocol import DEFAULT_LEASE_DURATION, Coordinator
+from ..protocol import DEFAULT_LEASE_DURATION, Coordinator
+from ..types import AlreadyCompleted, NoAvailableWorkToBeDone, WorkItem, WorkItemStatus
+from . import runner
 from .render import DEFAULT_STALL_AFTER, render_item, render_items, render_sessions, render_status
-from .sqlite import SqliteCoordinator
-from .types import AlreadyCompleted, NoAvailableWorkToBeDone, WorkItem, WorkItemStatus
 
 __all__ = ["cli", "main", "EXIT_CODES", "DEFAULT_DB"]
 
@@ -59,7 +59,7 @@ EXIT_LEASE_EXPIRED = 7
 EXIT_BUSY = 8
 EXIT_INTERRUPTED = 130
 
-#: Exit codes of every command except ``work`` (whose codes are :data:`litecoord.worker.EXIT_CODES`).
+#: Exit codes of every command except ``work`` (whose codes are :data:`litecoord.cli.runner.EXIT_CODES`).
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_ERROR: "any other error (server unreachable, authentication, not a litecoord file...)",
@@ -140,7 +140,7 @@ class Target:
         """The coordinator. Without ``create``, a missing ``--db`` file is an error, not a new file."""
         worker = worker_id or self.resolved_worker_id()
         if self.url:
-            from .config import WorkCoordinationConfig, connect
+            from ..config import WorkCoordinationConfig, connect
 
             return connect(WorkCoordinationConfig.console(self.url, self.session, worker, token=self.token))
         if not create and not os.path.exists(self.db):
@@ -715,7 +715,7 @@ def serve(db: str, host: str, port: int, token: str | None, threads: int) -> Non
     Workers on other hosts then use `--url http://HOST:PORT`.
     """
     try:
-        from .server import serve as run_server
+        from ..rest.server import serve as run_server
     except ImportError as exc:
         raise CliError(f"the REST server is not available in this installation ({exc})") from None
     try:
@@ -892,6 +892,3 @@ def main(argv: list[str] | None = None) -> Any:
     """The console-script entry point."""
     return cli.main(args=argv, prog_name="litecoord")
 
-
-if __name__ == "__main__":  # `python -m litecoord.cli`: how `work --workers N` starts its processes
-    main()

@@ -50,15 +50,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import IO, Any
 
-from .errors import (
+from ..errors import (
     DatabaseBusyError,
     LeaseConflictError,
     LeaseExpiredError,
     LitecoordError,
     WorkItemNotFoundError,
 )
-from .protocol import Coordinator
-from .types import (
+from ..protocol import Coordinator
+from ..types import (
     AcquisitionOutcome,
     Clock,
     NoAvailableWorkToBeDone,

@@ -1,6 +1,6 @@
 """The console REST API as a WSGI application: :func:`create_app`.
 
-The app is a thin layer over :class:`~litecoord.sqlite.SqliteCoordinator`:
+The app is a thin layer over :class:`~litecoord.backends.sqlite.SqliteCoordinator`:
 a hand-written route table, handlers that parse the request, call one
 coordinator method and serialize the result, and one place
 (:meth:`App.__call__`) that turns every :class:`~litecoord.errors.LitecoordError`
@@ -58,17 +58,17 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 
-from . import validation as check
-from .errors import AuthenticationError, LitecoordError, ValidationError, WorkItemExistsError
+from .. import validation as check
+from ..backends.sqlite.coordinator import SqliteCoordinator
+from ..backends.sqlite.store import Store
+from ..errors import AuthenticationError, LitecoordError, ValidationError, WorkItemExistsError
+from ..protocol import DEFAULT_LEASE_DURATION
+from ..types import Clock, NoAvailableWorkToBeDone
 from .openapi import openapi_document
-from .protocol import DEFAULT_LEASE_DURATION
-from .sqlite import SqliteCoordinator
-from .store import Store
-from .types import Clock, NoAvailableWorkToBeDone
 
 __all__ = ["create_app", "App", "Route", "ROUTES", "HttpError", "BASE_PATH", "RESERVED_ITEM_IDS"]
 
-logger = logging.getLogger("litecoord.wsgi")
+logger = logging.getLogger("litecoord.rest.wsgi")
 
 BASE_PATH = "/sessions/{session}/backfill/work-items"
 
@@ -220,7 +220,7 @@ def _lease_fields(req: Request, body: Mapping[str, Any]) -> tuple[str, timedelta
 
 def health(app: App, req: Request) -> Response:
     app.root.store.read(lambda conn: conn.execute("SELECT 1").fetchone())
-    from . import __version__
+    from .. import __version__
 
     return 200, {"status": "ok", "version": __version__}
 
@@ -629,7 +629,7 @@ def create_app(
     """The console REST API over one litecoord file, as a WSGI application.
 
     ``target`` is a path, a :class:`~litecoord.store.Store` or a
-    :class:`~litecoord.sqlite.SqliteCoordinator` whose store the app shares
+    :class:`~litecoord.backends.sqlite.SqliteCoordinator` whose store the app shares
     (``clock`` replaces its clock when given). With ``token`` every route but
     ``/health`` requires ``Authorization: Bearer <token>``. Bodies over
     ``max_body_bytes`` get 413.

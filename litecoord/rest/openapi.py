@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the console REST API served by :mod:`litecoord.wsgi`.
+"""The OpenAPI 3.1 document of the console REST API served by :mod:`litecoord.rest.wsgi`.
 
 Written by hand next to the route table; a test checks that every route is
 described here (and nothing else), that the document is valid OpenAPI, and
@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .validation import MAX_SESSION_NAME_LENGTH, MAX_WORK_ITEM_ID_LENGTH, MAX_WORKER_ID_LENGTH
+from ..validation import MAX_SESSION_NAME_LENGTH, MAX_WORK_ITEM_ID_LENGTH, MAX_WORKER_ID_LENGTH
 
 __all__ = ["openapi_document"]
 

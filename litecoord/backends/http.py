@@ -1,7 +1,7 @@
 """The HTTP client backend: :class:`HttpCoordinator`, the coordinator over the console REST API.
 
 It implements :class:`litecoord.protocol.Coordinator` against a server run
-with ``litecoord serve`` (or any host of :func:`litecoord.wsgi.create_app`):
+with ``litecoord serve`` (or any host of :func:`litecoord.rest.wsgi.create_app`):
 the same methods, the same outcome types, and the same error classes,
 rebuilt from the server's ``{"detail", "code", ...}`` bodies with
 :func:`~litecoord.errors.error_from_dict`.
@@ -40,16 +40,16 @@ from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import quote, unquote_to_bytes, urlencode, urlsplit
 
-from . import validation as check
-from .errors import (
+from .. import validation as check
+from ..errors import (
     CoordinatorUnreachableError,
     LitecoordError,
     ValidationError,
     WorkItemExistsError,
     error_from_dict,
 )
-from .protocol import DEFAULT_LEASE_DURATION
-from .types import (
+from ..protocol import DEFAULT_LEASE_DURATION
+from ..types import (
     AcquisitionOutcome,
     AlreadyCompleted,
     LeaseOutcome,
@@ -70,7 +70,7 @@ __all__ = [
     "WsgiTransport",
 ]
 
-#: Ids that, alone in the path after ``work-items/``, would name a fixed route (see :mod:`litecoord.wsgi`).
+#: Ids that, alone in the path after ``work-items/``, would name a fixed route (see :mod:`litecoord.rest.wsgi`).
 _RESERVED = frozenset({"acquire", "batch", "status", "cleanup-expired"})
 
 

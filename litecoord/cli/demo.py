@@ -25,10 +25,10 @@ from pathlib import Path
 
 import click
 
+from ..backends.sqlite.coordinator import SqliteCoordinator
+from ..types import WorkItem, WorkItemStatus
 from .render import format_duration, render_status
-from .sqlite import SqliteCoordinator
-from .types import WorkItem, WorkItemStatus
-from .worker import PROGRESS_PREFIX
+from .runner import PROGRESS_PREFIX
 
 __all__ = ["run_demo", "SIMULATED_SHARD", "DEMO_SESSION", "make_shards"]
 
