@@ -34,6 +34,7 @@ __all__ = [
     "SessionInfo",
     "format_time",
     "parse_time",
+    "json_seconds",
 ]
 
 #: A clock is any zero-argument callable returning the current time, either
@@ -103,6 +104,16 @@ def parse_time(value: str | None) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
+
+
+def json_seconds(delta: timedelta) -> int | float:
+    """A duration in seconds for JSON: an integer when whole (``300``, not ``300.0``).
+
+    The console server's model declares lease durations as integers, and a
+    strictly typed client rejects ``300.0``; fractions stay exact as floats.
+    """
+    seconds = delta.total_seconds()
+    return int(seconds) if seconds.is_integer() else seconds
 
 
 def wall_clock() -> float:
@@ -233,7 +244,7 @@ class WorkItem:
         data["status"] = self.status.value
         data["successor_ids"] = list(self.successor_ids)
         del data["lease_duration"]
-        data["lease_duration_seconds"] = None if self.lease_duration is None else self.lease_duration.total_seconds()
+        data["lease_duration_seconds"] = None if self.lease_duration is None else json_seconds(self.lease_duration)
         return data
 
     @classmethod
@@ -293,7 +304,7 @@ class WorkItemAndDuration:
     def to_dict(self) -> dict[str, Any]:
         return {
             "work_item": self.work_item.to_dict(),
-            "lease_duration_seconds": self.lease_duration.total_seconds(),
+            "lease_duration_seconds": json_seconds(self.lease_duration),
             "lease_expiry": format_time(self.lease_expiration_time),
             "lease_epoch": self.lease_epoch,
         }

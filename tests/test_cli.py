@@ -238,7 +238,9 @@ def test_release(loaded: Run, db: str, clock: FakeClock) -> None:
     not_held = loaded("release", "logs__1__0", "-w", "w2", "--json")
     assert not_held.exit_code == 6
     assert json.loads(not_held.stdout) == {"work_item_id": "logs__1__0", "released": False}
-    assert "was not released" in error_line(not_held)
+    error = json.loads(not_held.stderr)  # under --json the error is a JSON object too
+    assert (error["code"], error["exit_code"]) == ("not_released", 6)
+    assert "was not released" in error_line(loaded("release", "logs__1__0", "-w", "w2"))
     released = loaded("release", "logs__1__0", "-w", "w1")
     assert (released.exit_code, released.stdout) == (0, "released logs__1__0\n")
     assert coordinator(db, clock).get_work_item("logs__1__0").worker_id is None
@@ -334,6 +336,39 @@ def test_status_watch_redraws_until_the_work_is_done(
     assert "3 items: 3 done" in frames[1] and frames[1].splitlines()[3].endswith(" | done")
 
 
+def test_status_watch_that_ends_with_only_failed_items_exits_3(loaded: Run, db: str, clock: FakeClock) -> None:
+    worker = coordinator(db, clock, "w1")
+    worker.setup(max_attempts=1)
+    for _ in range(3):
+        worker.fail_work_item(worker.acquire_next_work_item().work_item_id, "boom")
+    result = loaded("status", "--watch", "--interval", "0.1")
+    assert result.exit_code == 3
+    assert "stopped: only failed items remain" in result.stdout
+    assert loaded("status").exit_code == 0  # a single frame is a read: 0
+
+
+def test_status_watch_exits_130_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    db = str(tmp_path / "watched.db")
+    SqliteCoordinator(db, session="s1").create_work_items(ITEMS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "litecoord", "status", "--watch", "--interval", "0.2", "--db", db, "-s", "s1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("session s1")  # the first frame is drawn
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_status_watch_json_prints_one_object_per_line(loaded: Run, db: str, clock: FakeClock) -> None:
     worker = coordinator(db, clock, "w1")
     for i in range(3):
@@ -369,6 +404,41 @@ def test_delete_session_asks_first(loaded: Run, db: str, clock: FakeClock) -> No
     assert coordinator(db, clock).list_work_items() == []
 
 
+def test_delete_session_json_is_the_rest_body(loaded: Run, db: str, clock: FakeClock) -> None:
+    result = loaded("delete-session", "--yes", "--json")
+    assert (result.exit_code, json.loads(result.stdout)) == (0, {"session_name": "s1", "deleted": 3})
+
+
+def test_errors_under_json_are_one_json_object_on_stderr(loaded: Run, run: Run) -> None:
+    missing = loaded("show", "nope", "--json")
+    assert missing.exit_code == 5 and missing.stdout == ""
+    error = json.loads(missing.stderr)
+    assert error == {
+        "detail": "work item 'nope' not found in session 's1'",
+        "code": "work_item_not_found",
+        "work_item_id": "nope",
+        "exit_code": 5,
+    }
+    invalid = loaded("batch", "-", "--json", input='{"work_item_id": "x", "shard_number": -1}\n')
+    assert (invalid.exit_code, json.loads(invalid.stderr)["field"]) == (2, "items[0].shard_number")
+    usage = loaded("acquire", "--lease", "-1", "--json")  # a click usage error, raised before the command runs
+    assert usage.exit_code == 2
+    assert json.loads(usage.stderr)["code"] == "usage_error" and "--lease" in json.loads(usage.stderr)["detail"]
+    no_db = run("list", "--json", "--db", "/nonexistent/x.db", db_args=False)
+    assert (no_db.exit_code, json.loads(no_db.stderr)["code"]) == (2, "no_database")
+    # Without --json the same errors stay one readable line.
+    assert error_line(loaded("show", "nope")) == "Error: work item 'nope' not found in session 's1'"
+
+
+def test_python_dash_m_litecoord_runs_the_command_line() -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "litecoord", "--version"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.split(",")[0]) == (0, "litecoord")
+    helped = subprocess.run([sys.executable, "-m", "litecoord", "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and helped.stdout.startswith("Usage: litecoord ")
+
+
 # -- options and environment ----------------------------------------------------------
 
 
@@ -395,7 +465,12 @@ def test_serve_defaults_to_loopback(run: Run, monkeypatch: pytest.MonkeyPatch, d
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(litecoord.rest.server, "serve", lambda *a, **kw: calls.append((a, kw)))
     assert run("serve", "--db", db, env={"LITECOORD_TOKEN": "sekrit"}).exit_code == 0
+    log = calls[0][1].pop("access_log")
     assert calls == [((db,), {"host": "127.0.0.1", "port": 8000, "token": "sekrit", "threads": 8})]
+    assert "stderr" in log.name  # the access log goes to stderr
+    calls.clear()
+    assert run("serve", "--db", db, "--quiet").exit_code == 0
+    assert calls[0][1]["access_log"] is None
     assert "0.0.0.0" in run("serve", "--help").stdout
 
 
@@ -545,7 +620,10 @@ def test_a_signal_stops_runners_gracefully_and_releases_their_items(tmp_path: Pa
     assert not any(alive(pid) for pid in commands)
 
 
-def test_serve_runs_the_rest_api_until_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "expected"), [("SIGINT", 130), ("SIGTERM", 0)])
+def test_serve_runs_the_rest_api_logs_each_request_and_exits_130_on_ctrl_c(
+    tmp_path: Path, sig: str, expected: int
+) -> None:
     pytest.importorskip("waitress")
     import re
     import signal
@@ -555,7 +633,7 @@ def test_serve_runs_the_rest_api_until_interrupted(tmp_path: Path) -> None:
 
     db = tmp_path / "served.db"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "litecoord.cli", "serve", "--db", str(db), "--port", "0"],
+        [sys.executable, "-m", "litecoord", "serve", "--db", str(db), "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
         # If shutdown ever hangs, SIGABRT below makes faulthandler print every thread's stack.
@@ -572,13 +650,22 @@ def test_serve_runs_the_rest_api_until_interrupted(tmp_path: Path) -> None:
         client = HttpCoordinator(url.group(0), session="s1", worker_id="w1")
         assert client.create_unassigned_work_item("a") is True
         assert SqliteCoordinator(db, session="s1").get_work_item("a").status is WorkItemStatus.PENDING
-        proc.send_signal(signal.SIGINT)
+        assert client.acquire_next_work_item().work_item_id == "a"
+        # The access log: one line per request, with method, path, status, duration and worker id.
+        created = proc.stderr.readline()
+        assert re.fullmatch(
+            r"\S+Z 127\.0\.0\.1 POST /sessions/s1/backfill/work-items/? 201 \d+\.\dms worker=-\n", created
+        ), created
+        acquired = proc.stderr.readline()
+        acquire_line = r" GET /sessions/s1/backfill/work-items/acquire\?\S*worker_id=w1\S* 200 [\d.]+ms worker=w1$"
+        assert re.search(acquire_line, acquired), acquired
+        proc.send_signal(getattr(signal, sig))
         try:
             code = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)
-            pytest.fail("serve did not stop on SIGINT; its threads:\n" + proc.communicate(timeout=10)[1][-8000:])
-        assert code == 0
+            pytest.fail("serve did not stop on a signal; its threads:\n" + proc.communicate(timeout=10)[1][-8000:])
+        assert code == expected  # Ctrl-C: 130, as the README's exit code table says; SIGTERM: a clean stop
     finally:
         if proc.poll() is None:
             proc.kill()

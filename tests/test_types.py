@@ -71,3 +71,17 @@ def test_a_work_item_on_the_wire_has_every_field_once_with_times_as_text():
     assert wire["successor_ids"] == ["a", "b"] and wire["lease_duration_seconds"] == 300.0
     assert WorkItem.from_dict(wire) == item
     assert item.to_dict() == wire  # the item itself is unchanged
+
+
+def test_whole_lease_durations_are_integers_in_json() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from litecoord.types import WorkItem, WorkItemAndDuration, WorkItemStatus
+
+    when = datetime(2025, 1, 19, 20, 35, tzinfo=timezone.utc)
+    item = WorkItem("a", "s", WorkItemStatus.ASSIGNED, lease_duration=timedelta(seconds=300), lease_expiry=when)
+    lease = WorkItemAndDuration(item, when, timedelta(seconds=300))
+    assert type(item.to_dict()["lease_duration_seconds"]) is int
+    assert type(lease.to_dict()["lease_duration_seconds"]) is int
+    assert WorkItemAndDuration(item, when, timedelta(seconds=1.5)).to_dict()["lease_duration_seconds"] == 1.5
+    assert WorkItemAndDuration.from_dict(lease.to_dict()) == lease

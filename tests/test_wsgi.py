@@ -622,3 +622,49 @@ def test_unexpected_errors_are_a_logged_json_500_without_traceback(
     assert "secret" not in reply.raw.decode()
     assert any("secret internals" in (r.exc_text or "") or r.exc_info for r in caplog.records)
     assert body == {"detail": body["detail"], "code": "internal_error"}
+
+
+# -- conventions and the access log -------------------------------------------------
+
+
+def test_bodies_end_with_a_newline_and_whole_lease_seconds_are_integers(app: App) -> None:
+    create(app, "a")
+    reply = acquire(app)
+    assert reply.raw.endswith(b"}\n") and reply.headers["Content-Length"] == str(len(reply.raw))
+    assert b'"lease_duration_seconds":300,' in reply.raw  # an int, as the console's model declares
+    assert type(reply.json["work_item"]["lease_duration_seconds"]) is int
+    half = acquire(app, "worker-002", lease_duration_seconds="0.5")
+    assert half.status == 404 or half.json["lease_duration_seconds"] == 0.5
+    assert call(app, "GET", "/nope").raw.endswith(b"\n")  # errors too
+
+
+def test_the_access_log_has_one_line_per_request(db_path: Path, clock: FakeClock) -> None:
+    import io
+
+    log = io.StringIO()
+    app = create_app(db_path, clock=clock, access_log=log)
+    try:
+        create(app, "a", "b")
+        acquire(app, "worker 7")  # a space in the id must not split the line's fields
+        call(app, "PUT", f"{BASE}/a/complete", "worker 7", headers=JSON_HEADERS)
+        call(app, "POST", f"{BASE}/b/fail", {"worker_id": "w2", "error": "x"}, headers=JSON_HEADERS)
+        call(app, "GET", "/nope")
+    finally:
+        app.root.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 5
+    fields = [line.split(" ") for line in lines]
+    assert [f[2:5] for f in fields] == [
+        ["POST", f"{BASE}/batch", "201"],
+        ["GET", f"{BASE}/acquire?worker_id=worker 7".replace(" ", "\\x20"), "200"],
+        ["PUT", f"{BASE}/a/complete", "200"],
+        ["POST", f"{BASE}/b/fail", "409"],
+        ["GET", "/nope", "404"],
+    ]
+    assert [f[6] for f in fields] == ["worker=-", "worker=worker\\x207", "worker=worker\\x207", "worker=w2", "worker=-"]
+    assert all(re.fullmatch(r"\d+\.\dms", f[5]) for f in fields)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", f[0]) for f in fields)
+
+
+def test_no_access_log_by_default(app: App) -> None:
+    assert app.access_log is None

@@ -59,6 +59,7 @@ from ..types import (
     WorkItemAndDuration,
     WorkItemStatus,
     WorkQueueStatus,
+    json_seconds,
 )
 
 __all__ = [
@@ -352,8 +353,8 @@ class HttpCoordinator:
         )
 
     @staticmethod
-    def _seconds(duration: timedelta | float) -> float:
-        return check.duration(duration).total_seconds()
+    def _seconds(duration: timedelta | float) -> int | float:
+        return json_seconds(check.duration(duration))
 
     # -- lifecycle -------------------------------------------------------------------
 

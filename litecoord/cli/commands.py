@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import sys
@@ -64,7 +65,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_ERROR: "any other error (server unreachable, authentication, not a litecoord file...)",
     EXIT_USAGE: "bad input: usage, a missing or malformed file, an invalid field (ValidationError)",
-    EXIT_NO_WORK: "acquire: no work left (every item complete, or only failed items remain)",
+    EXIT_NO_WORK: "acquire: no work left (every item complete, or only failed items remain); "
+    "status --watch: it ended with only failed items left",
     EXIT_ALL_LEASED: "acquire: work remains but all of it is leased",
     EXIT_NOT_FOUND: "unknown work item (WorkItemNotFoundError, HTTP 404)",
     EXIT_CONFLICT: "lease or item conflict: another holder, stale epoch, existing id (HTTP 409)",
@@ -93,25 +95,77 @@ def exit_code_for(exc: LitecoordError) -> int:
 
 
 class CliError(click.ClickException):
-    """A one-line ``Error: ...`` on stderr and a chosen exit code."""
+    """A one-line ``Error: ...`` on stderr and a chosen exit code.
 
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+    With ``as_json`` the error is one JSON object on stderr instead:
+    ``{"detail": ..., "code": ..., "exit_code": ...}`` (the REST API's error
+    body, plus the exit code), so scripts that asked for JSON parse errors too.
+    """
+
+    def __init__(
+        self, message: str, exit_code: int = EXIT_ERROR, *, code: str = "error", context: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.code = code
+        self.context = context or {}
+        self.as_json = False
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        if not self.as_json:
+            super().show(file)
+            return
+        body = {"detail": self.format_message(), "code": self.code, **self.context, "exit_code": self.exit_code}
+        click.echo(json.dumps(body), file=file or sys.stderr, err=file is None)
 
 
 class _Group(click.Group):
-    """Turns every library, driver and OS error a command lets through into a :class:`CliError`."""
+    """Turns every library, driver and OS error a command lets through into a :class:`CliError`.
+
+    When the command line asked for ``--json``, errors (usage errors too) are
+    written as a JSON object (see :class:`CliError`).
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        as_json = _wants_json(ctx)  # read before click consumes the arguments
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            if as_json:
+                raise _as_json_error(exc) from None
+            raise
         except LitecoordError as exc:
-            raise CliError(_one_line(exc.detail), exit_code_for(exc)) from None
+            error = CliError(_one_line(exc.detail), exit_code_for(exc), code=exc.code, context=exc.to_dict())
+            error.context.pop("detail", None)
+            error.context.pop("code", None)
+            error.as_json = as_json
+            raise error from None
         except (sqlite3.Error, peewee.PeeweeException) as exc:
-            raise CliError(f"database error: {_one_line(str(exc))}") from None
+            error = CliError(f"database error: {_one_line(str(exc))}", code="database_error")
+            error.as_json = as_json
+            raise error from None
         except OSError as exc:
-            raise CliError(_one_line(str(exc))) from None
+            error = CliError(_one_line(str(exc)), code="os_error")
+            error.as_json = as_json
+            raise error from None
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    """Whether the command's own options (before any ``--``) include ``--json``."""
+    args = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+    if "--" in args:
+        args = args[: args.index("--")]
+    return "--json" in args
+
+
+def _as_json_error(exc: click.ClickException) -> CliError:
+    if isinstance(exc, CliError):
+        exc.as_json = True
+        return exc
+    code = "usage_error" if isinstance(exc, click.UsageError) else "error"
+    error = CliError(exc.format_message(), exc.exit_code, code=code)
+    error.as_json = True
+    return error
 
 
 def _one_line(text: str) -> str:
@@ -148,6 +202,7 @@ class Target:
                 f"no litecoord database at {self.db} (create items with `litecoord batch --db {self.db} FILE`, "
                 "or point --db / LITECOORD_DB at an existing file)",
                 EXIT_USAGE,
+                code="no_database",
             )
         return SqliteCoordinator(self.db, session=self.session, worker_id=worker)
 
@@ -491,6 +546,7 @@ def release(target: Target, work_item_id: str, lease_epoch: int | None, as_json:
         raise CliError(
             f"work item {work_item_id!r} was not released: it is complete, or not leased by this worker",
             EXIT_CONFLICT,
+            code="not_released",
         )
     if not as_json:
         click.echo(f"released {work_item_id}")
@@ -622,7 +678,8 @@ def status(target: Target, as_json: bool, watch: bool, interval: float, stall_af
     `--json` prints the same object as the REST API's GET /status (with
     --watch: one JSON object per line). On a terminal --watch redraws in
     place; otherwise it prints plain frames, without ANSI codes. --watch ends
-    when no item is pending or leased, or on Ctrl-C.
+    when no item is pending or leased (exit 0 when all are complete, 3 when
+    only failed items are left), or on Ctrl-C (exit 130).
     """
     coord = target.open()
     tty, unicode, width = _terminal()
@@ -648,10 +705,13 @@ def status(target: Target, as_json: bool, watch: bool, interval: float, stall_af
                     draw_frame(frame, redraw=tty)
                 else:
                     click.echo(frame)
-            if not watch or (summary.total_work_items and summary.not_yet_complete == 0):
+            if not watch:
                 return
+            if summary.total_work_items and summary.not_yet_complete == 0:
+                # The watch ran to the end: a script waiting on it learns whether all got done.
+                sys.exit(EXIT_NO_WORK if summary.failed_work_items else EXIT_OK)
             if stop.wait(interval):
-                return
+                sys.exit(EXIT_INTERRUPTED)
 
 
 @cli.command()
@@ -684,12 +744,16 @@ def cleanup_expired(target: Target, as_json: bool) -> None:
 @cli.command(name="delete-session")
 @coordinator_options(worker=False)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def delete_session(target: Target, yes: bool) -> None:
+@_json_option
+def delete_session(target: Target, yes: bool, as_json: bool) -> None:
     """Delete every work item of the session."""
     if not yes:
-        click.confirm(f"Delete every work item of session {target.session!r}?", abort=True)
+        click.confirm(f"Delete every work item of session {target.session!r}?", abort=True, err=as_json)
     count = target.open().delete_session()
-    click.echo(f"deleted {count} work item(s) of session {target.session}")
+    if as_json:
+        _echo_json({"session_name": target.session, "deleted": count})  # the REST API's body
+    else:
+        click.echo(f"deleted {count} work item(s) of session {target.session}")
 
 
 # -- serving -----------------------------------------------------------------------------------
@@ -709,21 +773,29 @@ def delete_session(target: Target, yes: bool) -> None:
     "--token", envvar="LITECOORD_TOKEN", metavar="TOKEN", help="Require this bearer token [env LITECOORD_TOKEN]."
 )
 @click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True, help="Request threads.")
-def serve(db: str, host: str, port: int, token: str | None, threads: int) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No access log (one line per request on stderr).")
+def serve(db: str, host: str, port: int, token: str | None, threads: int, quiet: bool) -> None:
     """Serve the console REST API for the --db file (needs `pip install 'litecoord[server]'`).
 
-    Workers on other hosts then use `--url http://HOST:PORT`.
+    Workers on other hosts then use `--url http://HOST:PORT`. Each request
+    is logged on stderr (time, client, method, path, status, duration, worker
+    id) unless --quiet. Ctrl-C stops it with exit code 130; SIGTERM (a
+    service manager's stop) with 0.
     """
     try:
         from ..rest.server import serve as run_server
     except ImportError as exc:
         raise CliError(f"the REST server is not available in this installation ({exc})") from None
     try:
-        run_server(db, host=host, port=port, token=token, threads=threads)
+        stopped_by = run_server(
+            db, host=host, port=port, token=token, threads=threads, access_log=None if quiet else sys.stderr
+        )
     except KeyboardInterrupt:
-        return
+        stopped_by = signal.SIGINT
     except (ImportError, RuntimeError) as exc:
         raise CliError(_one_line(str(exc))) from None
+    if stopped_by == signal.SIGINT:
+        sys.exit(EXIT_INTERRUPTED)
 
 
 # -- the worker runner ----------------------------------------------------------------------------

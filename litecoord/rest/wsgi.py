@@ -51,11 +51,12 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 
 from .. import validation as check
@@ -545,6 +546,28 @@ _REASONS = {
 
 _UNAUTHENTICATED = frozenset({"/health"})
 
+#: Where handle() leaves the parsed request for the access log.
+_REQUEST_KEY = "litecoord.request"
+
+
+def _request_worker(request: Request) -> str | None:
+    """The worker id a request named: in the query (Java client), else in a body already parsed."""
+    worker = request.query.get("worker_id")
+    if worker is None and request._body is not _NO_BODY:
+        body = request._body
+        if isinstance(body, dict):
+            worker = body.get("worker_id")
+        elif isinstance(body, str):
+            worker = body  # complete's body is the bare worker id
+    return worker if isinstance(worker, str) else None
+
+
+def _printable(text: str) -> str:
+    """Text safe on one log line: no spaces or control characters (a client chose it)."""
+    if text.isprintable() and " " not in text:
+        return text
+    return "".join(c if c.isprintable() and c != " " else f"\\x{ord(c):02x}" for c in text)
+
 
 class App:
     """The WSGI callable. Request threads share only the file (the Store opens a connection per thread)."""
@@ -552,7 +575,14 @@ class App:
     #: Bound coordinators kept for reuse (each caches its session's row id).
     CACHE_SIZE = 1024
 
-    def __init__(self, root: SqliteCoordinator, *, token: str | None = None, max_body_bytes: int = 1_048_576) -> None:
+    def __init__(
+        self,
+        root: SqliteCoordinator,
+        *,
+        token: str | None = None,
+        max_body_bytes: int = 1_048_576,
+        access_log: IO[str] | None = None,
+    ) -> None:
         if token is not None and (not isinstance(token, str) or not token):
             raise ValidationError("token", "must be a non-empty string")
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
@@ -563,6 +593,9 @@ class App:
         self._bound: OrderedDict[tuple[str, str | None], SqliteCoordinator] = OrderedDict()
         self._lock = threading.Lock()
         self.openapi = openapi_document()
+        #: Where each request's access-log line goes (``None``: no access log).
+        self.access_log = access_log
+        self._log_lock = threading.Lock()
 
     def coordinator(self, session: str, worker_id: str | None = None) -> SqliteCoordinator:
         """A coordinator for ``session`` (and ``worker_id``) over the shared store."""
@@ -598,9 +631,12 @@ class App:
             raise _too_large(self.max_body_bytes)  # refuse before routing or reading
         route, params = match(method, _path_segments(environ))
         request = Request(method, params, _query(environ), environ, self.max_body_bytes)
+        if self.access_log is not None:
+            environ[_REQUEST_KEY] = request  # for the access log's worker id
         return route.handler(self, request)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        started = time.perf_counter()
         headers: list[tuple[str, str]] = []
         try:
             status, body = self.handle(environ)
@@ -613,10 +649,38 @@ class App:
         except Exception:
             logger.exception("unhandled error serving %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             status, body = 500, {"detail": "internal server error (logged on the server)", "code": "internal_error"}
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # Bodies end with a newline, so `curl` output and logged bodies end their line.
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
         headers += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        if self.access_log is not None:
+            self._log_access(environ, status, time.perf_counter() - started)
         return [data]
+
+    def _log_access(self, environ: Mapping[str, Any], status: int, seconds: float) -> None:
+        """One access-log line: time, client, method, path, status, duration, worker id.
+
+        ``2025-01-19T20:30:00Z 127.0.0.1 POST /sessions/s1/backfill/work-items/acquire 200 1.2ms worker=w1``
+        (``worker=-`` when the request named none). The duration is the app's
+        own time (the store included), not the network's. One ``write`` per
+        line under a lock, so lines of concurrent requests never interleave.
+        """
+        request = environ.get(_REQUEST_KEY)
+        worker = _request_worker(request) if request is not None else None
+        path = environ.get("REQUEST_URI") or environ.get("RAW_URI") or (environ.get("PATH_INFO") or "")
+        if not environ.get("REQUEST_URI") and not environ.get("RAW_URI") and environ.get("QUERY_STRING"):
+            path += "?" + environ["QUERY_STRING"]
+        line = (
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {environ.get('REMOTE_ADDR') or '-'} "
+            f"{environ.get('REQUEST_METHOD') or '-'} {_printable(path)} {status} {seconds * 1000:.1f}ms "
+            f"worker={_printable(worker) if worker else '-'}\n"
+        )
+        with self._log_lock:
+            try:
+                self.access_log.write(line)  # type: ignore[union-attr]
+                self.access_log.flush()  # type: ignore[union-attr]
+            except (OSError, ValueError):
+                pass  # a closed or broken log must not fail the request it describes
 
 
 def create_app(
@@ -625,6 +689,7 @@ def create_app(
     token: str | None = None,
     clock: Clock | None = None,
     max_body_bytes: int = 1_048_576,
+    access_log: IO[str] | None = None,
 ) -> App:
     """The console REST API over one litecoord file, as a WSGI application.
 
@@ -632,10 +697,11 @@ def create_app(
     :class:`~litecoord.backends.sqlite.SqliteCoordinator` whose store the app shares
     (``clock`` replaces its clock when given). With ``token`` every route but
     ``/health`` requires ``Authorization: Bearer <token>``. Bodies over
-    ``max_body_bytes`` get 413.
+    ``max_body_bytes`` get 413. ``access_log`` (a text stream, e.g.
+    ``sys.stderr``) gets one line per request (see :meth:`App._log_access`).
     """
     if isinstance(target, SqliteCoordinator):
         root = target if clock is None else SqliteCoordinator(target.store, clock=clock)
     else:
         root = SqliteCoordinator(target, clock=clock)
-    return App(root, token=token, max_body_bytes=max_body_bytes)
+    return App(root, token=token, max_body_bytes=max_body_bytes, access_log=access_log)
