@@ -9,6 +9,8 @@ or from the RFS properties file of the seed::
 
     workcoordination.backend=console  # or 'sqlite'
     workcoordination.console.baseUrl=http://localhost:8000
+    # or several interchangeable servers, comma-separated (failover):
+    # workcoordination.console.baseUrl=http://host-a:8000,http://host-b:8000
     workcoordination.console.sessionName=migration-session-1
     workcoordination.workerId=worker-001
     # for backend=sqlite:
@@ -26,9 +28,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from . import validation as check
+from .backends.http import split_urls
 from .errors import ValidationError
 from .protocol import Coordinator
 from .types import Clock
@@ -70,9 +72,8 @@ class WorkCoordinationConfig:
             if not self.path:
                 raise ValidationError("path", "is required for the sqlite backend")
         else:
-            parts = urlsplit(self.base_url or "")
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValidationError("base_url", f"must be an http:// or https:// URL (got {self.base_url!r})")
+            # One URL, or several comma-separated servers over one database (HttpCoordinator fails over).
+            split_urls(self.base_url or "")
         if self.token is not None and (not isinstance(self.token, str) or not self.token):
             raise ValidationError("token", "must be a non-empty string")
 

@@ -670,3 +670,16 @@ def test_serve_runs_the_rest_api_logs_each_request_and_exits_130_on_ctrl_c(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_url_takes_several_comma_separated_servers_and_skips_a_dead_one(run: Run, server: Any) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, not listening: refused
+        env = {"LITECOORD_URL": f"{dead},{server.url}", "LITECOORD_TOKEN": "t0ken", "LITECOORD_SESSION": "remote"}
+        created = run("batch", "-", input=json.dumps(ITEMS), env=env, db_args=False)
+        assert (created.exit_code, created.stdout) == (0, "created 3 work item(s); 0 already existed\n")
+        listed = run("list", "--url", f"{server.url},{dead}", "--token", "t0ken", "-s", "remote", db_args=False)
+        assert listed.exit_code == 0 and "logs__1__0" in listed.stdout
+        bad = run("list", "--url", f"{server.url},localhost:9", db_args=False)
+        assert bad.exit_code == 2 and "base_url" in bad.stderr and "'localhost:9'" in bad.stderr

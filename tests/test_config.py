@@ -165,3 +165,17 @@ def test_connect_sqlite_uses_the_clock(tmp_path: Path) -> None:
 def test_connect_console_passes_the_token() -> None:
     coordinator = connect(WorkCoordinationConfig.console("http://127.0.0.1:1", "s1", "w1", token="t0k"))
     assert isinstance(coordinator, HttpCoordinator) and coordinator.token == "t0k"
+
+
+def test_several_comma_separated_base_urls_give_a_failover_coordinator() -> None:
+    props = {
+        "workcoordination.backend": "console",
+        "workcoordination.console.baseUrl": "http://host-a:8000, http://host-b:8000",
+    }
+    coordinator = connect(WorkCoordinationConfig.from_mapping(props))
+    assert isinstance(coordinator, HttpCoordinator)
+    assert coordinator.base_urls == ("http://host-a:8000", "http://host-b:8000")
+    props["workcoordination.console.baseUrl"] = "http://host-a:8000,host-b:8000"
+    with pytest.raises(ValidationError, match="'host-b:8000'") as info:
+        WorkCoordinationConfig.from_mapping(props)
+    assert info.value.field == "workcoordination.console.baseUrl"

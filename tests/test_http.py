@@ -470,3 +470,75 @@ def test_serve_keeps_the_cli_keyword_names() -> None:
     assert list(params)[:3] == ["db_path", "host", "port"]
     assert {"token", "threads"} <= set(params)
     assert params["host"].default == "127.0.0.1"  # loopback unless told otherwise
+
+
+# -- several interchangeable servers -----------------------------------------------------------
+
+
+def test_several_base_urls_as_a_list_or_comma_separated() -> None:
+    listed = HttpCoordinator(["http://a:1", "http://b:2/api/"], session="s", worker_id="w")
+    joined = HttpCoordinator(" http://a:1 ,http://b:2/api/", session="s", worker_id="w")
+    assert listed.base_urls == joined.base_urls == ("http://a:1", "http://b:2/api")
+    assert listed.base_url == "http://a:1"  # the first, until another one answers
+    assert "http://a:1,http://b:2/api" in repr(joined)
+    for bad, named in [("http://a:1,ftp://b", "'ftp://b'"), ("http://a:1,", "''"), ([], "at least one")]:
+        with pytest.raises(ValidationError, match=named) as info:
+            HttpCoordinator(bad, session="s")
+        assert info.value.field == "base_url"
+    with pytest.raises(ValidationError) as info:
+        HttpCoordinator("http://a:1,http://b:2", session="s", transport=CannedTransport(200, b"{}"))
+    assert info.value.field == "transport"
+
+
+def test_a_dead_server_is_skipped_and_the_one_that_answered_is_remembered(db_path: Path, clock: FakeClock) -> None:
+    first = make_server(db_path, port=0, clock=clock, threads=2, durability="normal").start()
+    second = make_server(db_path, port=0, clock=clock, threads=2, durability="normal").start()
+    dead = f"http://127.0.0.1:{free_port()}"
+    coordinator = HttpCoordinator([dead, first.url, second.url], session="s1", worker_id="w1", retries=0)
+    try:
+        # Refused: provably never sent, so even a create moves on to the next server.
+        assert coordinator.create_unassigned_work_item("a") is True
+        assert coordinator.base_url == first.url
+        lease = coordinator.acquire_next_work_item()
+        assert isinstance(lease, WorkItemAndDuration) and lease.lease_epoch == 1
+
+        first.close()  # mid-lease: the kept-alive connection to it is now dead too
+        renewed = coordinator.update_progress_and_renew_lease("a", 5, lease_epoch=1)
+        assert (renewed.documents_processed, coordinator.base_url) == (5, second.url)
+        bound = coordinator.bind(worker_id="w2")
+        assert bound.base_url == second.url  # bind copies share what was learned
+        done = coordinator.complete_work_item("a", lease_epoch=1)
+        assert (done.status.value, done.worker_id, done.lease_epoch) == ("completed", "w1", 1)
+    finally:
+        coordinator.close()
+        second.close()
+    assert SqliteCoordinator(db_path, session="s1", clock=clock).get_work_item("a").status.value == "completed"
+
+
+def test_a_lost_answer_is_resent_to_the_next_server_only_when_safe(db_path: Path, clock: FakeClock) -> None:
+    app = create_app(db_path, clock=clock)
+    SqliteCoordinator(db_path, session="s1", clock=clock).create_work_items([{"work_item_id": "a"}])
+    lost = FlakyTransport(WsgiTransport(app), {0, 1}, ConnectionResetError("reset"), after_server=True)
+    other = FlakyTransport(WsgiTransport(app), set(), ConnectionResetError("unused"), after_server=True)
+    coordinator = HttpCoordinator(["http://one", "http://two"], session="s1", worker_id="w1", transport=[lost, other])
+
+    lease = coordinator.acquire_next_work_item()  # reached server one, answer lost: asked again of server two
+    assert isinstance(lease, WorkItemAndDuration) and lease.lease_epoch == 1
+    assert (lost.reached_server, other.reached_server, coordinator.base_url) == (1, 1, "http://two")
+
+    coordinator._servers.current = 0
+    with pytest.raises(CoordinatorUnreachableError, match="http://one"):
+        coordinator.fail_work_item("a", "boom")  # reached server one: a resend would count a second failure
+    assert other.reached_server == 1  # not resent anywhere
+    assert coordinator.get_work_item("a").failure_count == 1
+
+
+def test_failover_retries_are_bounded_per_server(db_path: Path, clock: FakeClock) -> None:
+    app = create_app(db_path, clock=clock)
+    down = [FlakyTransport(WsgiTransport(app), set(range(9)), RequestNotSentError("down"), after_server=False)
+            for _ in range(3)]  # fmt: skip
+    urls = ["http://one", "http://two", "http://three"]
+    coordinator = HttpCoordinator(urls, session="s1", worker_id="w1", transport=down, retries=1)
+    with pytest.raises(CoordinatorUnreachableError, match="any of http://one, http://two, http://three"):
+        coordinator.status()
+    assert [len(t.calls) for t in down] == [2, 2, 2]

@@ -21,6 +21,17 @@ reached the server: the connection was refused, or a kept-alive connection
 turned out to be closed before the request went out. If the server stays
 unreachable, :class:`CoordinatorUnreachableError` is raised.
 
+Several servers. ``base_url`` may name several servers over one database
+(``litecoord serve --db postgresql://...`` processes are interchangeable):
+a list, or one string of comma-separated URLs. A request that fails on the
+way is resent to the next URL under the same rule as above (any call safe
+to repeat; any call that provably never left), each URL getting ``retries``
+resends, so a dead server costs one failed connection, not an error. The URL
+that last answered is remembered (shared by :meth:`bind` copies) and tried
+first. Failover never turns an unsafe call into a repeated one: a create
+whose request may have reached a server that then died is not resent
+anywhere, exactly as with one URL.
+
 Connections are kept alive, one per thread (and re-opened after a fork).
 Only the standard library is used.
 """
@@ -69,6 +80,7 @@ __all__ = [
     "Transport",
     "HttpTransport",
     "WsgiTransport",
+    "split_urls",
 ]
 
 #: Ids that, alone in the path after ``work-items/``, would name a fixed route (see :mod:`litecoord.rest.wsgi`).
@@ -204,6 +216,45 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def split_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
+    """The base URLs named by ``base_url``: one URL, comma-separated URLs, or a list of URLs.
+
+    Each must be ``http://`` or ``https://`` with a host; repeats are dropped
+    and trailing slashes removed. Raises ``ValidationError("base_url", ...)``.
+    """
+    if isinstance(base_url, str):
+        urls = [part.strip() for part in base_url.split(",")]
+    elif isinstance(base_url, Sequence) and not isinstance(base_url, bytes):
+        urls = list(base_url)
+    else:
+        raise ValidationError("base_url", f"must be a URL, comma-separated URLs or a list of URLs (got {base_url!r})")
+    if not urls:
+        raise ValidationError("base_url", "must name at least one URL")
+    result: list[str] = []
+    for url in urls:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError("base_url", f"must be an http:// or https:// URL (got {url!r})")
+        if url.rstrip("/") not in result:
+            result.append(url.rstrip("/"))
+    return tuple(result)
+
+
+class _Servers:
+    """The servers of one coordinator and its :meth:`~HttpCoordinator.bind` copies.
+
+    ``current`` is the index of the server that last answered: the one tried
+    first. A plain int, assigned whole, so threads can share it without a lock
+    (the worst race tries a dead server once more).
+    """
+
+    def __init__(self, urls: tuple[str, ...], transports: list[Transport]) -> None:
+        self.urls = urls
+        self.prefixes = tuple(urlsplit(url).path.rstrip("/") for url in urls)
+        self.transports = transports
+        self.current = 0
+
+
 def _segment(work_item_id: str) -> str:
     """The id as one path segment: every reserved character escaped, ``/`` included."""
     if work_item_id in _RESERVED or work_item_id in (".", ".."):
@@ -219,37 +270,48 @@ _NOT_SENT_ERRNOS = {errno.ECONNREFUSED}
 class HttpCoordinator:
     """Work coordination for one session through a litecoord (console API) server.
 
-    ``HttpCoordinator("http://127.0.0.1:8000", session="s1", worker_id="w1")``.
+    ``HttpCoordinator("http://127.0.0.1:8000", session="s1", worker_id="w1")``;
+    ``HttpCoordinator("http://a:8000,http://b:8000", ...)`` (or a list) for
+    several interchangeable servers over one database, with failover.
     ``token`` is sent as ``Authorization: Bearer``. ``transport`` replaces the
-    network (e.g. ``WsgiTransport(create_app(path, clock=clock))``).
+    network (e.g. ``WsgiTransport(create_app(path, clock=clock))``; a list,
+    one per URL, with several URLs).
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         session: str = "default",
         worker_id: str | None = None,
         *,
         token: str | None = None,
         timeout: float = 30.0,
         retries: int = 3,
-        transport: Transport | None = None,
+        transport: Transport | Sequence[Transport] | None = None,
     ) -> None:
         self.session = check.session_name(session)
         self._worker_id = None if worker_id is None else check.worker_id(worker_id)
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValidationError("base_url", f"must be an http:// or https:// URL (got {base_url!r})")
+        urls = split_urls(base_url)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValidationError("retries", "must be a non-negative integer")
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValidationError("timeout", "must be a positive number of seconds")
-        self.base_url = base_url.rstrip("/")
-        self._prefix = parts.path.rstrip("/")
         self.token = token
         self.timeout = float(timeout)
         self.retries = retries
-        self.transport: Transport = transport or HttpTransport(base_url, timeout=self.timeout)
+        if transport is None:
+            transports: list[Transport] = [HttpTransport(url, timeout=self.timeout) for url in urls]
+        elif isinstance(transport, Sequence):
+            transports = list(transport)
+            if len(transports) != len(urls):
+                raise ValidationError(
+                    "transport", f"must be one transport per URL ({len(urls)}), got {len(transports)}"
+                )
+        else:
+            if len(urls) != 1:
+                raise ValidationError("transport", f"must be one transport per URL ({len(urls)}), got 1")
+            transports = [transport]
+        self._servers = _Servers(urls, transports)
         self._headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -258,6 +320,25 @@ class HttpCoordinator:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
 
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """Every server's base URL, in the order given."""
+        return self._servers.urls
+
+    @property
+    def base_url(self) -> str:
+        """The base URL of the server that last answered (the first one until then)."""
+        return self._servers.urls[self._servers.current]
+
+    @property
+    def transport(self) -> Transport:
+        """The transport to the server that last answered."""
+        return self._servers.transports[self._servers.current]
+
+    @transport.setter
+    def transport(self, value: Transport) -> None:
+        self._servers.transports[self._servers.current] = value
+
     # -- identity ------------------------------------------------------------------
 
     @property
@@ -265,19 +346,22 @@ class HttpCoordinator:
         return self._worker_id or _default_worker_id()
 
     def bind(self, session: str | None = None, worker_id: str | None = None) -> HttpCoordinator:
-        """A coordinator for ``session``/``worker_id`` sharing this one's transport."""
-        return HttpCoordinator(
-            self.base_url,
+        """A coordinator for ``session``/``worker_id`` sharing this one's servers and transports."""
+        other = HttpCoordinator(
+            self.base_urls,
             session=self.session if session is None else session,
             worker_id=self._worker_id if worker_id is None else worker_id,
             token=self.token,
             timeout=self.timeout,
             retries=self.retries,
-            transport=self.transport,
+            transport=self._servers.transports,
         )
+        other._servers = self._servers  # one memory of which server answers
+        return other
 
     def __repr__(self) -> str:
-        return f"HttpCoordinator({self.base_url!r}, session={self.session!r}, worker_id={self.worker_id!r})"
+        urls = ",".join(self.base_urls)
+        return f"HttpCoordinator({urls!r}, session={self.session!r}, worker_id={self.worker_id!r})"
 
     def __enter__(self) -> HttpCoordinator:
         return self
@@ -305,37 +389,48 @@ class HttpCoordinator:
         idempotent: bool = True,
     ) -> tuple[int, Any]:
         """Send one request; return ``(status, parsed JSON)``; raise the server's error for other statuses."""
-        target = self._prefix + path
+        target = path
         if query:
             target += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-        attempt = 0
+        servers = self._servers
+        count = len(servers.urls)
+        first = servers.current
+        # Each server gets `retries` resends; the back-off comes after every
+        # server failed once, so a dead server is skipped at once.
+        failures = 0
         while True:
+            index = (first + failures) % count
             try:
-                status, raw = self.transport.request(method, target, self._headers, payload)
+                status, raw = servers.transports[index].request(
+                    method, servers.prefixes[index] + target, self._headers, payload
+                )
+                servers.current = index
                 break
             except RequestNotSentError as exc:
                 error: BaseException = exc
             except (OSError, http.client.HTTPException) as exc:
                 error = exc
                 if not idempotent and getattr(exc, "errno", None) not in _NOT_SENT_ERRNOS:
-                    raise self._unreachable(error) from error
-            if attempt >= self.retries:
-                raise self._unreachable(error) from error
-            attempt += 1
-            if not isinstance(error, RequestNotSentError):
-                time.sleep(min(1.0, 0.05 * 2**attempt))  # back off from a struggling server
+                    raise self._unreachable(error, index) from error
+            failures += 1
+            if failures > self.retries * count + count - 1:
+                raise self._unreachable(error, index) from error
+            if failures % count == 0 and not isinstance(error, RequestNotSentError):
+                time.sleep(min(1.0, 0.05 * 2 ** (failures // count)))  # back off from struggling servers
         try:
             data = json.loads(raw.decode("utf-8")) if raw else None
         except (UnicodeDecodeError, ValueError):
             raise CoordinatorUnreachableError(
-                f"{method} {self.base_url}{path} answered {status} with a body that is not JSON: {raw[:200]!r}",
+                f"{method} {servers.urls[index]}{path} answered {status} with a body that is not JSON: {raw[:200]!r}",
                 status=status,
             ) from None
         return status, data
 
-    def _unreachable(self, exc: BaseException) -> CoordinatorUnreachableError:
-        return CoordinatorUnreachableError(f"cannot reach the coordinator at {self.base_url}: {exc}")
+    def _unreachable(self, exc: BaseException, index: int) -> CoordinatorUnreachableError:
+        urls = self._servers.urls
+        where = urls[0] if len(urls) == 1 else f"any of {', '.join(urls)} (last tried {urls[index]})"
+        return CoordinatorUnreachableError(f"cannot reach the coordinator at {where}: {exc}")
 
     def _call(self, method: str, path: str, ok: int = 200, **kwargs: Any) -> Any:
         status, data = self._request(method, path, **kwargs)
@@ -370,7 +465,8 @@ class HttpCoordinator:
         self._call("PUT", f"/sessions/{quote(self.session, safe='')}", body=body)
 
     def close(self) -> None:
-        self.transport.close()
+        for transport in self._servers.transports:
+            transport.close()
 
     # -- creating work -------------------------------------------------------------------
 

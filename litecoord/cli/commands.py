@@ -241,7 +241,8 @@ def coordinator_options(*, session: bool = True, worker: bool = True) -> Callabl
                 "--url",
                 envvar="LITECOORD_URL",
                 metavar="URL",
-                help="Use a litecoord server (e.g. http://127.0.0.1:8000) instead of a file [env LITECOORD_URL].",
+                help="Use a litecoord server (e.g. http://127.0.0.1:8000) instead of a file; several "
+                "comma-separated URLs of servers over one database fail over [env LITECOORD_URL].",
             ),
             click.option(
                 "--token",
