@@ -22,6 +22,8 @@ SuccessorConflictError     409     ``successor_conflict`` the item already lists
 LeaseExpiredError          410     ``lease_expired``      the caller's lease has lapsed
 DatabaseBusyError          503     ``database_busy``      the file stayed locked past the
                                                           busy deadline
+SessionNotEmptyError       409     ``session_not_empty``  an import would overwrite a
+                                                          session that holds items
 CoordinatorUnreachableError 503    ``coordinator_unreachable`` (HTTP client only) the server
                                                           could not be reached or did not
                                                           answer as the API does
@@ -45,6 +47,7 @@ __all__ = [
     "SuccessorConflictError",
     "LeaseExpiredError",
     "DatabaseBusyError",
+    "SessionNotEmptyError",
     "CoordinatorUnreachableError",
     "error_class_for_code",
     "error_from_dict",
@@ -136,6 +139,13 @@ class DatabaseBusyError(LitecoordError):
     http_status = 503
 
 
+class SessionNotEmptyError(LitecoordError):
+    """An import would overwrite a session that already holds items (and was not told to replace them)."""
+
+    code = "session_not_empty"
+    http_status = 409
+
+
 class CoordinatorUnreachableError(LitecoordError, ConnectionError):
     """The server could not be reached, or answered with something that is not the API.
 
@@ -159,6 +169,7 @@ _BY_CODE: dict[str, type[LitecoordError]] = {
         SuccessorConflictError,
         LeaseExpiredError,
         DatabaseBusyError,
+        SessionNotEmptyError,
     )
 }
 

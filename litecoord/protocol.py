@@ -22,10 +22,11 @@ store stayed locked past its deadline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from .transfer import ImportSummary
 from .types import (
     AcquisitionOutcome,
     LeaseOutcome,
@@ -35,7 +36,7 @@ from .types import (
     WorkQueueStatus,
 )
 
-__all__ = ["Coordinator", "DEFAULT_LEASE_DURATION"]
+__all__ = ["Coordinator", "SessionTransfer", "DEFAULT_LEASE_DURATION"]
 
 #: The console API's lease length.
 DEFAULT_LEASE_DURATION = timedelta(minutes=5)
@@ -223,3 +224,30 @@ class Coordinator(Protocol):
 
     def delete_session(self) -> int:
         """Delete every item of the session; return how many were deleted."""
+
+
+@runtime_checkable
+class SessionTransfer(Protocol):
+    """Moving a whole session between stores (``litecoord export`` / ``litecoord import``).
+
+    Implemented by the embedded backends (each over its own database, with one
+    format: :mod:`litecoord.transfer`), so a session exported from any of them
+    imports into any other. A live lease survives the move: the item keeps its
+    holder, lease epoch and expiry, so the holder goes on renewing and
+    completing it against the new store, and a holder that is gone is replaced
+    when the lease lapses, with the next epoch, as on the old store.
+    """
+
+    session: str
+
+    def export_session(self) -> Iterator[dict[str, Any]]:
+        """The session's records, from one consistent snapshot: header, session, items, samples, end."""
+
+    def import_session(self, records: Iterable[Any], *, replace: bool = False) -> ImportSummary:
+        """Write exported records into this coordinator's session, in one transaction.
+
+        Every record is checked first: a bad one raises ``ValidationError``
+        naming its line (``line 12``) and nothing is written. A session that
+        already holds items raises ``SessionNotEmptyError`` unless ``replace``,
+        which deletes them in the same transaction.
+        """

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from ...errors import (
     WorkItemNotFoundError,
 )
 from ...protocol import DEFAULT_LEASE_DURATION
+from ...transfer import ImportSummary
 from ...types import (
     AcquireOrder,
     AcquisitionOutcome,
@@ -52,6 +53,7 @@ from ...types import (
     to_micros,
     wall_clock,
 )
+from . import transfer
 from .models import create_models
 from .store import Durability, Store
 
@@ -807,6 +809,19 @@ class SqliteCoordinator:
             return count
 
         return self._store.write(delete)
+
+
+    # -- moving sessions between stores ------------------------------------------------
+
+    def export_session(self) -> Iterator[dict[str, Any]]:
+        """The session as records of :mod:`litecoord.transfer`, read from one snapshot (lazily)."""
+        return transfer.export_session(self._store, self.session, self._now())
+
+    def import_session(self, records: Iterable[Any], *, replace: bool = False) -> ImportSummary:
+        """Write an exported session into this session, in one transaction; see :class:`SessionTransfer`."""
+        summary = transfer.import_session(self._store, self.session, records, self._now(), replace=replace)
+        self._session_id = None  # a new session row may have been created
+        return summary
 
 
 def _iso(micros: int | None) -> str | None:
