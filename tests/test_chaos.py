@@ -45,7 +45,8 @@ COMMAND = textwrap.dedent(
     """
 )
 
-COMPLETED = re.compile(r"^(\S+): completed (\S+) \(epoch (\d+)\)$")
+# A runner's log line, after its timestamp: "2026-12-01T09:50:00.123Z r3: completed idx__7__0 (epoch 2)".
+COMPLETED = re.compile(r"^\S+Z (\S+): completed (\S+) \(epoch (\d+)\)$")
 
 
 def start_runner(db: Path, worker_id: str, log: Path, logs: Path, *, workers: int = 1) -> subprocess.Popen[bytes]:

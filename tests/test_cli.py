@@ -500,6 +500,20 @@ def test_work_quiet_and_failed_items_exit_3(loaded: Run, db: str, clock: FakeClo
     assert coordinator(db, clock).get_work_item("logs__0__0").last_error == "command exited with code 5\nstdout:\nnoise"
 
 
+def test_work_timeout_stops_the_command_and_counts_the_attempt_as_failed(
+    loaded: Run, db: str, clock: FakeClock
+) -> None:
+    assert loaded("setup", "--max-attempts", "1").exit_code == 0
+    sleeper = "import time; print('started', flush=True); time.sleep(120)"
+    result = loaded("work", "-w", "runner", "--timeout", "0.2", "--", sys.executable, "-c", sleeper)
+    assert result.exit_code == 3, result.output
+    assert "runner: failed logs__0__0 (epoch 1): command timed out after 0.2s (stopped with SIGTERM)" in result.stderr
+    item = coordinator(db, clock).get_work_item("logs__0__0")
+    assert item.status is WorkItemStatus.FAILED
+    assert item.last_error == "command timed out after 0.2s (stopped with SIGTERM)\nstdout:\nstarted"
+    assert loaded("work", "--timeout", "0", "--", "true").exit_code == 2
+
+
 def test_work_needs_a_command_and_a_heartbeat_shorter_than_the_lease(loaded: Run) -> None:
     assert loaded("work").exit_code == 2
     bad = loaded("work", "--lease", "5", "--heartbeat", "5", "--", "true")

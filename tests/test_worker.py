@@ -565,3 +565,119 @@ def test_a_stop_after_a_completion_gives_back_the_lease_it_took_for_the_next_ite
     second = coord.get_work_item("second")
     assert second.status is WorkItemStatus.PENDING and second.worker_id is None  # released, not left leased
     assert second.lease_epoch == 1  # it had been leased once, with the completion of "first"
+
+
+# -- timeouts, urgent stops, output prefixes, inherited leases -----------------------------
+
+# Blocks until killed; with IGNORE set it shrugs off SIGTERM (noting that it got one).
+STUBBORN = """
+import os, signal, time
+out = os.environ["OUT"]
+def on_term(signum, frame):
+    open(os.path.join(out, "terminated"), "w").close()
+    if not os.environ.get("IGNORE"):
+        raise SystemExit(1)
+signal.signal(signal.SIGTERM, on_term)
+print("LITECOORD-PROGRESS docs=7", flush=True)
+print("working", flush=True)
+open(os.path.join(out, "started"), "w").close()
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize(
+    ("ignore", "how"), [("", "stopped with SIGTERM"), ("1", "killed with SIGKILL")], ids=["term", "kill"]
+)
+def test_a_command_that_runs_past_its_timeout_is_stopped_and_the_attempt_counted_as_failed(
+    coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path, ignore: str, how: str
+) -> None:
+    coord.setup(max_attempts=1)
+    coord.create_work_item_with_metadata("a", "i", 0, 100, None)
+    env = {"OUT": str(tmp_path), "IGNORE": ignore}
+    long_lease = timedelta(minutes=10)  # moving the clock by a minute must not lapse it
+    bg = Background(coord, options(py(STUBBORN), lease_duration=long_lease, timeout=60, grace=0.2, env=env), clock)
+    wait_for(lambda: (tmp_path / "started").exists(), "the command")
+    clock.advance(seconds=59)
+    wait_for(lambda: coord.get_work_item("a").documents_processed == 7, "a heartbeat")
+    assert bg.thread.is_alive() and not (tmp_path / "terminated").exists()  # not yet
+    clock.advance(seconds=2)  # the timeout is measured on the runner's clock, like the lease
+
+    result = bg.join()
+    assert result.exit_code == EXIT_FAILED_REMAIN and result.failed == ["a"]
+    assert (tmp_path / "terminated").exists()  # asked first, with SIGTERM
+    item = coord.get_work_item("a")
+    assert item.status is WorkItemStatus.FAILED and item.failure_count == 1
+    assert item.last_error == f"command timed out after 60s ({how})\nstdout:\nworking"
+    assert item.documents_processed == 7
+    assert any(f"failed a (epoch 1): command timed out after 60s ({how})" in line for line in bg.logs)
+
+
+def test_an_urgent_stop_kills_the_command_without_waiting_out_the_grace(
+    coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_work_item_with_metadata("a", "i", 0, 100, None)
+    env = {"OUT": str(tmp_path), "IGNORE": "1"}
+    bg = Background(coord, options(py(STUBBORN), grace=3600, env=env), clock)
+    wait_for(lambda: (tmp_path / "started").exists(), "the command")
+    bg.runner.request_stop()
+    wait_for(lambda: (tmp_path / "terminated").exists(), "the SIGTERM")
+    assert bg.thread.is_alive()  # the command ignores it, and an hour of grace remains
+    bg.runner.request_stop(now=True)
+
+    result = bg.join()  # within the join's deadline, not the hour
+    assert result.exit_code == EXIT_INTERRUPTED and result.released == ["a"]
+    item = coord.get_work_item("a")
+    assert (item.status, item.worker_id, item.failure_count, item.documents_processed) == (
+        WorkItemStatus.PENDING,
+        None,
+        0,
+        7,
+    )
+    assert any("released a (epoch 1): stopped, command was killed by SIGKILL" in line for line in bg.logs)
+
+
+def test_output_prefixes_name_the_worker_and_the_item(coord: SqliteCoordinator, clock: FakeClock) -> None:
+    coord.create_unassigned_work_item("a")
+    command = py(
+        """
+        import sys
+        sys.stdout.write("one\\nLITECOORD-PROGRESS docs=1\\ntwo")  # the last line has no newline
+        sys.stderr.write("oops\\n")
+        """
+    )
+    out, err = io.BytesIO(), io.BytesIO()
+    result = Runner(coord, options(command, prefix_output=True), clock=clock, stdout=out, stderr=err).run()
+    assert result.completed == ["a"]
+    assert out.getvalue() == b"w1 a | one\nw1 a | two\n"
+    assert err.getvalue() == b"w1 a | oops\n"
+
+    coord.create_unassigned_work_item("b")  # without prefixes the bytes pass through unchanged
+    out = io.BytesIO()
+    Runner(coord, options(command), clock=clock, stdout=out, stderr=io.BytesIO()).run()
+    assert out.getvalue() == b"one\ntwo"
+
+
+def test_a_lease_left_by_a_dead_process_with_the_same_worker_id_is_renewed_before_the_command_runs(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_work_item_with_metadata("a", "i", 0, 100, None)
+    # An earlier process of worker w1 acquired "a" and died; 20 of its 30 seconds have passed.
+    predecessor = other(db_path, "w1", clock)
+    assert predecessor.acquire_next_work_item(LEASE).lease_epoch == 1
+    clock.advance(seconds=20)
+    # Heartbeats would renew too; a long one leaves only the renewal before the start.
+    env = {"OUT": str(tmp_path), "IGNORE": ""}
+    bg = Background(coord, options(py(STUBBORN), heartbeat=3600, env=env), clock)
+    wait_for(lambda: (tmp_path / "started").exists(), "the command")
+    item = coord.get_work_item("a")
+    assert (item.lease_epoch, item.worker_id) == (1, "w1")  # the same lease, taken back at once
+    assert item.lease_expiry == clock() + LEASE  # renewed now, not left to lapse 10 s from now
+
+    # Past the predecessor's expiry the lease is still live: nobody else can take the item
+    # while this runner's command works on it (its local deadline counts from the renewal).
+    clock.advance(seconds=11)
+    assert other(db_path, "w2", clock).acquire_next_work_item(LEASE).reason == "all_leased"
+    assert bg.thread.is_alive() and not (tmp_path / "terminated").exists()
+    bg.runner.request_stop()
+    assert bg.join().released == ["a"]

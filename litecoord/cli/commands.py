@@ -10,8 +10,10 @@ Options follow the subcommand: ``litecoord batch --db backfill.db --session s1 i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import io
 import itertools
 import json
 import os
@@ -44,7 +46,7 @@ from ..errors import (
 from ..protocol import DEFAULT_LEASE_DURATION, Coordinator, SessionTransfer
 from ..transfer import read_jsonl, write_jsonl
 from ..types import AlreadyCompleted, NoAvailableWorkToBeDone, WorkItem, WorkItemStatus
-from . import runner
+from . import runner, supervisor
 from .render import DEFAULT_STALL_AFTER, render_item, render_items, render_sessions, render_status
 
 __all__ = ["cli", "main", "EXIT_CODES", "DEFAULT_DB"]
@@ -911,7 +913,12 @@ Exit codes:
     + """
 
 With --workers N, N runner processes run side by side (worker ids
-<ID>-1 .. <ID>-N) and the exit code describes the whole run.
+<ID>-1 .. <ID>-N) and the exit code describes the whole run. A worker that
+dies is announced and restarted under its own id (it picks its item up
+again); one that dies more than --max-restarts times within a minute is
+given up. The first Ctrl-C stops the commands (SIGKILL after --grace) and
+releases their items; a second one kills the commands at once.
+
 Example: litecoord work --db backfill.db --workers 4 -- ./reindex-shard.sh
 """
 )
@@ -939,7 +946,30 @@ Example: litecoord work --db backfill.db --workers 4 -- ./reindex-shard.sh
 @click.option(
     "--grace", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds from SIGTERM to SIGKILL."
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop COMMAND if it runs longer than this on one item (SIGTERM, SIGKILL after --grace) "
+    "and count the attempt as failed [default: no limit].",
+)
+@click.option(
+    "--prefix/--no-prefix",
+    default=None,
+    help="Start each line COMMAND writes with '<worker> <item> | ' [default: on with --workers > 1]. "
+    "--no-prefix passes the output through unchanged (binary, JSON).",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="With --workers: restart a dead worker at most this often within "
+    f"{supervisor.RestartPolicy().window:g}s (with a growing delay), then give it up.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo COMMAND's output or the runner's events.")
+# Set by the supervisor of --workers N: EOF on this descriptor means the supervisor is gone.
+@click.option("--supervisor-fd", type=click.IntRange(min=0), hidden=True)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def work(
     target: Target,
@@ -949,14 +979,24 @@ def work(
     poll: float,
     wait: bool,
     grace: float,
+    timeout: float | None,
+    prefix: bool | None,
+    max_restarts: int,
     quiet: bool,
+    supervisor_fd: int | None,
     command: tuple[str, ...],
 ) -> None:
     if heartbeat is not None and heartbeat >= lease_seconds:
         raise click.BadParameter("must be shorter than the lease", param_hint="--heartbeat")
+    if prefix is None:
+        prefix = workers > 1
     base = target.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     coord = target.open(worker_id=base)
-    stop = threading.Event()
+    stop, urgent = threading.Event(), threading.Event()
+
+    def log(line: str) -> None:
+        click.echo(runner.timestamped(line), err=True)
+
     if workers == 1:
         options = runner.RunnerOptions(
             command=command,
@@ -966,17 +1006,31 @@ def work(
             wait=wait,
             grace=grace,
             echo_output=not quiet,
+            prefix_output=prefix,
+            timeout=timeout,
         )
         loop = runner.Runner(
             coord,
             options,
             stop=stop,
-            log=None if quiet else lambda line: click.echo(line, err=True),
+            urgent=urgent,
+            log=None if quiet else log,
             # The command's output bytes go through unchanged (whatever their encoding).
             stdout=getattr(sys.stdout, "buffer", None),
             stderr=getattr(sys.stderr, "buffer", None),
         )
-        with runner.stop_on_signals(stop):
+        if supervisor_fd is not None:
+            # A worker of `--workers N`: the supervisor speaks for the run, and says when it stops.
+            def supervisor_gone() -> None:
+                if not stop.is_set():
+                    loop.log("the supervisor is gone; stopping")
+                stop.set()
+
+            supervisor.stop_when_closed(supervisor_fd, supervisor_gone)
+            on_signal = None
+        else:
+            on_signal = functools.partial(_announce_stop, base, grace)
+        with runner.stop_on_signals(stop, urgent, on_signal):
             result = loop.run()
         if quiet and result.exit_code != runner.EXIT_ALL_DONE:
             click.echo(f"{base}: {result.reason}", err=True)
@@ -987,6 +1041,8 @@ def work(
     argv += ["--lease", repr(lease_seconds), "--poll", repr(poll), "--grace", repr(grace)]
     argv += ["--wait" if wait else "--no-wait"] + (["--quiet"] if quiet else [])
     argv += [] if heartbeat is None else ["--heartbeat", repr(heartbeat)]
+    argv += [] if timeout is None else ["--timeout", repr(timeout)]
+    argv += ["--prefix" if prefix else "--no-prefix"]
     env = dict(os.environ)
     if target.token:
         env["LITECOORD_TOKEN"] = target.token  # not in argv, where `ps` would show it
@@ -994,16 +1050,46 @@ def work(
     env.pop("LITECOORD_URL", None)
     ids = [f"{base}-{i}" for i in range(1, workers + 1)]
     if not quiet:
-        click.echo(f"starting {workers} worker processes: {ids[0]} .. {ids[-1]}", err=True)
-    with runner.stop_on_signals(stop):
-        codes = runner.run_worker_processes(
-            [[*argv, "--worker-id", wid, "--", *command] for wid in ids], stop=stop, env=env, grace=grace
-        )
+        log(f"supervisor: starting {workers} worker processes: {ids[0]} .. {ids[-1]}")
+    team = supervisor.Supervisor(
+        ids,
+        lambda wid, fd: [*argv, "--supervisor-fd", str(fd), "--worker-id", wid, "--", *command],
+        stop=stop,
+        urgent=urgent,
+        env=env,
+        grace=grace,
+        policy=supervisor.RestartPolicy(max_restarts=max_restarts),
+        # Deaths, restarts and stopping are shown even with --quiet: they need the operator's eye.
+        log=log,
+    )
+    with runner.stop_on_signals(stop, urgent):
+        results = team.run()
+    codes = [r.exit_code for r in results]
     code = runner.combine_exit_codes(codes, coord.status(), interrupted=stop.is_set())
     if code != runner.EXIT_ALL_DONE or not quiet:
-        summary = ", ".join(f"{wid}={c}" for wid, c in zip(ids, codes, strict=True))
-        click.echo(f"workers exited ({summary}); run exit code {code}: {runner.EXIT_CODES[code]}", err=True)
+        summary = ", ".join(
+            f"{r.worker_id}={r.exit_code}"
+            + (f" after {r.restarts} restart(s)" if r.restarts else "")
+            + (" (given up)" if r.gave_up else "")
+            for r in results
+        )
+        log(f"supervisor: workers exited ({summary}); run exit code {code}: {runner.EXIT_CODES[code]}")
     sys.exit(code)
+
+
+def _announce_stop(worker_id: str, grace: float, count: int) -> None:
+    """What a lone runner says on Ctrl-C (from inside the signal handler, hence ``os.write``)."""
+    if count == 1:
+        text = (
+            f"{worker_id}: stopping: the command gets SIGTERM (SIGKILL after --grace {grace:g}s), "
+            "then its item is released; Ctrl-C again to kill it now"
+        )
+    elif count == 2:
+        text = f"{worker_id}: stopping now: killing the command"
+    else:
+        return
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        os.write(sys.stderr.fileno(), (runner.timestamped(text) + "\n").encode())
 
 
 # -- the demo -----------------------------------------------------------------------------------
@@ -1049,4 +1135,3 @@ def commands() -> Iterable[str]:
 def main(argv: list[str] | None = None) -> Any:
     """The console-script entry point."""
     return cli.main(args=argv, prog_name="litecoord")
-

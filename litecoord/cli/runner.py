@@ -14,6 +14,10 @@
    command's process group at once, since another worker may now own the item;
 5. stop when no work remains, with an exit code that says why (:data:`EXIT_CODES`).
 
+With ``timeout`` set, a command still running that many seconds after it
+started is stopped like on a stop request (SIGTERM, SIGKILL after ``grace``)
+and the attempt recorded as failed ("command timed out after ...").
+
 Progress line protocol (values are absolute totals for the item, not increments)::
 
     LITECOORD-PROGRESS docs=1200 bytes=480000
@@ -25,7 +29,8 @@ written to the file descriptor named by ``LITECOORD_PROGRESS_FD`` (there the
 A stop request (:meth:`Runner.request_stop`, wired to SIGINT/SIGTERM by
 :func:`stop_on_signals`) sends SIGTERM to the running command's group, SIGKILL
 after ``grace`` seconds, records its last progress, releases the item and
-returns :data:`EXIT_INTERRUPTED`.
+returns :data:`EXIT_INTERRUPTED`. An urgent stop (``request_stop(now=True)``,
+the second signal) sends the SIGKILL at once instead of waiting out the grace.
 
 The loop's collaborators are injectable (the coordinator, its clock, the
 output streams, the stop event), so tests drive it with real commands and a
@@ -47,7 +52,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 from ..errors import (
@@ -85,8 +90,8 @@ __all__ = [
     "item_environment",
     "parse_progress",
     "stop_on_signals",
-    "run_worker_processes",
     "combine_exit_codes",
+    "timestamped",
 ]
 
 #: Every item of the session is complete.
@@ -151,6 +156,12 @@ class RunnerOptions:
     tail_lines: int = 20
     #: Forward the command's output (progress lines excepted) to our streams.
     echo_output: bool = True
+    #: Start each forwarded line with ``<worker id> <item id> | `` (for several
+    #: workers sharing one terminal); off, the bytes pass through unchanged.
+    prefix_output: bool = False
+    #: Seconds a command may run on one item before it is stopped and the attempt
+    #: counted as failed; ``None``: no limit. Measured on the runner's clock.
+    timeout: float | None = None
     #: Extra environment variables for the command.
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -191,6 +202,12 @@ def parse_progress(text: str) -> tuple[int | None, int | None] | None:
         else:
             return None
     return docs, size
+
+
+def timestamped(line: str) -> str:
+    """``line`` after the current UTC time, as the CLI writes its log lines (millisecond precision)."""
+    now = datetime.now(timezone.utc)
+    return f"{now:%Y-%m-%dT%H:%M:%S}.{now.microsecond // 1000:03d}Z {line}"
 
 
 def item_environment(lease: WorkItemAndDuration, session: str, worker_id: str) -> dict[str, str]:
@@ -292,8 +309,10 @@ class _Command:
         stdout: IO[bytes] | None,
         stderr: IO[bytes] | None,
         warn: Callable[[str], None],
+        prefix: bytes | None = None,
     ) -> None:
         self.progress = progress
+        self._prefix = prefix
         # One tail per stream: the two readers race, so a merged tail would have no reliable order.
         # stderr last: its last line, usually the cause, ends the failure message.
         self.tails: dict[str, collections.deque[str]] = {
@@ -338,6 +357,10 @@ class _Command:
                     continue
                 tail.append(line.decode("utf-8", "replace").rstrip("\r\n"))  # deque.append is atomic
                 if echo is not None:
+                    if self._prefix is not None:
+                        # One write per line, prefix included, so lines of several workers never mix;
+                        # a last line without its newline gets one, or the next prefix would join it.
+                        line = self._prefix + (line if line.endswith(b"\n") else line + b"\n")
                     with contextlib.suppress(OSError, ValueError):
                         echo.write(line)
                         echo.flush()
@@ -367,13 +390,24 @@ class _Command:
         self.signal_group(signal.SIGKILL)
         return self.proc.wait()
 
-    def terminate(self, grace: float) -> int:
-        """SIGTERM the process group; SIGKILL it if the command outlives ``grace`` seconds."""
+    def terminate(self, grace: float, urgent: threading.Event | None = None) -> int:
+        """SIGTERM the process group; SIGKILL it if the command outlives ``grace`` seconds.
+
+        ``urgent`` cuts the grace short: once it is set, the group gets SIGKILL at once.
+        """
         self.signal_group(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            return self.kill()
+        deadline = time.monotonic() + grace
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                return code
+            left = deadline - time.monotonic()
+            if left <= 0 or (urgent is not None and urgent.is_set()):
+                return self.kill()
+            if urgent is not None:
+                urgent.wait(min(0.05, left))
+            else:
+                time.sleep(min(0.05, left))
 
     def finish_reading(self, timeout: float = 5.0) -> None:
         """Wait for the readers to drain what the command wrote before it exited.
@@ -413,7 +447,14 @@ class Runner:
     skew between this host and a server does not matter). It defaults to
     ``time.monotonic``; tests pass the FakeClock they move. ``log`` receives one line per event, such as
     ``w-1: completed index__0__0 (epoch 3)``; ``stdout``/``stderr`` receive the
-    command's output when ``options.echo_output`` is set.
+    command's output when ``options.echo_output`` is set. ``urgent`` (set by
+    ``request_stop(now=True)``) turns a stop's grace period into an immediate SIGKILL.
+
+    A new runner cannot tell a lease it just took from one that an earlier
+    process with the same worker id left behind (a restarted worker: acquire
+    hands back that live lease unchanged, with its old expiry). So it renews
+    the first lease it gets before starting the command, and counts the
+    lease's length from that renewal.
     """
 
     def __init__(
@@ -426,6 +467,7 @@ class Runner:
         log: Callable[[str], None] | None = None,
         stdout: IO[bytes] | None = None,
         stderr: IO[bytes] | None = None,
+        urgent: threading.Event | None = None,
     ) -> None:
         if not options.command:
             raise ValueError("a command to run is required")
@@ -433,6 +475,7 @@ class Runner:
         self.options = options
         self.clock: Clock = clock or time.monotonic
         self.stop = stop or threading.Event()
+        self.urgent = urgent or threading.Event()
         self._log = log or (lambda line: None)
         self._stdout = stdout
         self._stderr = stderr
@@ -442,9 +485,16 @@ class Runner:
         # What complete_and_acquire_next leased along with a completion (and the tick
         # its call began at): the loop's next acquisition, already made.
         self._prefetched: tuple[AcquisitionOutcome, int] | None = None
+        # Until a renewal succeeds, a lease may be one inherited from a dead process (see above).
+        self._lease_confirmed = False
 
-    def request_stop(self) -> None:
-        """Ask the loop to stop: the running command is ended and its item released."""
+    def request_stop(self, now: bool = False) -> None:
+        """Ask the loop to stop: the running command is ended and its item released.
+
+        ``now``: SIGKILL the command at once instead of giving it ``grace`` seconds.
+        """
+        if now:
+            self.urgent.set()
         self.stop.set()
 
     def log(self, message: str) -> None:
@@ -522,10 +572,17 @@ class Runner:
         item = lease.work_item
         item_id, epoch = item.work_item_id, lease.lease_epoch
         self.log(f"acquired {item_id} (epoch {epoch}, lease {lease.lease_duration.total_seconds():g}s)")
+        if not self._lease_confirmed:
+            renewed = self._confirm(item_id, epoch)
+            if renewed is False:
+                return None
+            if renewed is not None:
+                started = renewed
         env = {**os.environ, **self.options.env}
         env.update(item_environment(lease, self.coordinator.session, self.coordinator.worker_id))
         progress = _Progress(item.documents_processed, item.bytes_processed)
         echo = self.options.echo_output
+        prefix = f"{self.coordinator.worker_id} {item_id} | ".encode() if self.options.prefix_output else None
         try:
             command = _Command(
                 self.options.command,
@@ -535,6 +592,7 @@ class Runner:
                 stdout=self._stdout if echo else None,
                 stderr=self._stderr if echo else None,
                 warn=self.log,
+                prefix=prefix,
             )
         except OSError as exc:
             # Not the item's fault: give it back without spending one of its attempts.
@@ -548,6 +606,25 @@ class Runner:
             # Never leave a command running on an item we stopped looking after.
             command.kill()
             raise
+
+    def _confirm(self, item_id: str, epoch: int) -> int | bool | None:
+        """Renew a runner's first lease before its command starts (it may be a dead process's).
+
+        Returns the tick the renewal began at (the lease's length counts from
+        there), ``False`` if the lease is gone (the loop acquires again), or
+        ``None`` if the store could not be reached (the lease is taken as fresh).
+        """
+        call_started = self._tick()
+        try:
+            self.coordinator.update_progress_and_renew_lease(item_id, lease_epoch=epoch)
+        except _LEASE_LOST as exc:
+            self.log(f"{item_id} (epoch {epoch}) lapsed before its command started: {exc}")
+            return False
+        except (LitecoordError, OSError) as exc:
+            self.log(f"renewing {item_id} before starting failed ({exc}); going on")
+            return None
+        self._lease_confirmed = True
+        return call_started
 
     def _supervise(
         self, command: _Command, lease: WorkItemAndDuration, started: int, progress: _Progress, result: RunResult
@@ -564,12 +641,19 @@ class Runner:
         heartbeat = self._heartbeat(lease)
         next_beat = time.monotonic() + heartbeat
         lost_reason: str | None = None
+        timeout = self.options.timeout
+        timeout_at = None if timeout is None else self._tick() + to_micros(timeout)
+        timed_out = False
         while True:
             code = command.poll()
             if code is not None:
                 break
+            if timeout_at is not None and self._tick() >= timeout_at:
+                code = command.terminate(self.options.grace, self.urgent)
+                timed_out = True
+                break
             if self.stop.is_set():
-                code = command.terminate(self.options.grace)
+                code = command.terminate(self.options.grace, self.urgent)
                 command.finish_reading()
                 self._release(item_id, epoch, progress=progress)
                 result.released.append(item_id)
@@ -583,6 +667,7 @@ class Runner:
                     self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
                     deadline = call_started + length
                     sent_version = version
+                    self._lease_confirmed = True
                 except _LEASE_LOST as exc:
                     lost_reason = str(exc)
                 except (LitecoordError, OSError) as exc:
@@ -610,7 +695,7 @@ class Runner:
             self.stop.wait(min(0.05, max(0.0, next_beat - time.monotonic())))
 
         command.finish_reading()
-        if code == 0:
+        if code == 0 and not timed_out:
             docs, size, version = progress.snapshot()
             if version != sent_version:
                 # Best effort: the final figures matter when the item has no document count.
@@ -618,6 +703,9 @@ class Runner:
                     self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
             return self._complete(item_id, epoch, result)
         message = _describe_exit(code)
+        if timed_out:
+            how = "killed with SIGKILL" if code == -signal.SIGKILL else "stopped with SIGTERM"
+            message = f"command timed out after {timeout:g}s ({how})"
         tail = command.last_output()
         error = f"{message}\n{tail}" if tail else message
         self._flush(item_id, epoch, progress)
@@ -688,18 +776,32 @@ class Runner:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on SIGINT and SIGTERM while inside; restore the previous handlers after.
+def stop_on_signals(
+    stop: threading.Event,
+    urgent: threading.Event | None = None,
+    on_signal: Callable[[int], None] | None = None,
+) -> Iterator[None]:
+    """Set ``stop`` on SIGINT and SIGTERM while inside, ``urgent`` on the second; restore the handlers after.
 
+    ``on_signal(n)`` runs inside the handler for the n-th signal (1, 2, ...): it
+    must not write through a buffered stream the main thread may be writing
+    to (Python raises on such a reentrant write), so write with ``os.write``.
     Only the main thread may install handlers; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {}
+    received = 0
 
     def handler(signum: int, frame: Any) -> None:
+        nonlocal received
+        received += 1
+        if received >= 2 and urgent is not None:
+            urgent.set()
         stop.set()
+        if on_signal is not None:
+            on_signal(received)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous[sig] = signal.signal(sig, handler)
@@ -708,45 +810,6 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-# -- several loops in separate processes -------------------------------------------------
-
-
-def run_worker_processes(
-    argvs: Sequence[Sequence[str]],
-    *,
-    stop: threading.Event,
-    env: Mapping[str, str] | None = None,
-    grace: float = 5.0,
-) -> list[int]:
-    """Start one process per argv, wait for all, return their exit codes (negative: killed by a signal).
-
-    When ``stop`` is set, each live process gets SIGTERM once (they stop their
-    commands and release their items themselves); those still alive ``grace``
-    seconds after their command's own grace get SIGKILL.
-    """
-    procs = [subprocess.Popen(list(argv), env=None if env is None else dict(env)) for argv in argvs]
-    forwarded_at: float | None = None
-    try:
-        while any(p.poll() is None for p in procs):
-            if stop.is_set() and forwarded_at is None:
-                forwarded_at = time.monotonic()
-                for p in procs:
-                    if p.poll() is None:
-                        with contextlib.suppress(ProcessLookupError):
-                            p.send_signal(signal.SIGTERM)
-            if forwarded_at is not None and time.monotonic() - forwarded_at > 2 * grace + 5:
-                for p in procs:
-                    if p.poll() is None:
-                        p.kill()
-            stop.wait(0.1)
-    finally:
-        for p in procs:
-            if p.poll() is None:  # we are being torn down by an exception: leave no orphans
-                p.kill()
-            p.wait()
-    return [p.returncode for p in procs]
 
 
 def combine_exit_codes(codes: Sequence[int], status: WorkQueueStatus, *, interrupted: bool) -> int:
