@@ -22,7 +22,7 @@ worker id and watches them:
   holds (:func:`stop_when_closed`). However the supervisor ends, SIGKILL
   included, the kernel closes its end, the worker reads EOF and stops as on
   SIGTERM: it stops its command, records the command's progress and
-  releases its item. This works on every platform, where
+  releases its item. This works on any POSIX system, where
   ``PR_SET_PDEATHSIG`` exists only on Linux.
 * A stop request (the first Ctrl-C or SIGTERM) sends each worker SIGTERM: they
   stop their commands (SIGTERM, SIGKILL after ``grace``) and release their
@@ -138,10 +138,6 @@ class Supervisor:
 
     def log(self, message: str) -> None:
         self._log(f"supervisor: {message}")
-
-    def pids(self) -> dict[str, int]:
-        """The live worker processes by worker id (for tests and diagnostics)."""
-        return {s.worker_id: s.proc.pid for s in self._slots if s.proc is not None and s.proc.poll() is None}
 
     def run(self) -> list[WorkerResult]:
         """Start the workers and supervise them until none is left; one result per worker id, in order."""
