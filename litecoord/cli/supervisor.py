@@ -221,7 +221,7 @@ class Supervisor:
         slot.restart_at = now + delay
         self.log(
             f"{slot.worker_id} (pid {pid}) {describe_exit(code)}; restarting it in {delay:g}s "
-            f"(death {recent} of at most {policy.max_restarts} restarts within {policy.window:g}s)"
+            f"(restart {recent} of at most {policy.max_restarts} within {policy.window:g}s)"
         )
 
     def _handle_stop(self) -> None:
