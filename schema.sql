@@ -81,6 +81,11 @@ CREATE INDEX IF NOT EXISTS work_items_assigned_expiry
     ON work_items (session_id, lease_expiry) WHERE status = 'assigned';
 CREATE INDEX IF NOT EXISTS work_items_assigned_holder
     ON work_items (session_id, worker_id) WHERE status = 'assigned';
+-- The status page pages through failed items; they are few, so this index
+-- costs a write only when an item is parked or retried. (Files created
+-- before it was added answer the same, by a scan.)
+CREATE INDEX IF NOT EXISTS work_items_failed
+    ON work_items (session_id, seq) WHERE status = 'failed';
 
 -- Totals of recent progress, one row at most every 10 seconds per session,
 -- kept for an hour: the throughput behind status()'s ETA.

@@ -29,9 +29,13 @@ from typing import Any, Protocol, runtime_checkable
 from .transfer import ImportSummary
 from .types import (
     AcquisitionOutcome,
+    AttentionKind,
+    IndexProgress,
     LeaseOutcome,
+    ProgressSample,
     SessionInfo,
     WorkItem,
+    WorkItemPage,
     WorkItemStatus,
     WorkQueueStatus,
 )
@@ -211,6 +215,28 @@ class Coordinator(Protocol):
 
     def list_sessions(self) -> list[SessionInfo]:
         """Every session in the store."""
+
+    # -- monitoring (what the web page and the metrics read) ----------------------
+    #
+    # Each reads aggregates or one page, never every item: a session of
+    # 100,000 items is watched at the cost of a few thousand.
+
+    def index_progress(self) -> list[IndexProgress]:
+        """Aggregates per index of the session, by index name (items without one last)."""
+
+    def progress_samples(self) -> list[ProgressSample]:
+        """The session's recent cumulative totals (at most one per 10 s, the last hour), oldest first."""
+
+    def list_attention_items(
+        self, kind: AttentionKind | str, *, limit: int = 50, after: str | None = None
+    ) -> WorkItemPage:
+        """One page of the items an operator watches, ``limit`` (1 to 1000) at most.
+
+        ``kind`` ``"leased"``: items under a lease, live or lapsed, soonest
+        expiry first, so lapsed leases lead. ``"failed"``: items parked as
+        failed, in creation order. ``after`` is the ``next_cursor`` of the
+        previous page (an opaque string; a malformed one is a ``ValidationError``).
+        """
 
     # -- housekeeping ------------------------------------------------------
 

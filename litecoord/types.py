@@ -497,3 +497,113 @@ class SessionInfo:
             total_work_items=int(data.get("total_work_items") or 0),
             completed_work_items=int(data.get("completed_work_items") or 0),
         )
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """Aggregates of one index of a session: items by state, documents and bytes.
+
+    Items without an index name are grouped under ``index_name=None``.
+    ``assigned`` counts live and lapsed leases alike (``lapsed`` says how many
+    of them lapsed); like ``status()``, documents and bytes totals count root
+    items only (successors re-count a share of their parent).
+    """
+
+    index_name: str | None
+    total_work_items: int = 0
+    pending_work_items: int = 0
+    assigned_work_items: int = 0
+    lapsed_work_items: int = 0
+    completed_work_items: int = 0
+    failed_work_items: int = 0
+    total_documents: int = 0
+    documents_processed: int = 0
+    total_size_bytes: int = 0
+    bytes_processed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index_name": self.index_name,
+            "total_work_items": self.total_work_items,
+            "pending_work_items": self.pending_work_items,
+            "assigned_work_items": self.assigned_work_items,
+            "lapsed_work_items": self.lapsed_work_items,
+            "completed_work_items": self.completed_work_items,
+            "failed_work_items": self.failed_work_items,
+            "total_documents": self.total_documents,
+            "documents_processed": self.documents_processed,
+            "total_size_bytes": self.total_size_bytes,
+            "bytes_processed": self.bytes_processed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexProgress:
+        return cls(
+            index_name=data.get("index_name"),
+            **{key: int(data.get(key) or 0) for key in cls.__dataclass_fields__ if key != "index_name"},
+        )
+
+
+@dataclass(frozen=True)
+class ProgressSample:
+    """The session's cumulative totals at one instant (at most one sample per 10 s, kept an hour)."""
+
+    sampled_at: datetime
+    documents_processed: int
+    bytes_processed: int
+    completed_work_items: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sampled_at": format_time(self.sampled_at),
+            "documents_processed": self.documents_processed,
+            "bytes_processed": self.bytes_processed,
+            "completed_work_items": self.completed_work_items,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProgressSample:
+        when = parse_time(data["sampled_at"])
+        assert when is not None
+        return cls(
+            sampled_at=when,
+            documents_processed=int(data["documents_processed"]),
+            bytes_processed=int(data["bytes_processed"]),
+            completed_work_items=int(data["completed_work_items"]),
+        )
+
+
+class AttentionKind(str, enum.Enum):
+    """Which items ``list_attention_items`` pages through."""
+
+    #: Items under a lease, live or lapsed, soonest expiry first (lapsed ones lead).
+    LEASED = "leased"
+    #: Items parked as failed, in creation order.
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class WorkItemPage:
+    """One page of items; ``next_cursor`` fetches the next one (``None`` on the last page).
+
+    ``total`` is how many items of the kind exist now (pages may shift while a
+    backfill runs: renewing moves a lease later in the leased order).
+    """
+
+    items: tuple[WorkItem, ...]
+    total: int
+    next_cursor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [item.to_dict() for item in self.items], "total": self.total, "next_cursor": self.next_cursor}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkItemPage:
+        return cls(
+            items=tuple(WorkItem.from_dict(item) for item in data["items"]),
+            total=int(data["total"]),
+            next_cursor=data.get("next_cursor"),
+        )

@@ -135,6 +135,19 @@ def item_spec(data: Any, where: str = "") -> dict[str, Any]:
     }
 
 
+#: The largest page ``list_attention_items`` hands out.
+MAX_PAGE_SIZE = 1000
+
+
+def page_limit(value: Any, field: str = "limit") -> int:
+    """A page size from 1 to :data:`MAX_PAGE_SIZE`."""
+    number = count(field, value, optional=False)
+    assert number is not None
+    if not 1 <= number <= MAX_PAGE_SIZE:
+        raise ValidationError(field, f"must be from 1 to {MAX_PAGE_SIZE} (got {number})")
+    return number
+
+
 def choice(field: str, value: Any, allowed: type) -> Any:
     """A member of the ``str`` enum ``allowed``, by value."""
     try:

@@ -754,3 +754,91 @@ def test_changing_the_order_of_a_session_reorders_its_pending_items(make):
     coord.setup(acquire_order="largest_first")
     assert lease_of(make("w2").acquire_next_work_item()).work_item_id == "big"
     assert lease_of(make("w3").acquire_next_work_item()).work_item_id == "later"
+
+
+# -- monitoring: aggregates and pages, never every item ---------------------------------
+
+
+def test_index_progress_aggregates_each_index(make, clock):
+    a = make("a")
+    a.setup(max_attempts=1)
+    a.create_work_items(
+        [
+            {"work_item_id": f"x{n}", "index_name": "logs", "document_count": 10, "total_size_bytes": 100}
+            for n in range(3)
+        ]
+        + [{"work_item_id": "y0", "index_name": "docs", "document_count": 5}, {"work_item_id": "z"}]
+    )
+    assert a.index_progress()[0].index_name == "docs"  # by name, unnamed last
+    first = lease_of(a.acquire_next_work_item(FIVE_MIN))  # largest first: a logs shard
+    a.update_progress_and_renew_lease(first.work_item_id, 4, 40)
+    b = make("b")
+    second = lease_of(b.acquire_next_work_item(timedelta(minutes=1)))
+    b.complete_work_item(second.work_item_id)
+    c = make("c")
+    third = lease_of(c.acquire_next_work_item(timedelta(minutes=1)))
+    c.fail_work_item(third.work_item_id, "boom")
+    d = make("d")
+    lease_of(d.acquire_next_work_item(timedelta(minutes=1)))
+    clock.advance(minutes=2)  # d's lease lapses, a's does not
+    by_name = {i.index_name: i for i in a.index_progress()}
+    assert list(by_name) == ["docs", "logs", None]
+    logs = by_name["logs"]
+    assert (logs.total_work_items, logs.assigned_work_items, logs.completed_work_items, logs.failed_work_items) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    assert (logs.total_documents, logs.documents_processed, logs.total_size_bytes, logs.bytes_processed) == (
+        30,
+        14,
+        300,
+        140,
+    )
+    docs = by_name["docs"]
+    assert (docs.assigned_work_items, docs.lapsed_work_items, docs.pending_work_items) == (1, 1, 0)
+    assert by_name[None].pending_work_items == 1
+    assert make("e", session="empty").index_progress() == []
+
+
+def test_progress_samples_record_totals_over_time(make, clock):
+    a = make("a")
+    a.create_work_items([{"work_item_id": "x", "document_count": 100}])
+    lease = lease_of(a.acquire_next_work_item(FIVE_MIN))
+    for docs in (10, 20, 30):
+        clock.advance(seconds=15)
+        a.update_progress_and_renew_lease(lease.work_item_id, docs, 0)
+    samples = a.progress_samples()
+    assert [s.documents_processed for s in samples][-3:] == [10, 20, 30]
+    assert samples[-1].sampled_at == clock()
+    assert [s.sampled_at for s in samples] == sorted(s.sampled_at for s in samples)
+
+
+def test_attention_pages_leases_lapsed_first_then_failed_items(make, clock):
+    a = make("a")
+    a.setup(max_attempts=1)
+    a.create_work_items([{"work_item_id": f"i{n}"} for n in range(7)])
+    workers = [make(f"w{n}") for n in range(5)]
+    for n, worker in enumerate(workers):
+        lease_of(worker.acquire_next_work_item(timedelta(minutes=10 - n)))  # w4's lease ends first
+    workers[0].fail_work_item(workers[0].list_work_items(WorkItemStatus.ASSIGNED)[0].work_item_id, "boom")
+    clock.advance(minutes=6.5)  # w4's 6-minute lease lapses
+    seen, after = [], None
+    while True:
+        page = a.list_attention_items("leased", limit=2, after=after)
+        assert page.total == 4 and len(page.items) <= 2
+        seen += [item.worker_id for item in page.items]
+        after = page.next_cursor
+        if after is None:
+            break
+    assert seen == ["w4", "w3", "w2", "w1"]
+    failed = a.list_attention_items("failed")
+    assert (failed.total, [i.last_error for i in failed.items], failed.next_cursor) == (1, ["boom"], None)
+    with pytest.raises(ValidationError) as bad:
+        a.list_attention_items("leased", after="not-a-cursor")
+    assert bad.value.field == "after"
+    with pytest.raises(ValidationError):
+        a.list_attention_items("pending")
+    with pytest.raises(ValidationError):
+        a.list_attention_items("failed", limit=0)

@@ -63,11 +63,15 @@ from ..protocol import DEFAULT_LEASE_DURATION
 from ..types import (
     AcquisitionOutcome,
     AlreadyCompleted,
+    AttentionKind,
+    IndexProgress,
     LeaseOutcome,
     NoAvailableWorkToBeDone,
+    ProgressSample,
     SessionInfo,
     WorkItem,
     WorkItemAndDuration,
+    WorkItemPage,
     WorkItemStatus,
     WorkQueueStatus,
     json_seconds,
@@ -635,6 +639,25 @@ class HttpCoordinator:
 
     def list_sessions(self) -> list[SessionInfo]:
         return [SessionInfo.from_dict(d) for d in self._call("GET", "/sessions/")]
+
+    # -- monitoring --------------------------------------------------------------------
+
+    def _backfill_path(self, name: str) -> str:
+        return f"/sessions/{quote(self.session, safe='')}/backfill/{name}"
+
+    def index_progress(self) -> list[IndexProgress]:
+        return [IndexProgress.from_dict(d) for d in self._call("GET", self._backfill_path("indexes"))]
+
+    def progress_samples(self) -> list[ProgressSample]:
+        return [ProgressSample.from_dict(d) for d in self._call("GET", self._backfill_path("samples"))]
+
+    def list_attention_items(
+        self, kind: AttentionKind | str, *, limit: int = 50, after: str | None = None
+    ) -> WorkItemPage:
+        query = {"kind": check.choice("kind", kind, AttentionKind).value, "limit": str(check.page_limit(limit))}
+        if after is not None:
+            query["after"] = after
+        return WorkItemPage.from_dict(self._call("GET", self._backfill_path("attention"), query=query))
 
     # -- housekeeping ------------------------------------------------------------------
 

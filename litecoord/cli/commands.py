@@ -680,7 +680,13 @@ def draw_frame(frame: str, *, redraw: bool) -> None:
     metavar="SECONDS",
     help="Flag items whose progress has not moved for this long while heartbeats arrive.",
 )
-def status(target: Target, as_json: bool, watch: bool, interval: float, stall_after: float) -> None:
+@click.option(
+    "--prometheus",
+    is_flag=True,
+    help="Print the metrics of every session in the Prometheus text format, as GET /metrics does "
+    "(for node_exporter's textfile collector). Needs prometheus_client: pip install 'litecoord[metrics]'.",
+)
+def status(target: Target, as_json: bool, watch: bool, interval: float, stall_after: float, prometheus: bool) -> None:
     """Show the session's progress: totals, throughput, ETA, items in progress, stalled and failed items.
 
     `--json` prints the same object as the REST API's GET /status (with
@@ -690,6 +696,17 @@ def status(target: Target, as_json: bool, watch: bool, interval: float, stall_af
     only failed items are left), or on Ctrl-C (exit 130).
     """
     coord = target.open()
+    if prometheus:
+        if watch or as_json:
+            raise click.UsageError("--prometheus prints one snapshot: leave out --watch and --json")
+        try:
+            from ..metrics import prometheus_text
+        except ImportError:
+            raise CliError(
+                "--prometheus needs prometheus_client: pip install 'litecoord[metrics]'", EXIT_USAGE
+            ) from None
+        click.echo(prometheus_text(coord, stall_after=timedelta(seconds=stall_after)), nl=False)
+        return
     tty, unicode, width = _terminal()
     stop = threading.Event()
     if watch and tty and not as_json:
@@ -862,13 +879,22 @@ def import_(target: Target, file: IO[str], replace: bool, as_json: bool) -> None
 )
 @click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True, help="Request threads.")
 @click.option("--quiet", "-q", is_flag=True, help="No access log (one line per request on stderr).")
-def serve(db: str, host: str, port: int, token: str | None, threads: int, quiet: bool) -> None:
+@click.option(
+    "--stall-after",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_STALL_AFTER.total_seconds(),
+    show_default=True,
+    metavar="SECONDS",
+    help="The page and the metrics flag a lease stalled when its progress stands still this long.",
+)
+def serve(db: str, host: str, port: int, token: str | None, threads: int, quiet: bool, stall_after: float) -> None:
     """Serve the console REST API for the --db file (needs `pip install 'litecoord[server]'`).
 
-    Workers on other hosts then use `--url http://HOST:PORT`. Each request
-    is logged on stderr (time, client, method, path, status, duration, worker
-    id) unless --quiet. Ctrl-C stops it with exit code 130; SIGTERM (a
-    service manager's stop) with 0.
+    Workers on other hosts then use `--url http://HOST:PORT`. A browser at
+    http://HOST:PORT/ shows the live status page; /metrics serves Prometheus
+    metrics. Each request is logged on stderr (time, client, method, path,
+    status, duration, worker id) unless --quiet. Ctrl-C stops it with exit
+    code 130; SIGTERM (a service manager's stop) with 0.
     """
     try:
         from ..rest.server import serve as run_server
@@ -876,7 +902,13 @@ def serve(db: str, host: str, port: int, token: str | None, threads: int, quiet:
         raise CliError(f"the REST server is not available in this installation ({exc})") from None
     try:
         stopped_by = run_server(
-            db, host=host, port=port, token=token, threads=threads, access_log=None if quiet else sys.stderr
+            db,
+            host=host,
+            port=port,
+            token=token,
+            threads=threads,
+            access_log=None if quiet else sys.stderr,
+            stall_after=timedelta(seconds=stall_after),
         )
     except KeyboardInterrupt:
         stopped_by = signal.SIGINT
@@ -1113,7 +1145,14 @@ def _announce_stop(worker_id: str, grace: float, count: int) -> None:
     help="Lease seconds (short: fast recovery).",
 )
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed for the shard sizes.")
-def demo(db: str, workers: int, items: int, lease: float, seed: int) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Also serve the status page (and REST API) on 127.0.0.1:--port to watch in a browser; the shards "
+    "then run for about a minute and the page stays up until Ctrl-C. Needs `pip install 'litecoord[server]'`.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port for --serve.")
+def demo(db: str, workers: int, items: int, lease: float, seed: int, serve: bool, port: int) -> None:
     """Run a simulated backfill: workers, a live view, a worker killed with SIGKILL and its shard recovered.
 
     Creates a `demo` session of shards of different sizes in the demo file,
@@ -1124,7 +1163,12 @@ def demo(db: str, workers: int, items: int, lease: float, seed: int) -> None:
     from .demo import run_demo
 
     tty, unicode, width = _terminal()
-    sys.exit(run_demo(db, workers=workers, items=items, lease=lease, seed=seed, tty=tty, unicode=unicode, width=width))
+    pace = {"full_seconds": 20.0, "timeout": 600.0, "serve_port": port} if serve else {}
+    sys.exit(
+        run_demo(
+            db, workers=workers, items=items, lease=lease, seed=seed, tty=tty, unicode=unicode, width=width, **pace
+        )
+    )
 
 
 def commands() -> Iterable[str]:

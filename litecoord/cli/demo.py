@@ -137,10 +137,48 @@ def run_demo(
     width: int = 80,
     full_seconds: float = 2.4,
     timeout: float = 120.0,
+    serve_port: int | None = None,
+    hold: bool = True,
 ) -> int:
-    """Run the demo and return its exit code (0: all shards done and the killed worker's shard recovered)."""
+    """Run the demo and return its exit code (0: all shards done and the killed worker's shard recovered).
+
+    With ``serve_port`` the demo file is also served (REST API and the status
+    page) on 127.0.0.1 at that port (0: any free port) while the demo runs,
+    and, with ``hold``, afterwards until Ctrl-C.
+    """
     echo = click.echo
     _prepare_file(db)
+    server = None
+    if serve_port is not None:
+        from ..rest.server import make_server
+
+        try:
+            server = make_server(db, host="127.0.0.1", port=serve_port, durability="normal").start()
+        except (ImportError, RuntimeError, OSError) as exc:
+            raise click.ClickException(f"cannot serve the demo: {exc}") from None
+        echo(f"litecoord demo: watch it at {server.url}/?session={DEMO_SESSION}", err=not tty)
+    try:
+        return _run(db, server, workers, items, lease, seed, tty, unicode, width, full_seconds, timeout, hold)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run(
+    db: str,
+    server: object,
+    workers: int,
+    items: int,
+    lease: float,
+    seed: int,
+    tty: bool,
+    unicode: bool,
+    width: int,
+    full_seconds: float,
+    timeout: float,
+    hold: bool,
+) -> int:
+    echo = click.echo
     coord = SqliteCoordinator(db, session=DEMO_SESSION, worker_id="demo-narrator")
     coord.setup(max_attempts=3)
     shards = make_shards(items, seed)
@@ -266,4 +304,11 @@ def run_demo(
             f"{kill.documents:,} documents, and completed it."
         )
         echo(f"Explore: litecoord list --db {db} --session {DEMO_SESSION}  |  litecoord status --db {db} -s demo")
+    if server is not None and hold:
+        echo(f"the status page stays at {server.url}/?session={DEMO_SESSION} (Ctrl-C to stop)")  # type: ignore[attr-defined]
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
     return 0 if ok else 1

@@ -261,6 +261,88 @@ _SCHEMAS: dict[str, Any] = {
     "CleanupResult": _obj({"session_name": {"type": "string"}, "cleaned": _COUNT}, ("session_name", "cleaned")),
     "DeleteResult": _obj({"session_name": {"type": "string"}, "deleted": _COUNT}, ("session_name", "deleted")),
     "Health": _obj({"status": {"const": "ok"}, "version": {"type": "string"}}, ("status", "version")),
+    "IndexProgress": _obj(
+        {
+            "index_name": _TEXT_OR_NULL,
+            **{
+                k: _COUNT
+                for k in (
+                    "total_work_items pending_work_items assigned_work_items lapsed_work_items completed_work_items "
+                    "failed_work_items total_documents documents_processed total_size_bytes bytes_processed"
+                ).split()
+            },
+        },
+        ("index_name", "total_work_items", "completed_work_items", "total_documents", "documents_processed"),
+        description="Aggregates of one index (null: items without an index name). assigned_work_items counts "
+        "live and lapsed leases; lapsed_work_items how many of them lapsed.",
+    ),
+    "ProgressSample": _obj(
+        {
+            "sampled_at": _TIME,
+            "documents_processed": _COUNT,
+            "bytes_processed": _COUNT,
+            "completed_work_items": _COUNT,
+        },
+        ("sampled_at", "documents_processed", "bytes_processed", "completed_work_items"),
+        description="The session's cumulative totals at one instant (at most one per 10 s, kept an hour).",
+    ),
+    "WorkItemPage": _obj(
+        {
+            "items": {"type": "array", "items": _ref("WorkItem")},
+            "total": _COUNT,
+            "next_cursor": _TEXT_OR_NULL,
+        },
+        ("items", "total", "next_cursor"),
+        description="One page; pass next_cursor as `after` for the next one (null on the last page).",
+    ),
+    "WatchedItem": {
+        "allOf": [
+            _ref("WorkItem"),
+            _obj(
+                {
+                    "flags": {
+                        "type": "array",
+                        "items": {"type": "string", "enum": ["lapsed", "silent", "stalled", "failed"]},
+                    },
+                    "heartbeat_age_seconds": {"type": ["number", "null"]},
+                    "progress_age_seconds": {"type": ["number", "null"]},
+                    "lease_remaining_seconds": {"type": ["number", "null"]},
+                },
+                ("flags", "heartbeat_age_seconds", "progress_age_seconds", "lease_remaining_seconds"),
+            ),
+        ],
+        "description": "A work item with its flags and ages in seconds, at the server's time as_of.",
+    },
+    "WatchedPage": _obj(
+        {
+            "items": {"type": "array", "items": _ref("WatchedItem")},
+            "total": _COUNT,
+            "next_cursor": _TEXT_OR_NULL,
+        },
+        ("items", "total", "next_cursor"),
+    ),
+    "Overview": _obj(
+        {
+            "session_name": {"type": "string"},
+            "as_of": _TIME,
+            "stall_after_seconds": {"type": "number"},
+            "status": _ref("WorkQueueStatus"),
+            "counts": _obj(
+                {k: _COUNT for k in ("leased", "live", "lapsed", "silent", "stalled", "failed")},
+                ("leased", "live", "lapsed", "silent", "stalled", "failed"),
+                description="over every lease and failed item of the session, not only this page",
+            ),
+            "indexes": {"type": "array", "items": _ref("IndexProgress")},
+            "indexes_total": _COUNT,
+            "samples": {"type": "array", "items": _ref("ProgressSample")},
+            "leased": _ref("WatchedPage"),
+            "failed": _ref("WatchedPage"),
+        },
+        (
+            "session_name as_of stall_after_seconds status counts indexes indexes_total samples leased failed"
+        ).split(),
+        description="One session's live view: what the status page reads on each refresh.",
+    ),
 }
 
 _PARAMS: dict[str, Any] = {
@@ -294,6 +376,62 @@ _PARAMS: dict[str, Any] = {
         "description": "lease length in seconds (default 300)",
         "schema": _SECONDS,
     },
+    "limit": {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "page size (default 50)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+    "kind": {
+        "name": "kind",
+        "in": "query",
+        "required": True,
+        "description": "leased: live and lapsed leases, soonest expiry first; failed: parked items, creation order",
+        "schema": {"type": "string", "enum": ["leased", "failed"]},
+    },
+    "after": {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "next_cursor of the previous page",
+        "schema": {"type": "string"},
+    },
+    "leased_after": {
+        "name": "leased_after",
+        "in": "query",
+        "required": False,
+        "description": "cursor of the page of leases to show",
+        "schema": {"type": "string"},
+    },
+    "failed_after": {
+        "name": "failed_after",
+        "in": "query",
+        "required": False,
+        "description": "cursor of the page of failed items to show",
+        "schema": {"type": "string"},
+    },
+    "stall_after_seconds": {
+        "name": "stall_after_seconds",
+        "in": "query",
+        "required": False,
+        "description": "how long progress may stand still before a live lease is flagged stalled "
+        "(default: the server's, 60)",
+        "schema": _SECONDS,
+    },
+    "asset": {
+        "name": "asset",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["app.js", "app.css"]},
+    },
+    "session_query": {
+        "name": "session",
+        "in": "query",
+        "required": False,
+        "description": "show only this session's live view",
+        "schema": {"type": "string"},
+    },
     "status": {
         "name": "status",
         "in": "query",
@@ -319,6 +457,7 @@ _ERROR_TEXT = {
     "410": "the caller's lease expired",
     "413": "request body over the size limit",
     "422": "an invalid field; `field` names it",
+    "501": "the server lacks an optional dependency (prometheus_client for /metrics)",
     "503": "the database stayed locked past its deadline",
 }
 
@@ -370,6 +509,47 @@ def _paths() -> dict[str, Any]:
                 params=(),
                 operation_id="health",
                 public=True,
+            )
+        },
+        "/": {
+            "get": _op(
+                "The live status page (HTML; it asks for the token itself and sends it with each data request)",
+                {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+                params=("session_query",),
+                operation_id="statusPage",
+                public=True,
+            )
+        },
+        "/ui/{asset}": {
+            "get": _op(
+                "The status page's script or style sheet",
+                {
+                    "200": {
+                        "description": "the file",
+                        "content": {
+                            "text/javascript": {"schema": {"type": "string"}},
+                            "text/css": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "404": {"$ref": "#/components/responses/E404"},
+                },
+                params=("asset",),
+                operation_id="statusPageAsset",
+                public=True,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics: work items by session and state, progress, flagged leases, HTTP requests",
+                {
+                    "200": {
+                        "description": "the Prometheus text format, version 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "501": {"$ref": "#/components/responses/E501"},
+                },
+                params=(),
+                operation_id="metrics",
             )
         },
         "/openapi.json": {
@@ -546,6 +726,37 @@ def _paths() -> dict[str, Any]:
                 errors=("404",),
                 params=_ITEM_PARAMS,
                 operation_id="retryWorkItem",
+            )
+        },
+        "/sessions/{session}/backfill/overview": {
+            "get": _op(
+                "One session's live view: status, per-index aggregates, throughput samples, flag counts and "
+                "one page each of leased and failed items (the status page's data request)",
+                {"200": _json(_ref("Overview"), "the view")},
+                params=("session", "limit", "leased_after", "failed_after", "stall_after_seconds"),
+                operation_id="getOverview",
+            )
+        },
+        "/sessions/{session}/backfill/indexes": {
+            "get": _op(
+                "Aggregates per index, by index name",
+                {"200": _json({"type": "array", "items": _ref("IndexProgress")}, "one entry per index")},
+                operation_id="getIndexProgress",
+            )
+        },
+        "/sessions/{session}/backfill/samples": {
+            "get": _op(
+                "Progress samples of the last hour, oldest first",
+                {"200": _json({"type": "array", "items": _ref("ProgressSample")}, "the samples")},
+                operation_id="getProgressSamples",
+            )
+        },
+        "/sessions/{session}/backfill/attention": {
+            "get": _op(
+                "One page of the items that need watching: leases (live and lapsed) or failed items",
+                {"200": _json(_ref("WorkItemPage"), "the page")},
+                params=("session", "kind", "limit", "after"),
+                operation_id="listAttentionItems",
             )
         },
         item + "/successors": {

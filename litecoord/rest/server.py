@@ -12,11 +12,13 @@ import os
 import signal
 import sys
 import threading
+from datetime import timedelta
 from typing import IO, Any
 
 from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..backends.sqlite.store import Durability
 from ..errors import ValidationError
+from ..monitor import STALL_AFTER
 from ..types import Clock
 from .wsgi import App, create_app
 
@@ -181,6 +183,7 @@ def make_server(
     connection_limit: int = 1000,
     switch_interval: float | None = SWITCH_INTERVAL,
     access_log: IO[str] | None = None,
+    stall_after: timedelta = STALL_AFTER,
 ) -> Server:
     """A waitress server for the REST API over ``db_path``, bound but not running.
 
@@ -207,7 +210,9 @@ def make_server(
         raise ValidationError("switch_interval", f"must be positive seconds or None (got {switch_interval!r})")
     waitress = require_waitress()
     root = SqliteCoordinator(db_path, clock=clock, durability=durability)
-    app = create_app(root, token=token, max_body_bytes=max_body_bytes, access_log=access_log)
+    app = create_app(
+        root, token=token, max_body_bytes=max_body_bytes, access_log=access_log, stall_after=stall_after
+    )
     dispatcher = _dispatcher_class(waitress)(root)
     dispatcher.set_thread_count(threads)
     try:
@@ -265,6 +270,7 @@ def serve(
     clock: Clock | None = None,
     max_body_bytes: int = 1_048_576,
     access_log: IO[str] | None = None,
+    stall_after: timedelta = STALL_AFTER,
 ) -> int | None:
     """Serve the REST API over ``db_path`` until interrupted (``litecoord serve``).
 
@@ -282,10 +288,12 @@ def serve(
         clock=clock,
         max_body_bytes=max_body_bytes,
         access_log=access_log,
+        stall_after=stall_after,
     )
     # One line on stderr, like waitress's own "Serving on ...": the user learns the URL and port.
     print(
-        f"litecoord: serving {os.fspath(db_path)} on {server.url} (auth: {'bearer token' if token else 'none'})",
+        f"litecoord: serving {os.fspath(db_path)} on {server.url} (auth: {'bearer token' if token else 'none'}); "
+        f"status page: {server.url}/",
         file=sys.stderr,
         flush=True,
     )

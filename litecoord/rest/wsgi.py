@@ -15,6 +15,9 @@ Routes (all JSON; the work-item routes live under
 method   path                            coordinator call
 =======  ==============================  =====================================
 GET      /health                         (no auth) the file opens
+GET      /                               (no auth) the status page (``?session=NAME``: one session)
+GET      /ui/{asset}                     (no auth) the page's script and style sheet
+GET      /metrics                        Prometheus metrics (:mod:`litecoord.metrics`)
 GET      /openapi.json                   the OpenAPI document
 GET      /sessions/                      list_sessions
 PUT      /sessions/{session}             setup (lease_mode, acquire_order, ...)
@@ -34,7 +37,14 @@ POST     …/{id}/release                  release_work_item
 POST     …/{id}/fail                     fail_work_item
 POST     …/{id}/retry                    retry_work_item
 POST     …/{id}/successors               create_successor_work_items_and_mark_complete
+GET      /sessions/{s}/backfill/overview  the page's data (:func:`litecoord.monitor.overview`)
+GET      /sessions/{s}/backfill/indexes   index_progress
+GET      /sessions/{s}/backfill/samples   progress_samples
+GET      /sessions/{s}/backfill/attention list_attention_items (``?kind=&limit=&after=``)
 =======  ==============================  =====================================
+
+The monitoring routes live beside ``work-items``, not under it, so they
+take no name an item could have.
 
 Path segments are matched on the raw request URI when the server provides
 it (waitress: ``REQUEST_URI``; gunicorn: ``RAW_URI``), because WSGI's
@@ -59,15 +69,17 @@ from datetime import timedelta
 from typing import IO, Any
 from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 
+from .. import monitor
 from .. import validation as check
 from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..backends.sqlite.store import Store
 from ..errors import AuthenticationError, LitecoordError, ValidationError, WorkItemExistsError
 from ..protocol import DEFAULT_LEASE_DURATION
 from ..types import Clock, NoAvailableWorkToBeDone
+from . import ui
 from .openapi import openapi_document
 
-__all__ = ["create_app", "App", "Route", "ROUTES", "HttpError", "BASE_PATH", "RESERVED_ITEM_IDS"]
+__all__ = ["create_app", "App", "Route", "ROUTES", "HttpError", "RawBody", "BASE_PATH", "RESERVED_ITEM_IDS"]
 
 logger = logging.getLogger("litecoord.rest.wsgi")
 
@@ -85,6 +97,15 @@ class HttpError(LitecoordError):
         super().__init__(detail, **context)
         self.http_status = http_status
         self.code = code
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A response body sent as it is (the page, its assets, the metrics), not as JSON."""
+
+    data: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # -- requests ---------------------------------------------------------------------
@@ -224,6 +245,65 @@ def health(app: App, req: Request) -> Response:
     from .. import __version__
 
     return 200, {"status": "ok", "version": __version__}
+
+
+def page(app: App, req: Request) -> Response:
+    return 200, RawBody(ui.asset("index.html"), "text/html; charset=utf-8", ui.PAGE_HEADERS)
+
+
+def page_asset(app: App, req: Request) -> Response:
+    name = req.params["asset"]
+    if name not in ui.ASSETS:
+        raise HttpError(404, "not_found", f"no such asset: {name!r}")
+    return 200, RawBody(ui.asset(name), ui.ASSETS[name], ui.ASSET_HEADERS)
+
+
+def metrics(app: App, req: Request) -> Response:
+    if not _metrics_available():
+        raise HttpError(
+            501, "not_implemented", "metrics need prometheus_client: pip install 'litecoord[server]'"
+        )
+    from ..metrics import CONTENT_TYPE
+
+    return 200, RawBody(app.metrics.render(), CONTENT_TYPE)
+
+
+def _query_limit(req: Request) -> int:
+    text = req.query.get("limit", "50")
+    if not text.isdigit():
+        raise ValidationError("limit", f"must be a whole number (got {text!r})")
+    return check.page_limit(int(text))
+
+
+def overview(app: App, req: Request) -> Response:
+    stall = req.query.get("stall_after_seconds")
+    stall_after = app.stall_after if stall is None else _query_seconds(stall, "stall_after_seconds")
+    coord = app.coordinator(req.params["session"])
+    return 200, monitor.overview(
+        coord,
+        limit=_query_limit(req),
+        leased_after=req.query.get("leased_after"),
+        failed_after=req.query.get("failed_after"),
+        stall_after=stall_after,
+        indexes=lambda: app.index_cache.get(coord, app),
+    )
+
+
+def index_progress(app: App, req: Request) -> Response:
+    return 200, [i.to_dict() for i in app.coordinator(req.params["session"]).index_progress()]
+
+
+def progress_samples(app: App, req: Request) -> Response:
+    return 200, [s.to_dict() for s in app.coordinator(req.params["session"]).progress_samples()]
+
+
+def attention(app: App, req: Request) -> Response:
+    if "kind" not in req.query:
+        raise ValidationError("kind", "is required (leased or failed)")
+    page = app.coordinator(req.params["session"]).list_attention_items(
+        req.query["kind"], limit=_query_limit(req), after=req.query.get("after")
+    )
+    return 200, page.to_dict()
 
 
 def openapi(app: App, req: Request) -> Response:
@@ -408,10 +488,14 @@ def _template_segments(template: str) -> tuple[str, ...]:
 
 
 _ITEM = BASE_PATH + "/{work_item_id}"
+BACKFILL_PATH = "/sessions/{session}/backfill"
 
 #: Literal routes come before ``{work_item_id}`` ones, so ``GET …/status`` is the summary.
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", health),
+    Route("GET", "/", page),
+    Route("GET", "/ui/{asset}", page_asset),
+    Route("GET", "/metrics", metrics),
     Route("GET", "/openapi.json", openapi),
     Route("GET", "/sessions/", list_sessions),
     Route("PUT", "/sessions/{session}", setup_session),
@@ -432,6 +516,10 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", _ITEM + "/fail", fail),
     Route("POST", _ITEM + "/retry", retry),
     Route("POST", _ITEM + "/successors", successors),
+    Route("GET", BACKFILL_PATH + "/overview", overview),
+    Route("GET", BACKFILL_PATH + "/indexes", index_progress),
+    Route("GET", BACKFILL_PATH + "/samples", progress_samples),
+    Route("GET", BACKFILL_PATH + "/attention", attention),
 )
 
 #: Item ids that collide with a literal route in ``GET …/{id}``; clients escape them.
@@ -541,10 +629,14 @@ _REASONS = {
     413: "Payload Too Large",
     422: "Unprocessable Entity",
     500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
 }
 
-_UNAUTHENTICATED = frozenset({"/health"})
+# The page and its assets hold no data (the page asks for the token and sends
+# it with each data request), so they load without it.
+_UNAUTHENTICATED = frozenset({"/health", ""})
+_UNAUTHENTICATED_PREFIX = "/ui/"
 
 #: Where handle() leaves the parsed request for the access log.
 _REQUEST_KEY = "litecoord.request"
@@ -582,6 +674,7 @@ class App:
         token: str | None = None,
         max_body_bytes: int = 1_048_576,
         access_log: IO[str] | None = None,
+        stall_after: timedelta = monitor.STALL_AFTER,
     ) -> None:
         if token is not None and (not isinstance(token, str) or not token):
             raise ValidationError("token", "must be a non-empty string")
@@ -596,6 +689,21 @@ class App:
         #: Where each request's access-log line goes (``None``: no access log).
         self.access_log = access_log
         self._log_lock = threading.Lock()
+        self.stall_after = check.duration(stall_after, "stall_after")
+        #: The page's per-index aggregates, recomputed every few seconds at most (they scan the session).
+        self.index_cache = monitor.IndexCache()
+        self._metrics: Any = None
+
+    @property
+    def metrics(self) -> Any:
+        """The app's :class:`litecoord.metrics.ServerMetrics` (prometheus_client is imported on first use)."""
+        if self._metrics is None:
+            from ..metrics import ServerMetrics
+
+            with self._lock:
+                if self._metrics is None:
+                    self._metrics = ServerMetrics(self.root, stall_after=self.stall_after)
+        return self._metrics
 
     def coordinator(self, session: str, worker_id: str | None = None) -> SqliteCoordinator:
         """A coordinator for ``session`` (and ``worker_id``) over the shared store."""
@@ -624,12 +732,17 @@ class App:
     def handle(self, environ: dict[str, Any]) -> Response:
         method = (environ.get("REQUEST_METHOD") or "GET").upper()
         path_info = environ.get("PATH_INFO") or ""
-        if self._token is not None and path_info.rstrip("/") not in _UNAUTHENTICATED:
+        if (
+            self._token is not None
+            and path_info.rstrip("/") not in _UNAUTHENTICATED
+            and not path_info.startswith(_UNAUTHENTICATED_PREFIX)
+        ):
             self._check_token(environ)
         length = (environ.get("CONTENT_LENGTH") or "").strip()
         if length.isdigit() and int(length) > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)  # refuse before routing or reading
         route, params = match(method, _path_segments(environ))
+        environ["litecoord.route"] = route.template
         request = Request(method, params, _query(environ), environ, self.max_body_bytes)
         if self.access_log is not None:
             environ[_REQUEST_KEY] = request  # for the access log's worker id
@@ -649,9 +762,16 @@ class App:
         except Exception:
             logger.exception("unhandled error serving %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             status, body = 500, {"detail": "internal server error (logged on the server)", "code": "internal_error"}
-        # Bodies end with a newline, so `curl` output and logged bodies end their line.
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        if isinstance(body, RawBody):
+            data, content_type = body.data, body.content_type
+            headers += body.headers
+        else:
+            # Bodies end with a newline, so `curl` output and logged bodies end their line.
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+            content_type = "application/json"
+        headers += [("Content-Type", content_type), ("Content-Length", str(len(data)))]
+        if self._metrics is not None or _metrics_available():
+            self.metrics.observe(_route_label(environ), status, time.perf_counter() - started)
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
         if self.access_log is not None:
             self._log_access(environ, status, time.perf_counter() - started)
@@ -683,6 +803,33 @@ class App:
                 pass  # a closed or broken log must not fail the request it describes
 
 
+def _route_label(environ: dict[str, Any]) -> str:
+    """The route template for the metrics, also for requests refused before routing (a 401)."""
+    label = environ.get("litecoord.route")
+    if label is None:
+        try:
+            label = match((environ.get("REQUEST_METHOD") or "GET").upper(), _path_segments(environ))[0].template
+        except LitecoordError:
+            # Unknown paths share one label, so scanners cannot grow the series without bound.
+            label = "unmatched"
+    return label
+
+
+_HAVE_METRICS: list[bool] = []
+
+
+def _metrics_available() -> bool:
+    """Whether prometheus_client is installed (request metrics are kept only then)."""
+    if not _HAVE_METRICS:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            _HAVE_METRICS.append(False)
+        else:
+            _HAVE_METRICS.append(True)
+    return _HAVE_METRICS[0]
+
+
 def create_app(
     target: str | os.PathLike[str] | SqliteCoordinator | Store,
     *,
@@ -690,18 +837,23 @@ def create_app(
     clock: Clock | None = None,
     max_body_bytes: int = 1_048_576,
     access_log: IO[str] | None = None,
+    stall_after: timedelta = monitor.STALL_AFTER,
 ) -> App:
     """The console REST API over one litecoord file, as a WSGI application.
 
     ``target`` is a path, a :class:`~litecoord.store.Store` or a
     :class:`~litecoord.backends.sqlite.SqliteCoordinator` whose store the app shares
     (``clock`` replaces its clock when given). With ``token`` every route but
-    ``/health`` requires ``Authorization: Bearer <token>``. Bodies over
-    ``max_body_bytes`` get 413. ``access_log`` (a text stream, e.g.
+    ``/health`` and the page requires ``Authorization: Bearer <token>``.
+    Bodies over ``max_body_bytes`` get 413. ``access_log`` (a text stream, e.g.
     ``sys.stderr``) gets one line per request (see :meth:`App._log_access`).
+    ``stall_after`` is how long an item's progress may stand still under live
+    heartbeats before the page and the metrics flag it stalled.
     """
     if isinstance(target, SqliteCoordinator):
         root = target if clock is None else SqliteCoordinator(target.store, clock=clock)
     else:
         root = SqliteCoordinator(target, clock=clock)
-    return App(root, token=token, max_body_bytes=max_body_bytes, access_log=access_log)
+    return App(
+        root, token=token, max_body_bytes=max_body_bytes, access_log=access_log, stall_after=stall_after
+    )

@@ -37,13 +37,17 @@ from ...types import (
     AcquireOrder,
     AcquisitionOutcome,
     AlreadyCompleted,
+    AttentionKind,
     Clock,
+    IndexProgress,
     LeaseMode,
     LeaseOutcome,
     NoAvailableWorkToBeDone,
+    ProgressSample,
     SessionInfo,
     WorkItem,
     WorkItemAndDuration,
+    WorkItemPage,
     WorkItemStatus,
     WorkQueueStatus,
     format_time,
@@ -183,6 +187,26 @@ FROM sessions WHERE id = ?"""
 
 _LIVE_LEASES = """
 SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' AND lease_expiry > ?"""
+
+# One pass over the session's rows. Documents and bytes totals count root
+# items only, as the session counters do.
+_INDEX_PROGRESS = """
+SELECT index_name, count(*), sum(status = 'pending'), sum(status = 'assigned'),
+       sum(status = 'assigned' AND lease_expiry <= :now), sum(status = 'completed'), sum(status = 'failed'),
+       sum(CASE WHEN parent_id IS NULL THEN coalesce(document_count, 0) ELSE 0 END), sum(documents_processed),
+       sum(CASE WHEN parent_id IS NULL THEN coalesce(total_size_bytes, 0) ELSE 0 END), sum(bytes_processed)
+FROM work_items WHERE session_id = :session
+GROUP BY index_name ORDER BY index_name IS NULL, index_name"""
+
+# Pages read the head of a partial index from the cursor on: leases in
+# (expiry, seq) order from work_items_assigned_expiry (seq is its rowid).
+_LEASED_PAGE = f"""
+SELECT {_COLS}, seq FROM work_items
+WHERE session_id = :session AND status = 'assigned' AND (lease_expiry, seq) > (:expiry, :seq)
+ORDER BY lease_expiry, seq LIMIT :limit"""
+_FAILED_PAGE = f"""
+SELECT {_COLS}, seq FROM work_items
+WHERE session_id = :session AND status = 'failed' AND seq > :seq ORDER BY seq LIMIT :limit"""
 
 _STATUS = {member.value: member for member in WorkItemStatus}
 
@@ -777,6 +801,56 @@ class SqliteCoordinator:
 
         return self._store.read(rows)
 
+    # -- monitoring ----------------------------------------------------------------
+
+    def index_progress(self) -> list[IndexProgress]:
+        sid = self._sid(create=False)
+        if sid is None:
+            return []
+        params = {"session": sid, "now": self._now()}
+        rows = self._store.read(lambda conn: conn.execute(_INDEX_PROGRESS, params).fetchall())
+        return [IndexProgress(row[0], *(int(v or 0) for v in row[1:])) for row in rows]
+
+    def progress_samples(self) -> list[ProgressSample]:
+        sid = self._sid(create=False)
+        if sid is None:
+            return []
+        rows = self._store.read(
+            lambda conn: conn.execute(
+                "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
+                "FROM progress_samples WHERE session_id = ? ORDER BY sampled_at",
+                (sid,),
+            ).fetchall()
+        )
+        return [ProgressSample(from_micros(r[0]), r[1], r[2], r[3]) for r in rows]  # type: ignore[arg-type]
+
+    def list_attention_items(
+        self, kind: AttentionKind | str, *, limit: int = 50, after: str | None = None
+    ) -> WorkItemPage:
+        kind = check.choice("kind", kind, AttentionKind)
+        limit = check.page_limit(limit)
+        leased = kind is AttentionKind.LEASED
+        position = _parse_cursor(after, 2 if leased else 1)
+        sid = self._sid(create=False)
+        if sid is None:
+            return WorkItemPage((), 0)
+        now = self._now()
+        params = {"session": sid, "limit": limit + 1, "expiry": position[0], "seq": position[-1]}
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], int]:
+            rows = conn.execute(_LEASED_PAGE if leased else _FAILED_PAGE, params).fetchall()
+            column = "assigned_items" if leased else "failed_items"
+            total = conn.execute(f"SELECT {column} FROM sessions WHERE id = ?", (sid,)).fetchone()[0]
+            return rows, total
+
+        rows, total = self._store.read(read)
+        cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            cursor = f"{last[_EXPIRY]}.{last[-1]}" if leased else str(last[-1])
+        return WorkItemPage(tuple(self._item(r, now) for r in rows), int(total), cursor)
+
     # -- housekeeping -------------------------------------------------------------
 
     def cleanup_expired(self) -> int:
@@ -810,7 +884,6 @@ class SqliteCoordinator:
 
         return self._store.write(delete)
 
-
     # -- moving sessions between stores ------------------------------------------------
 
     def export_session(self) -> Iterator[dict[str, Any]]:
@@ -822,6 +895,16 @@ class SqliteCoordinator:
         summary = transfer.import_session(self._store, self.session, records, self._now(), replace=replace)
         self._session_id = None  # a new session row may have been created
         return summary
+
+
+def _parse_cursor(after: str | None, parts: int) -> tuple[int, ...]:
+    """The position a ``next_cursor`` of this backend names (before everything when ``None``)."""
+    if after is None:
+        return (-(2**63),) * parts
+    pieces = after.split(".") if isinstance(after, str) else []
+    if len(pieces) != parts or not all(p.lstrip("-").isdigit() and len(p) < 21 for p in pieces):
+        raise ValidationError("after", f"is not a cursor of this listing: {after!r}")
+    return tuple(int(p) for p in pieces)
 
 
 def _iso(micros: int | None) -> str | None:

@@ -1,0 +1,146 @@
+"""Prometheus metrics, through ``prometheus_client`` (``pip install 'litecoord[server]'``).
+
+:class:`CoordinatorCollector` reads the coordinator at scrape time (one
+``status()`` and the leases of each session, never every item), so the
+figures are those of ``GET …/status`` at that instant and nothing is kept
+between scrapes. ``litecoord serve`` is one process with threads, so one
+registry per app serves everything (no multiprocess mode).
+
+Series (names after the conventions queue exporters use):
+
+* ``litecoord_work_items{session,status}``: items by state; the states
+  partition the session: ``pending``, ``assigned`` (live lease),
+  ``lease_expired``, ``completed``, ``failed``.
+* ``litecoord_documents_processed_total{session}``, ``litecoord_bytes_processed_total{session}``
+  and the expected totals ``litecoord_documents_expected``, ``litecoord_bytes_expected``.
+* ``litecoord_lease_expired_items``, ``litecoord_stalled_items``,
+  ``litecoord_silent_items`` (see :mod:`litecoord.monitor` for the flags),
+  ``litecoord_eta_seconds`` (when known).
+* From the server only: ``litecoord_http_requests_total{route,status}``,
+  ``litecoord_http_request_duration_seconds{route}`` (``route`` is the
+  route's template, so its values are bounded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from . import monitor
+
+__all__ = ["CONTENT_TYPE", "CoordinatorCollector", "ServerMetrics", "prometheus_text"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: Request durations: from a cached read (under a millisecond) to a busy file.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class CoordinatorCollector(Collector):
+    """The work items of every session of ``coordinator``'s store, read at each scrape.
+
+    ``coordinator`` is any backend with ``list_sessions()`` and ``bind(session=)``
+    (``SqliteCoordinator``, ``HttpCoordinator``).
+    """
+
+    def __init__(self, coordinator: Any, *, stall_after: timedelta = monitor.STALL_AFTER) -> None:
+        self.coordinator = coordinator
+        self.stall_after = stall_after
+
+    def describe(self) -> list[Metric]:
+        return []  # read nothing at registration; the families are built per scrape
+
+    def collect(self) -> Iterator[Metric]:
+        items = GaugeMetricFamily(
+            "litecoord_work_items",
+            "Work items by state (pending, assigned = live lease, lease_expired, completed, failed)",
+            labels=["session", "status"],
+        )
+        docs = CounterMetricFamily("litecoord_documents_processed", "Documents processed", labels=["session"])
+        size = CounterMetricFamily("litecoord_bytes_processed", "Bytes processed", labels=["session"])
+        docs_expected = GaugeMetricFamily(
+            "litecoord_documents_expected", "Documents of the session's items (root items)", labels=["session"]
+        )
+        size_expected = GaugeMetricFamily(
+            "litecoord_bytes_expected", "Bytes of the session's items (root items)", labels=["session"]
+        )
+        lapsed = GaugeMetricFamily(
+            "litecoord_lease_expired_items", "Assigned items whose lease lapsed", labels=["session"]
+        )
+        stalled = GaugeMetricFamily(
+            "litecoord_stalled_items",
+            f"Live leases whose progress stood still for {self.stall_after.total_seconds():g}s under heartbeats",
+            labels=["session"],
+        )
+        silent = GaugeMetricFamily(
+            "litecoord_silent_items",
+            "Live leases without a heartbeat for longer than a third of the lease",
+            labels=["session"],
+        )
+        eta = GaugeMetricFamily("litecoord_eta_seconds", "Estimated time to completion", labels=["session"])
+        for info in self.coordinator.list_sessions():
+            name = info.session_name
+            coord = self.coordinator.bind(session=name)
+            status = coord.status()
+            assert status.as_of is not None
+            counts = monitor.attention_counts(coord, status.as_of, self.stall_after)
+            expired = status.expired_lease_work_items
+            for state, value in (
+                ("pending", status.pending_work_items - expired),
+                ("assigned", status.assigned_work_items),
+                ("lease_expired", expired),
+                ("completed", status.completed_work_items),
+                ("failed", status.failed_work_items),
+            ):
+                items.add_metric([name, state], value)
+            docs.add_metric([name], status.total_documents_processed)
+            size.add_metric([name], status.total_bytes_processed)
+            docs_expected.add_metric([name], status.total_documents)
+            size_expected.add_metric([name], status.total_size_bytes)
+            lapsed.add_metric([name], expired)
+            stalled.add_metric([name], counts["stalled"])
+            silent.add_metric([name], counts["silent"])
+            if status.eta_seconds is not None:
+                eta.add_metric([name], status.eta_seconds)
+        yield from (items, docs, size, docs_expected, size_expected, lapsed, stalled, silent, eta)
+
+
+class ServerMetrics:
+    """The metrics of one ``litecoord serve`` app: its store's work items and its requests."""
+
+    def __init__(self, coordinator: Any, *, stall_after: timedelta = monitor.STALL_AFTER) -> None:
+        # A registry of its own, not the global one: several apps (tests) in one process stay apart.
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(CoordinatorCollector(coordinator, stall_after=stall_after))
+        self.requests = Counter(
+            "litecoord_http_requests",
+            "HTTP requests answered, by route template and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "litecoord_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            ["route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.duration.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def prometheus_text(coordinator: Any, *, stall_after: timedelta = monitor.STALL_AFTER) -> str:
+    """The work-item metrics of every session, in the text format (node_exporter's textfile collector)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CoordinatorCollector(coordinator, stall_after=stall_after))
+    return generate_latest(registry).decode("utf-8")

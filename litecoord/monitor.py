@@ -1,0 +1,213 @@
+"""What an operator watches, computed from any :class:`~litecoord.protocol.Coordinator`.
+
+The web page (``GET /`` of ``litecoord serve``), its data request
+(``GET /sessions/{session}/backfill/overview``) and the Prometheus metrics all
+read a session through :func:`overview` and flag items with :func:`item_flags`,
+so the three always agree. Everything here reads aggregates and pages of the
+items that need attention, never every item: the cost follows the number of
+leases and failures, not the size of the backfill.
+
+Flags of an item, judged at the server's time ``now`` (never a browser's clock):
+
+* ``lapsed``: it is assigned but its lease expired: its worker stopped
+  renewing, probably died; the next acquire hands it to someone else.
+* ``silent``: its lease is live but no heartbeat (renewal) arrived for longer
+  than the renewal interval the lease implies, a third of its length (a
+  worker renews well before its lease runs out; ``litecoord work`` renews
+  every third of the lease or more often). The worker may be hung or cut off.
+* ``stalled``: heartbeats arrive, but its progress has not moved for
+  ``stall_after``: the worker is alive and stuck.
+* ``failed``: parked after the session's ``max_attempts`` failures; it waits
+  for a retry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from .protocol import Coordinator
+from .types import AttentionKind, IndexProgress, WorkItem, WorkItemStatus, format_time
+
+__all__ = [
+    "STALL_AFTER",
+    "INDEX_LIMIT",
+    "renewal_interval",
+    "item_flags",
+    "item_view",
+    "attention_counts",
+    "overview",
+    "IndexCache",
+]
+
+#: Default time without progress, under live heartbeats, before an item is flagged stalled.
+STALL_AFTER = timedelta(seconds=60)
+
+#: At most this many indexes are sent per overview (the rest are counted).
+INDEX_LIMIT = 200
+
+#: Leases are counted for the flag totals in pages of this size.
+_COUNT_PAGE = 1000
+
+
+def renewal_interval(item: WorkItem) -> timedelta | None:
+    """The longest a healthy holder goes between renewals: a third of its lease (``None`` if unknown)."""
+    return None if item.lease_duration is None else item.lease_duration / 3
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else (now - then).total_seconds()
+
+
+def item_flags(item: WorkItem, now: datetime, stall_after: timedelta = STALL_AFTER) -> list[str]:
+    """The flags of ``item`` at ``now``: some of ``lapsed``, ``silent``, ``stalled``, ``failed``."""
+    if item.status is WorkItemStatus.FAILED:
+        return ["failed"]
+    if item.worker_id is None or item.lease_expiry is None or item.status is WorkItemStatus.COMPLETED:
+        return []
+    if item.lease_expiry <= now:
+        return ["lapsed"]
+    flags = []
+    heartbeat = item.last_heartbeat or item.leased_at
+    interval = renewal_interval(item)
+    silent = heartbeat is not None and interval is not None and now - heartbeat > interval
+    if silent:
+        flags.append("silent")
+    moved = item.progress_changed_at or item.leased_at
+    if not silent and moved is not None and now - moved > stall_after:
+        flags.append("stalled")
+    return flags
+
+
+def item_view(item: WorkItem, now: datetime, stall_after: timedelta = STALL_AFTER) -> dict[str, Any]:
+    """The item's JSON with its flags and ages (seconds, at the server's ``now``)."""
+    data = item.to_dict()
+    expiry = item.lease_expiry
+    data.update(
+        flags=item_flags(item, now, stall_after),
+        heartbeat_age_seconds=_age(now, item.last_heartbeat or item.leased_at),
+        progress_age_seconds=_age(now, item.progress_changed_at or item.leased_at),
+        lease_remaining_seconds=None if expiry is None else (expiry - now).total_seconds(),
+    )
+    return data
+
+
+def attention_counts(coord: Coordinator, now: datetime, stall_after: timedelta = STALL_AFTER) -> dict[str, int]:
+    """How many leases are live, lapsed, silent and stalled, over every lease of the session.
+
+    Pages through the leases only (there are about as many as workers), so it
+    costs the same at 1,000 items as at 1,000,000.
+    """
+    counts = dict.fromkeys(("leased", "live", "lapsed", "silent", "stalled"), 0)
+    after = None
+    while True:
+        page = coord.list_attention_items(AttentionKind.LEASED, limit=_COUNT_PAGE, after=after)
+        _count(page.items, now, stall_after, counts)
+        after = page.next_cursor
+        if after is None:
+            return counts
+
+
+def _count(items: Iterable[WorkItem], now: datetime, stall_after: timedelta, counts: dict[str, int]) -> None:
+    for item in items:
+        flags = item_flags(item, now, stall_after)
+        counts["leased"] += 1
+        counts["lapsed" if "lapsed" in flags else "live"] += 1
+        for flag in ("silent", "stalled"):
+            counts[flag] += flag in flags
+
+
+class IndexCache:
+    """Per-index aggregates, recomputed at most every so often per session.
+
+    ``index_progress()`` reads every row of the session (about 0.1 s at
+    100,000 items on an idle core, growing with the session), while everything
+    else the page reads costs the same at any size. Each session's aggregates
+    are kept for ``max(min_age, share x the time the last computation
+    took)``, so however many browsers watch, the scans take at most about
+    ``1/share`` of one core's time (the default: 5%) and a small session is
+    always fresh within ``min_age``.
+    """
+
+    def __init__(
+        self, *, min_age: float = 2.0, share: float = 20.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.min_age = min_age
+        self.share = share
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[int, str], tuple[float, list[IndexProgress]]] = {}
+
+    def get(self, coord: Coordinator, key: Any = None) -> list[IndexProgress]:
+        """The aggregates of ``coord``'s session (``key`` tells stores apart; default: the coordinator's class)."""
+        slot = (id(key if key is not None else type(coord)), coord.session)
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(slot)
+        if entry is not None and now < entry[0]:
+            return entry[1]
+        started = self._clock()
+        fresh = coord.index_progress()
+        took = self._clock() - started
+        with self._lock:
+            self._entries[slot] = (self._clock() + max(self.min_age, self.share * took), fresh)
+            if len(self._entries) > 4096:  # sessions come and go; keep the newest entries
+                for old in sorted(self._entries, key=lambda k: self._entries[k][0])[:1024]:
+                    del self._entries[old]
+        return fresh
+
+
+def overview(
+    coord: Coordinator,
+    *,
+    limit: int = 50,
+    leased_after: str | None = None,
+    failed_after: str | None = None,
+    stall_after: timedelta = STALL_AFTER,
+    indexes: Callable[[], list[IndexProgress]] | None = None,
+) -> dict[str, Any]:
+    """One session's live view as JSON: the page's one data request per session and refresh.
+
+    ``status`` (exactly the body of ``GET …/status``), ``indexes`` (the first
+    :data:`INDEX_LIMIT` by name; ``indexes_total`` counts them all),
+    ``samples`` (throughput over time), ``counts`` (flags over every lease),
+    and one page each of the ``leased`` and ``failed`` items with their flags
+    and ages, from the cursors given. ``indexes`` supplies the aggregates
+    (default: ``coord.index_progress()``; the server passes an :class:`IndexCache`).
+    """
+    status = coord.status()
+    now = status.as_of
+    assert now is not None
+    leased = coord.list_attention_items(AttentionKind.LEASED, limit=limit, after=leased_after)
+    failed = coord.list_attention_items(AttentionKind.FAILED, limit=limit, after=failed_after)
+    if leased.next_cursor is None and leased_after is None:
+        # The first page holds every lease: count them from it, without another read.
+        counts = dict.fromkeys(("leased", "live", "lapsed", "silent", "stalled"), 0)
+        _count(leased.items, now, stall_after, counts)
+    else:
+        counts = attention_counts(coord, now, stall_after)
+    counts["failed"] = failed.total
+    index_list = coord.index_progress() if indexes is None else indexes()
+    return {
+        "session_name": coord.session,
+        "as_of": format_time(now),
+        "stall_after_seconds": stall_after.total_seconds(),
+        "status": status.to_dict(),
+        "counts": counts,
+        "indexes": [i.to_dict() for i in index_list[:INDEX_LIMIT]],
+        "indexes_total": len(index_list),
+        "samples": [s.to_dict() for s in coord.progress_samples()],
+        "leased": _page(leased, now, stall_after),
+        "failed": _page(failed, now, stall_after),
+    }
+
+
+def _page(page: Any, now: datetime, stall_after: timedelta) -> Mapping[str, Any]:
+    return {
+        "items": [item_view(item, now, stall_after) for item in page.items],
+        "total": page.total,
+        "next_cursor": page.next_cursor,
+    }

@@ -1,0 +1,157 @@
+"""The status page's server side: its files, its data request, the flags, the metrics.
+
+The page itself is tested in a real browser in test_web_page.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from browser_support import FAILED, LAPSED, OK, SILENT, STALLED, populate
+from click.testing import CliRunner
+from rest_support import call
+
+from litecoord import FakeClock, SqliteCoordinator, create_app
+from litecoord.cli import commands
+from litecoord.rest.ui import ASSETS
+
+prometheus_client = pytest.importorskip("prometheus_client")
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def root(db_path: Path, clock: FakeClock) -> SqliteCoordinator:
+    coord = SqliteCoordinator(db_path, clock=clock, durability="normal")
+    populate(coord, clock)
+    return coord
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_the_page_and_its_files_load_without_the_token_and_hold_no_data(root: SqliteCoordinator) -> None:
+    app = create_app(root, token="s3cret")
+    page = call(app, "GET", "/?session=demo")
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert b"demo" not in page.raw and b"logs__" not in page.raw  # the data comes with the token only
+    for name, content_type in ASSETS.items():
+        asset = call(app, "GET", f"/ui/{name}")
+        assert (asset.status, asset.headers["Content-Type"]) == (200, content_type)
+        # Nothing is fetched from elsewhere: the only URL is the SVG namespace (a name, never loaded).
+        assert set(re.findall(rb"https?://[^\s\"'`)]+", asset.raw)) <= {b"http://www.w3.org/2000/svg"}
+    assert call(app, "GET", "/ui/other.js").status == 404
+    for path in ("/sessions/demo/backfill/overview", "/metrics", "/sessions/demo/backfill/attention?kind=failed"):
+        assert call(app, "GET", path).status == 401, path
+        assert call(app, "GET", path, headers=AUTH).status == 200, path
+
+
+def test_overview_flags_each_kind_of_trouble_at_the_servers_time(root: SqliteCoordinator) -> None:
+    view = call(create_app(root), "GET", "/sessions/demo/backfill/overview").json
+    flags = {item["work_item_id"]: item["flags"] for item in view["leased"]["items"] + view["failed"]["items"]}
+    assert flags == {OK: [], STALLED: ["stalled"], SILENT: ["silent"], LAPSED: ["lapsed"], FAILED: ["failed"]}
+    assert view["leased"]["items"][0]["work_item_id"] == LAPSED  # lapsed leases lead
+    assert view["counts"] == {"leased": 4, "live": 3, "lapsed": 1, "silent": 1, "stalled": 1, "failed": 1}
+    assert view["status"] == call(create_app(root), "GET", "/sessions/demo/backfill/work-items/status").json
+    silent = next(i for i in view["leased"]["items"] if i["work_item_id"] == SILENT)
+    assert silent["heartbeat_age_seconds"] == 110.0 and silent["lease_remaining_seconds"] == 190.0
+    by_index = {i["index_name"]: i for i in view["indexes"]}
+    assert by_index["logs"]["completed_work_items"] == 3 and by_index["orders"]["failed_work_items"] == 1
+    assert len(view["samples"]) >= 10
+
+
+def test_overview_pages_and_counts_every_lease(root: SqliteCoordinator) -> None:
+    app = create_app(root)
+    first = call(app, "GET", "/sessions/demo/backfill/overview?limit=1").json
+    assert len(first["leased"]["items"]) == 1 and first["leased"]["total"] == 4
+    assert first["counts"]["stalled"] == 1 and first["counts"]["silent"] == 1  # counted beyond the page
+    cursor = first["leased"]["next_cursor"]
+    second = call(app, "GET", f"/sessions/demo/backfill/overview?limit=1&leased_after={cursor}").json
+    assert second["leased"]["items"][0]["work_item_id"] != first["leased"]["items"][0]["work_item_id"]
+    bad = call(app, "GET", "/sessions/demo/backfill/overview?limit=0")
+    assert (bad.status, bad.json["field"]) == (422, "limit")
+    assert call(app, "GET", "/sessions/demo/backfill/overview?leased_after=x").json["field"] == "after"
+    stalls = call(app, "GET", "/sessions/demo/backfill/overview?stall_after_seconds=1000").json
+    assert stalls["counts"]["stalled"] == 0
+
+
+def test_metrics_report_the_status_figures_and_the_flags(root: SqliteCoordinator) -> None:
+    app = create_app(root, token="s3cret")
+    status = call(app, "GET", "/sessions/demo/backfill/work-items/status", headers=AUTH).json
+    reply = call(app, "GET", "/metrics", headers=AUTH)
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    got = samples(reply.raw.decode())
+
+    def items(state: str) -> float:
+        return got[("litecoord_work_items", (("session", "demo"), ("status", state)))]
+
+    assert items("completed") == status["completed_work_items"] == 3
+    assert items("assigned") == status["assigned_work_items"] == 3
+    assert items("lease_expired") == status["expired_lease_work_items"] == 1
+    assert items("failed") == 1
+    assert sum(items(s) for s in ("pending", "assigned", "lease_expired", "completed", "failed")) == 14
+    one = (("session", "demo"),)
+    assert got[("litecoord_documents_processed_total", one)] == status["total_documents_processed"]
+    assert got[("litecoord_bytes_processed_total", one)] == status["total_bytes_processed"]
+    assert got[("litecoord_stalled_items", one)] == 1
+    assert got[("litecoord_silent_items", one)] == 1
+    assert got[("litecoord_lease_expired_items", one)] == 1
+    # The status request above was counted, by route template; so was the refused one.
+    call(app, "GET", "/metrics")
+    again = samples(call(app, "GET", "/metrics", headers=AUTH).raw.decode())
+    status_route = (("route", "/sessions/{session}/backfill/work-items/status"), ("status", "200"))
+    assert again[("litecoord_http_requests_total", status_route)] == 1
+    assert again[("litecoord_http_requests_total", (("route", "/metrics"), ("status", "401")))] == 1
+    durations = (("route", "/sessions/{session}/backfill/work-items/status"),)
+    assert again[("litecoord_http_request_duration_seconds_count", durations)] == 1
+
+
+def test_status_prometheus_prints_the_same_text_for_a_textfile_collector(
+    root: SqliteCoordinator, db_path: Path
+) -> None:
+    result = CliRunner().invoke(commands.cli, ["status", "--db", str(db_path), "--prometheus"])
+    assert result.exit_code == 0, result.output
+    got = samples(result.output)
+    served = samples(call(create_app(root), "GET", "/metrics").raw.decode())
+    # The CLI reads the wall clock, the server the fake one: compare what does not depend on time.
+    for key in (
+        ("litecoord_work_items", (("session", "demo"), ("status", "completed"))),
+        ("litecoord_work_items", (("session", "demo"), ("status", "failed"))),
+        ("litecoord_documents_processed_total", (("session", "demo"),)),
+    ):
+        assert got[key] == served[key]
+    assert not any(name.startswith("litecoord_http") for name, _ in got)
+    bad = CliRunner().invoke(commands.cli, ["status", "--db", str(db_path), "--prometheus", "--json"])
+    assert bad.exit_code == 2
+
+
+def test_index_aggregates_are_kept_a_while_longer_the_longer_they_took(root: SqliteCoordinator) -> None:
+    from litecoord.monitor import IndexCache
+
+    now = [0.0]
+    calls: list[str] = []
+
+    class Slow:
+        session = "demo"
+
+        def index_progress(self) -> list:
+            calls.append("scan")
+            now[0] += 0.5  # each scan takes half a second
+            return [len(calls)]
+
+    cache = IndexCache(min_age=2.0, share=20.0, clock=lambda: now[0])
+    assert cache.get(Slow()) == [1]
+    now[0] += 9.0
+    assert cache.get(Slow()) == [1]  # kept 20 x 0.5 s = 10 s
+    now[0] += 1.1
+    assert cache.get(Slow()) == [2]
+    assert len(calls) == 2
