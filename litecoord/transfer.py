@@ -46,6 +46,7 @@ __all__ = [
     "ImportSummary",
     "session_records",
     "parse_session",
+    "import_rows",
     "read_jsonl",
     "write_jsonl",
 ]
@@ -77,12 +78,17 @@ _STATUSES = ("pending", "assigned", "completed", "failed")
 
 @dataclass
 class ParsedSession:
-    """A checked session file: the rows an importing backend writes (times in microseconds)."""
+    """A checked session file: the rows an importing backend writes (times in microseconds).
+
+    ``items`` are tuples in :data:`ITEM_COLUMNS` order (``successor_ids`` a
+    tuple or None), kept compact since a whole session is held here.
+    ``samples`` are tuples in :data:`SAMPLE_COLUMNS` order.
+    """
 
     session_name: str
     session: dict[str, Any]
-    items: list[dict[str, Any]] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)
+    items: list[tuple[Any, ...]] = field(default_factory=list)
+    samples: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -361,13 +367,13 @@ def parse_session(records: Iterable[Any]) -> ParsedSession:
                     f"line {number}", f"work_item_id {row['work_item_id']!r} repeats line {seen[row['work_item_id']]}"
                 )
             seen[row["work_item_id"]] = number
-            parsed.items.append(row)
+            parsed.items.append(tuple(row[c] for c in ITEM_COLUMNS))
         elif kind == "sample":
             row = _sample(number, record)
             if row["sampled_at"] in sample_times:
                 raise ValidationError(f"line {number}", "sampled_at repeats an earlier sample's time")
             sample_times.add(row["sampled_at"])
-            parsed.samples.append(row)
+            parsed.samples.append(tuple(row[c] for c in SAMPLE_COLUMNS))
         elif kind == "end":
             line = _Line(number, record, ("items", "samples"))
             if (line.count("items"), line.count("samples")) != (len(parsed.items), len(parsed.samples)):
@@ -386,9 +392,25 @@ def parse_session(records: Iterable[Any]) -> ParsedSession:
     if not ended:
         raise ValidationError(f"line {number + 1}", "the end record is missing: the file is incomplete")
     for row in parsed.items:
-        for name in (row["successor_ids"] or ()) + ((row["parent_id"],) if row["parent_id"] else ()):
+        item_id, parent, successors = row[_ID], row[_PARENT], row[_SUCCESSORS]
+        for name in (successors or ()) + ((parent,) if parent else ()):
             if name not in seen:
-                raise ValidationError(
-                    f"line {seen[row['work_item_id']]}", f"names work item {name!r}, which is not in the file"
-                )
+                raise ValidationError(f"line {seen[item_id]}", f"names work item {name!r}, which is not in the file")
     return parsed
+
+
+_ID, _PARENT, _SUCCESSORS = (ITEM_COLUMNS.index(c) for c in ("work_item_id", "parent_id", "successor_ids"))
+
+
+def import_rows(parsed: ParsedSession) -> Iterator[tuple[Any, ...]]:
+    """The item rows to insert: ``(order_key, *ITEM_COLUMNS)``, successor ids joined with commas.
+
+    ``order_key`` is the pending order both schemas keep: minus the size in a
+    largest_first session (unknown sizes last), 0 in a fifo one.
+    """
+    fifo = parsed.session["acquire_order"] == "fifo"
+    size = ITEM_COLUMNS.index("total_size_bytes")
+    for row in parsed.items:
+        key = 0 if fifo else -(row[size] if row[size] is not None else -1)
+        successors = row[_SUCCESSORS]
+        yield (key, *row[:_SUCCESSORS], ",".join(successors) if successors else None, *row[_SUCCESSORS + 1 :])

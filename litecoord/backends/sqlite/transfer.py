@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import SessionNotEmptyError
-from ...transfer import ITEM_COLUMNS, SAMPLE_COLUMNS, SESSION_COLUMNS, ImportSummary, parse_session, session_records
+from ...transfer import (
+    ITEM_COLUMNS,
+    SAMPLE_COLUMNS,
+    SESSION_COLUMNS,
+    ImportSummary,
+    import_rows,
+    parse_session,
+    session_records,
+)
 from .store import Store
 
 __all__ = ["export_session", "import_session"]
@@ -79,15 +87,7 @@ def import_session(
     """Write a checked session file into ``session_name`` in one transaction."""
     parsed = parse_session(records)  # everything is checked before anything is written
     session = parsed.session
-    fifo = session["acquire_order"] == "fifo"
-    item_rows = [
-        (
-            0 if fifo else -(row["total_size_bytes"] if row["total_size_bytes"] is not None else -1),
-            *(",".join(row[c]) if c == "successor_ids" and row[c] else row[c] for c in ITEM_COLUMNS),
-        )
-        for row in parsed.items
-    ]
-    sample_rows = [tuple(row[c] for c in SAMPLE_COLUMNS) for row in parsed.samples]
+    sample_rows = parsed.samples
 
     def write(conn: sqlite3.Connection) -> ImportSummary:
         found = conn.execute("SELECT id FROM sessions WHERE name = ?", (session_name,)).fetchone()
@@ -113,7 +113,8 @@ def import_session(
             "UPDATE sessions SET lease_mode = ?, acquire_order = ?, max_attempts = ?, created_at = ? WHERE id = ?",
             (session["lease_mode"], session["acquire_order"], session["max_attempts"], session["created_at"], sid),
         )
-        conn.executemany(_INSERT_ITEM, ((sid, *row) for row in item_rows))
+        # The rows are made afresh on each run of this function: the store may run it again after a busy rollback.
+        conn.executemany(_INSERT_ITEM, ((sid, *row) for row in import_rows(parsed)))
         conn.executemany(
             f"INSERT INTO progress_samples (session_id, {', '.join(SAMPLE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
             ((sid, *row) for row in sample_rows),
@@ -127,6 +128,6 @@ def import_session(
             "SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' AND lease_expiry > ?",
             (sid, now),
         ).fetchone()[0]
-        return ImportSummary(session_name, len(item_rows), len(sample_rows), live, replaced)
+        return ImportSummary(session_name, len(parsed.items), len(sample_rows), live, replaced)
 
     return store.write(write)
