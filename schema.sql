@@ -1,4 +1,4 @@
--- litecoord schema, version 1.
+-- litecoord schema, version 2 (store.py upgrades version-1 files in setup()).
 --
 -- Every time column holds integer microseconds since the Unix epoch, UTC,
 -- written from the coordinator's injectable clock (never SQLite's 'now'), so
@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS litecoord_meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
-INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES ('schema_version', '1');
+INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES ('schema_version', '2');
 
 -- A session is a namespace of work items (one backfill). Its counters are
 -- kept by the triggers below, so status() reads one row instead of scanning.
@@ -35,7 +35,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     total_documents     INTEGER NOT NULL DEFAULT 0,   -- root items only: successors
     total_size_bytes    INTEGER NOT NULL DEFAULT 0,   -- re-count their parent's share
     documents_processed INTEGER NOT NULL DEFAULT 0,
-    bytes_processed     INTEGER NOT NULL DEFAULT 0
+    bytes_processed     INTEGER NOT NULL DEFAULT 0,
+    -- Backoff after a failure (version 2): the n-th failure delays the item by
+    -- min(max_retry_delay_micros, retry_delay_micros << (n - 1)), jittered.
+    retry_delay_micros     INTEGER NOT NULL DEFAULT 10000000 CHECK (retry_delay_micros >= 0),
+    max_retry_delay_micros INTEGER NOT NULL DEFAULT 600000000 CHECK (max_retry_delay_micros >= 0)
 );
 
 CREATE TABLE IF NOT EXISTS work_items (
@@ -69,6 +73,10 @@ CREATE TABLE IF NOT EXISTS work_items (
     started_at           INTEGER,
     completed_at         INTEGER,
     updated_at           INTEGER NOT NULL,
+    -- Set by a failure with a retry delay: not handed out before this time.
+    -- NULL on every other item (a lease clears it), so the pending index below
+    -- holds only items available now. Last, as version 2 added it.
+    next_attempt_at      INTEGER,
     UNIQUE (session_id, work_item_id)
 );
 
@@ -76,7 +84,10 @@ CREATE TABLE IF NOT EXISTS work_items (
 -- any table size, however much completed history the table holds. Each index
 -- is written on every change of state, so there are as few as the queries allow.
 CREATE INDEX IF NOT EXISTS work_items_pending
-    ON work_items (session_id, order_key, seq) WHERE status = 'pending';
+    ON work_items (session_id, order_key, seq) WHERE status = 'pending' AND next_attempt_at IS NULL;
+-- Failed items waiting out their retry delay, earliest due first.
+CREATE INDEX IF NOT EXISTS work_items_retry_wait
+    ON work_items (session_id, next_attempt_at) WHERE status = 'pending' AND next_attempt_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS work_items_assigned_expiry
     ON work_items (session_id, lease_expiry) WHERE status = 'assigned';
 CREATE INDEX IF NOT EXISTS work_items_assigned_holder

@@ -40,10 +40,20 @@ from .types import (
     WorkQueueStatus,
 )
 
-__all__ = ["Coordinator", "SessionTransfer", "DEFAULT_LEASE_DURATION"]
+__all__ = [
+    "Coordinator",
+    "SessionTransfer",
+    "DEFAULT_LEASE_DURATION",
+    "DEFAULT_RETRY_DELAY",
+    "DEFAULT_MAX_RETRY_DELAY",
+]
 
 #: The console API's lease length.
 DEFAULT_LEASE_DURATION = timedelta(minutes=5)
+#: A new session's delay before the first retry of a failed item (then 20 s, 40 s, ...).
+DEFAULT_RETRY_DELAY = timedelta(seconds=10)
+#: A new session's cap on the retry delay.
+DEFAULT_MAX_RETRY_DELAY = timedelta(minutes=10)
 
 
 @runtime_checkable
@@ -61,6 +71,8 @@ class Coordinator(Protocol):
         lease_mode: str | None = None,
         acquire_order: str | None = None,
         max_attempts: int | None = None,
+        retry_delay: timedelta | float | None = None,
+        max_retry_delay: timedelta | float | None = None,
     ) -> None:
         """Create the coordination state if missing; safe to call any number of times.
 
@@ -69,6 +81,15 @@ class Coordinator(Protocol):
         ``"fixed"`` (default, console) or ``"exponential"`` (RFS growth),
         ``acquire_order`` is ``"largest_first"`` (default) or ``"fifo"``,
         ``max_attempts`` (default 3) is how many failures park an item as failed.
+
+        ``retry_delay`` (default 10 s; 0 retries at once) and
+        ``max_retry_delay`` (default 10 min) set the backoff after a failure:
+        the n-th failure makes the item wait ``d = min(max_retry_delay,
+        retry_delay x 2^(n-1))``, jittered to a random time between ``d/2``
+        and ``d`` so that items failing together do not come back together.
+
+        On a store whose schema is older than this litecoord's, ``setup``
+        upgrades it (other calls refuse such a store with an error saying so).
         """
 
     def close(self) -> None:
@@ -107,9 +128,12 @@ class Coordinator(Protocol):
         If this worker already holds a live lease in the session, that lease
         is returned unchanged (a retried request never strands an item).
         Otherwise an item that is pending, or assigned with a lapsed lease,
-        is leased: items whose lease lapsed come back first, then pending
-        items in the session's order. Returns ``WorkItemAndDuration`` or
-        ``NoAvailableWorkToBeDone`` (which says whether work remains leased).
+        is leased: items whose lease lapsed come back first, then failed
+        items whose retry delay has passed (earliest first), then pending
+        items in the session's order. An item still waiting out its retry
+        delay is not handed out. Returns ``WorkItemAndDuration`` or
+        ``NoAvailableWorkToBeDone`` (which says whether work remains leased,
+        and when the next retry is due).
         """
 
     def create_or_update_lease_for_work_item(
@@ -118,7 +142,8 @@ class Coordinator(Protocol):
         """Lease the named item, creating it if absent (RFS).
 
         Returns ``AlreadyCompleted`` for a completed item; the existing lease
-        unchanged if this worker holds it live. Raises ``LeaseConflictError``
+        unchanged if this worker holds it live. Naming an item waives its
+        retry delay (the caller asked for it explicitly). Raises ``LeaseConflictError``
         when another worker holds a live lease, or the item is parked as failed.
         """
 
@@ -172,13 +197,19 @@ class Coordinator(Protocol):
     def fail_work_item(self, work_item_id: str, error: str, *, lease_epoch: int | None = None) -> WorkItem:
         """The holder records an error and gives the item back.
 
-        After the session's ``max_attempts`` failures the item is parked as
-        ``failed`` and no longer handed out until :meth:`retry_work_item`.
+        The item waits out the session's retry delay (``next_attempt_at``)
+        before acquire hands it out again. After the session's
+        ``max_attempts`` failures it is parked as ``failed`` instead and no
+        longer handed out until :meth:`retry_work_item`.
         Raises ``LeaseConflictError`` if the caller is not the holder.
         """
 
     def retry_work_item(self, work_item_id: str) -> WorkItem:
-        """Return a failed item to pending with its failure count cleared (no-op otherwise)."""
+        """Return a failed item to pending with its failure count cleared, available at once.
+
+        Any other item is returned unchanged (check its ``status``: only a
+        failed item comes back as ``pending``).
+        """
 
     def create_successor_work_items_and_mark_complete(
         self,

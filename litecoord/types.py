@@ -228,6 +228,9 @@ class WorkItem:
     lease_duration: timedelta | None = None
     #: When the current (or last) lease was granted.
     leased_at: datetime | None = None
+    #: After a failure with a retry delay: acquire does not hand the item out
+    #: before this time (``None`` once it is leased again, or without a delay).
+    next_attempt_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Every response of a server carries one or two of these, so this copies the
@@ -277,6 +280,7 @@ class WorkItem:
             if data.get("lease_duration_seconds") is None
             else timedelta(seconds=float(data["lease_duration_seconds"])),
             leased_at=parse_time(data.get("leased_at")),
+            next_attempt_at=parse_time(data.get("next_attempt_at")),
         )
 
 
@@ -322,13 +326,16 @@ class WorkItemAndDuration:
 class NoAvailableWorkToBeDone:
     """Acquire found nothing to lease.
 
-    ``remaining`` counts items not yet complete (all of them leased by live
-    workers when it is non-zero); ``failed`` counts items parked as failed,
-    which are not handed out until retried.
+    ``remaining`` counts items not yet complete (each leased by a live worker
+    or waiting out its retry delay when it is non-zero); ``failed`` counts
+    items parked as failed, which are not handed out until retried;
+    ``next_attempt_at`` is the earliest time an item waiting out its retry
+    delay becomes available (``None`` when no item waits).
     """
 
     remaining: int = 0
     failed: int = 0
+    next_attempt_at: datetime | None = None
 
     @property
     def all_work_done(self) -> bool:
@@ -338,11 +345,16 @@ class NoAvailableWorkToBeDone:
     @property
     def reason(self) -> str:
         if self.remaining:
-            return "all_leased"
+            return "all_leased" if self.next_attempt_at is None else "retry_wait"
         return "failed_remain" if self.failed else "none_remain"
 
     def to_dict(self) -> dict[str, Any]:
-        if self.remaining:
+        if self.remaining and self.next_attempt_at is not None:
+            detail = (
+                f"No work available: {self.remaining} incomplete item(s) remain, leased or waiting out a retry"
+                f" delay; the next retry is due at {format_time(self.next_attempt_at)}"
+            )
+        elif self.remaining:
             detail = f"No work available: {self.remaining} incomplete item(s) remain, all leased"
         elif self.failed:
             detail = f"No work available: nothing pending; {self.failed} failed item(s) await a retry"
@@ -354,11 +366,16 @@ class NoAvailableWorkToBeDone:
             "reason": self.reason,
             "remaining_work_items": self.remaining,
             "failed_work_items": self.failed,
+            "next_attempt_at": format_time(self.next_attempt_at),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NoAvailableWorkToBeDone:
-        return cls(int(data.get("remaining_work_items") or 0), int(data.get("failed_work_items") or 0))
+        return cls(
+            int(data.get("remaining_work_items") or 0),
+            int(data.get("failed_work_items") or 0),
+            parse_time(data.get("next_attempt_at")),
+        )
 
 
 @dataclass(frozen=True)
@@ -474,6 +491,10 @@ class SessionInfo:
     max_attempts: int = 3
     total_work_items: int = 0
     completed_work_items: int = 0
+    #: Delay before the first retry of a failed item; it doubles with each
+    #: further failure, up to ``max_retry_delay`` (each draw is jittered).
+    retry_delay: timedelta = timedelta(seconds=10)
+    max_retry_delay: timedelta = timedelta(minutes=10)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -484,6 +505,8 @@ class SessionInfo:
             "max_attempts": self.max_attempts,
             "total_work_items": self.total_work_items,
             "completed_work_items": self.completed_work_items,
+            "retry_delay_seconds": json_seconds(self.retry_delay),
+            "max_retry_delay_seconds": json_seconds(self.max_retry_delay),
         }
 
     @classmethod
@@ -496,6 +519,8 @@ class SessionInfo:
             max_attempts=int(data.get("max_attempts") or 3),
             total_work_items=int(data.get("total_work_items") or 0),
             completed_work_items=int(data.get("completed_work_items") or 0),
+            retry_delay=timedelta(seconds=float(data.get("retry_delay_seconds", 10))),
+            max_retry_delay=timedelta(seconds=float(data.get("max_retry_delay_seconds", 600))),
         )
 
 

@@ -29,6 +29,8 @@ MAX_INDEX_NAME_LENGTH = 1024
 #: Error text beyond this is cut, keeping the end (where the cause usually is).
 MAX_ERROR_LENGTH = 8192
 MAX_LEASE_DURATION = timedelta(days=365)
+#: The longest retry delay a session may set (base or cap).
+MAX_RETRY_DELAY = timedelta(days=1)
 _MAX_INT = 2**63 - 1
 
 #: The keys a work-item description may carry.
@@ -104,6 +106,21 @@ def duration(value: Any, field: str = "lease_duration") -> timedelta:
         raise ValidationError(field, f"must be at most {MAX_LEASE_DURATION.days} days")
     if value < timedelta(milliseconds=1):
         raise ValidationError(field, "must be at least a millisecond")
+    return value
+
+
+def delay(value: Any, field: str) -> timedelta:
+    """A duration from zero up to a day (a retry delay), as a timedelta or a number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, timedelta)):
+        raise ValidationError(field, f"must be a timedelta or seconds, not {type(value).__name__}")
+    if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
+            raise ValidationError(field, "must be a number of seconds")
+        if value < 0 or value > MAX_RETRY_DELAY.total_seconds():
+            raise ValidationError(field, f"must be from 0 to {MAX_RETRY_DELAY.total_seconds():g} seconds")
+        value = timedelta(seconds=value)
+    if value < timedelta(0) or value > MAX_RETRY_DELAY:
+        raise ValidationError(field, f"must be from 0 to {MAX_RETRY_DELAY.total_seconds():g} seconds")
     return value
 
 

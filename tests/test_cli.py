@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,34 @@ def test_setup_stores_session_settings(run: Run) -> None:
     sessions = json.loads(run("sessions", "--json").stdout)
     assert [(s["session_name"], s["max_attempts"], s["lease_mode"]) for s in sessions] == [("s1", 5, "exponential")]
     assert run("setup", "--max-attempts", "0").exit_code == 2
+    assert run("setup", "--retry-delay", "-1").exit_code == 2
+    done = run("setup", "--retry-delay", "2.5", "--max-retry-delay", "60", "--json")
+    assert done.exit_code == 0
+    settings = json.loads(done.stdout)
+    assert (settings["retry_delay_seconds"], settings["max_retry_delay_seconds"], settings["max_attempts"]) == (
+        2.5, 60, 5,
+    )  # fmt: skip
+
+
+def test_a_failed_item_shows_when_its_retry_is_due(
+    loaded: Run, db: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_module, "_now", clock)  # list and show count from "now"
+    assert loaded("setup", "--retry-delay", "20").exit_code == 0
+    assert loaded("acquire", "-w", "w1").exit_code == 0
+    failed = json.loads(loaded("fail", "logs__1__0", "-w", "w1", "-e", "boom", "--json").stdout)
+    wait = (datetime.fromisoformat(failed["next_attempt_at"].replace("Z", "+00:00")) - clock()).total_seconds()
+    assert 10 <= wait <= 20
+    row = next(line for line in loaded("list").stdout.splitlines() if line.startswith("logs__1__0"))
+    assert row.split()[-4:] == ["1", "retry", "in", f"{round(wait)}s"]  # FAILURES, then when the retry is due
+    shown = [line.split() for line in loaded("show", "logs__1__0").stdout.splitlines()]
+    assert next(line for line in shown if line[0] == "next_attempt_at")[2:] == ["(retry", "in", f"{round(wait)}s)"]
+    # Only the other two items can be acquired now; the third caller is told work waits for a retry (4).
+    assert loaded("acquire", "-w", "w2").exit_code == 0 and loaded("acquire", "-w", "w3").exit_code == 0
+    waiting = loaded("acquire", "-w", "w4", "--json")
+    assert (waiting.exit_code, json.loads(waiting.stdout)["reason"]) == (4, "retry_wait")
+    clock.advance(seconds=20)
+    assert json.loads(loaded("acquire", "-w", "w4", "--json").stdout)["work_item"]["work_item_id"] == "logs__1__0"
 
 
 # -- leasing ------------------------------------------------------------------------
@@ -289,7 +317,9 @@ def test_named_lease(loaded: Run, clock: FakeClock) -> None:
 def test_list_show_and_filters(loaded: Run) -> None:
     assert loaded("acquire", "-w", "w1").exit_code == 0
     table = loaded("list").stdout.splitlines()
-    assert table[0].split() == ["ID", "STATUS", "INDEX", "SHARD", "DOCUMENTS", "BYTES", "WORKER", "EPOCH", "LEASE"]
+    assert table[0].split() == [
+        "ID", "STATUS", "INDEX", "SHARD", "DOCUMENTS", "BYTES", "WORKER", "EPOCH", "FAILURES", "LEASE",
+    ]  # fmt: skip
     assert [line.split()[0] for line in table[2:]] == ["logs__0__0", "logs__1__0", "logs__2__0"]
     assigned = json.loads(loaded("list", "--status", "assigned", "--json").stdout)
     assert [i["work_item_id"] for i in assigned] == ["logs__1__0"]

@@ -438,7 +438,7 @@ def test_release_of_a_completed_item_is_a_noop(make):
     assert a.get_work_item("x").status is WorkItemStatus.COMPLETED
 
 
-def test_fail_gives_back_then_parks_after_max_attempts_until_retry(make):
+def test_fail_gives_back_then_parks_after_max_attempts_until_retry(make, clock):
     a = make("a")
     a.setup(max_attempts=2)
     a.create_unassigned_work_item("x")
@@ -446,6 +446,7 @@ def test_fail_gives_back_then_parks_after_max_attempts_until_retry(make):
     failed_once = a.fail_work_item("x", "exit 1: boom")
     assert failed_once.status is WorkItemStatus.PENDING
     assert (failed_once.failure_count, failed_once.last_error, failed_once.worker_id) == (1, "exit 1: boom", None)
+    clock.advance(seconds=10)  # the default retry delay is up to 10 s after a first failure
     b = make("b")
     lease_of(b.acquire_next_work_item())
     with pytest.raises(LeaseConflictError):
@@ -462,6 +463,111 @@ def test_fail_gives_back_then_parks_after_max_attempts_until_retry(make):
     retried = a.retry_work_item("x")
     assert retried.status is WorkItemStatus.PENDING and retried.failure_count == 0
     assert lease_of(make("c").acquire_next_work_item()).work_item_id == "x"
+
+
+# -- retry backoff -------------------------------------------------------------------
+
+
+def _delay_of(item, clock) -> float:
+    assert item.next_attempt_at is not None, item
+    return (item.next_attempt_at - clock()).total_seconds()
+
+
+def test_a_failed_item_waits_out_its_retry_delay_before_acquire_hands_it_out(make, clock):
+    a, b = make("a"), make("b")
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item())
+    failed = a.fail_work_item("x", "boom")
+    assert failed.status is WorkItemStatus.PENDING
+    delay = _delay_of(failed, clock)
+    assert 5 <= delay <= 10  # the default: 10 s, jittered between half and all of it
+    assert a.get_work_item("x").next_attempt_at == failed.next_attempt_at  # visible on reads too
+    assert format_time(failed.next_attempt_at) == failed.to_dict()["next_attempt_at"]
+    waiting = b.acquire_next_work_item()
+    assert isinstance(waiting, NoAvailableWorkToBeDone)
+    assert (waiting.remaining, waiting.reason, waiting.next_attempt_at) == (1, "retry_wait", failed.next_attempt_at)
+    assert not waiting.all_work_done
+    clock.advance(seconds=delay - 0.01)
+    assert isinstance(b.acquire_next_work_item(), NoAvailableWorkToBeDone)
+    clock.advance(seconds=0.01)
+    lease = lease_of(b.acquire_next_work_item())
+    assert lease.work_item_id == "x" and lease.work_item.next_attempt_at is None  # a lease clears it
+
+
+def test_retry_delays_double_per_failure_up_to_the_cap(make, clock):
+    a = make("a")
+    a.setup(max_attempts=6, retry_delay=4, max_retry_delay=20)
+    a.create_unassigned_work_item("x")
+    delays = []
+    for _ in range(5):
+        lease_of(a.acquire_next_work_item())
+        item = a.fail_work_item("x", "boom")
+        delays.append(_delay_of(item, clock))
+        clock.advance(seconds=delays[-1])
+    for delay, full in zip(delays, (4, 8, 16, 20, 20), strict=True):
+        assert full / 2 <= delay <= full, delays
+    info = next(s for s in a.list_sessions() if s.session_name == "session-1")
+    assert (info.retry_delay, info.max_retry_delay) == (timedelta(seconds=4), timedelta(seconds=20))
+
+
+def test_retry_delays_are_jittered(make, clock):
+    a = make("a")
+    a.setup(retry_delay=100)
+    a.create_work_items([{"work_item_id": f"i{n}"} for n in range(8)])
+    delays = set()
+    for n in range(8):
+        worker = make(f"w{n}")
+        lease = lease_of(worker.acquire_next_work_item())
+        delays.add(_delay_of(worker.fail_work_item(lease.work_item_id, "boom"), clock))
+    assert len(delays) > 1 and all(50 <= d <= 100 for d in delays)  # items failing together spread out
+
+
+def test_no_retry_delay_gives_the_item_straight_back(make, clock):
+    a = make("a")
+    a.setup(retry_delay=0)
+    a.create_unassigned_work_item("x")
+    lease_of(a.acquire_next_work_item())
+    assert a.fail_work_item("x", "boom").next_attempt_at is None
+    assert lease_of(make("b").acquire_next_work_item()).work_item_id == "x"
+
+
+def test_a_due_retry_comes_before_fresh_items_and_a_waiting_one_after_them(make, clock):
+    a = make("a")
+    a.setup(acquire_order="fifo", retry_delay=10)
+    a.create_work_items([{"work_item_id": "x"}, {"work_item_id": "y"}, {"work_item_id": "z"}])
+    lease_of(a.acquire_next_work_item())
+    a.fail_work_item("x", "boom")
+    assert lease_of(make("b").acquire_next_work_item()).work_item_id == "y"  # x waits
+    clock.advance(seconds=10)
+    assert lease_of(make("c").acquire_next_work_item()).work_item_id == "x"  # due: before z
+
+
+def test_retry_and_a_named_lease_waive_the_delay(make, clock):
+    a = make("a")
+    a.create_work_items([{"work_item_id": "x"}, {"work_item_id": "y"}])
+    for item_id in ("x", "y"):
+        lease_of(a.create_or_update_lease_for_work_item(item_id))
+        a.fail_work_item(item_id, "boom")
+    named = lease_of(make("b").create_or_update_lease_for_work_item("x"))  # asked for by name
+    assert named.work_item.next_attempt_at is None
+    a.setup(max_attempts=1)
+    lease_of(make("c").create_or_update_lease_for_work_item("y"))
+    parked = make("c").fail_work_item("y", "again")
+    assert parked.status is WorkItemStatus.FAILED and parked.next_attempt_at is None
+    retried = a.retry_work_item("y")
+    assert retried.status is WorkItemStatus.PENDING and retried.next_attempt_at is None
+    assert lease_of(make("d").acquire_next_work_item()).work_item_id == "y"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"retry_delay": -1}, "retry_delay"), ({"max_retry_delay": 86401}, "max_retry_delay"),
+     ({"retry_delay": "soon"}, "retry_delay")],
+)  # fmt: skip
+def test_bad_retry_delays_are_refused(make, options, field):
+    with pytest.raises(ValidationError) as err:
+        make().setup(**options)
+    assert err.value.context.get("field", getattr(err.value, "field", None)) == field
 
 
 def test_fail_keeps_the_end_of_very_long_error_text(make):

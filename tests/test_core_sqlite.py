@@ -116,7 +116,10 @@ def test_acquire_reads_indexes_never_scans(db_path):
     plan = _plan(conn, backend._ACQUIRE, params)
     assert "work_items_assigned_expiry" in plan
     assert "work_items_pending" in plan
+    assert "work_items_retry_wait" in plan  # failed items waiting out a retry delay
     assert "SCAN work_items" not in plan and "TEMP B-TREE" not in plan, plan
+    nothing = _plan(conn, backend._NOTHING_TO_ACQUIRE, {"session": 1})
+    assert "work_items_retry_wait" in nothing and "SCAN work_items" not in nothing, nothing
     held = _plan(conn, backend._HELD_BY_WORKER, (1, "w", 0))
     # The holder index: the expiry one would walk every live lease of the session.
     assert "USING INDEX work_items_assigned_holder" in held and "SCAN" not in held, held
@@ -300,3 +303,58 @@ def test_a_file_that_is_not_sqlite_gives_a_litecoord_error(tmp_path):
     bogus.write_text("this is not a database\n" * 100)
     with pytest.raises(litecoord.LitecoordError, match="not a database"):
         SqliteCoordinator(bogus, session="s", worker_id="w").create_unassigned_work_item("x")
+
+
+def _version_1_file(path: Path) -> None:
+    """A file as litecoord with schema version 1 left it: a session, a pending, a leased and a done item."""
+    conn = sqlite3.connect(path)
+    conn.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text(encoding="utf-8"))
+    conn.execute("INSERT INTO sessions (name, created_at, max_attempts) VALUES ('s', 0, 5)")
+    for n, status in enumerate(("pending", "assigned", "completed")):
+        conn.execute(
+            "INSERT INTO work_items (session_id, work_item_id, status, worker_id, lease_expiry, document_count, "
+            "created_at, updated_at) VALUES (1, ?, ?, ?, ?, 10, 0, 0)",
+            (f"i{n}", status, "w" if status != "pending" else None, 1 if status == "assigned" else None),
+        )
+    conn.commit()
+    conn.close()
+
+
+def _tables_and_indexes(path: Path) -> dict[str, object]:
+    conn = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        shape: dict[str, object] = {name: conn.execute(f"PRAGMA table_info({name})").fetchall() for name in names}
+        shape["indexes"] = sorted(
+            " ".join(sql.split())
+            for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        )
+        shape["triggers"] = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        shape["version"] = conn.execute("SELECT value FROM litecoord_meta WHERE key = 'schema_version'").fetchone()
+        return shape
+    finally:
+        conn.close()
+
+
+def test_a_version_1_file_is_refused_with_the_way_out_until_setup_upgrades_it(tmp_path):
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    _version_1_file(old)
+    clock = FakeClock(datetime(1970, 1, 1, 0, 0, 10, tzinfo=timezone.utc))
+    coord = SqliteCoordinator(old, session="s", worker_id="w2", clock=clock)
+    with pytest.raises(litecoord.LitecoordError, match=r"schema version 1.*litecoord setup --db"):
+        coord.acquire_next_work_item()
+    assert _tables_and_indexes(old)["version"] == ("1",)  # the refusal wrote nothing
+    coord.setup()
+    SqliteCoordinator(new, session="s").setup()
+    assert _tables_and_indexes(old) == _tables_and_indexes(new)  # an upgraded file is a new one
+    # The items and the session's settings survived; the new options have their defaults.
+    assert [(i.work_item_id, i.status.value) for i in coord.list_work_items()] == [
+        ("i0", "pending"), ("i1", "pending"), ("i2", "completed"),
+    ]  # fmt: skip
+    info = coord.list_sessions()[0]
+    assert (info.max_attempts, info.retry_delay) == (5, timedelta(seconds=10))
+    # The lapsed lease comes back first, then the pending item: the upgraded indexes serve acquire.
+    assert [coord.bind(worker_id=w).acquire_next_work_item().work_item_id for w in ("a", "b")] == ["i1", "i0"]
+    coord.bind(worker_id="a").fail_work_item("i1", "boom")
+    assert isinstance(coord.bind(worker_id="c").acquire_next_work_item(), NoAvailableWorkToBeDone)
+    coord.close()

@@ -239,17 +239,39 @@ def test_render_table_aligns_columns_without_trailing_spaces() -> None:
     )
 
 
-ITEMS_TABLE = """\
-ID              STATUS    INDEX     SHARD  DOCUMENTS        BYTES               WORKER         EPOCH  LEASE
---------------  --------  --------  -----  ---------------  ------------------  -------------  -----  -------
-orders__0__0    assigned  orders    0      100,000/200,000  25.0 MiB/100.0 MiB  demo-worker-1  1      3s left
-products__2__0  pending   products  2      30,000/90,000    10.0 MiB/30.0 MiB   demo-worker-4  1      lapsed
-orders__5__0    failed    orders    5      0/?              0 B/?                              3"""
+ITEMS_TABLE = "\n".join(
+    [
+        "ID              STATUS    INDEX     SHARD  DOCUMENTS        BYTES               WORKER         EPOCH  FAILURES"
+        "  LEASE",
+        "--------------  --------  --------  -----  ---------------  ------------------  -------------  -----  --------"
+        "  -----------",
+        "orders__0__0    assigned  orders    0      100,000/200,000  25.0 MiB/100.0 MiB  demo-worker-1  1        "
+        "        3s left",
+        "products__2__0  pending   products  2      30,000/90,000    10.0 MiB/30.0 MiB   demo-worker-4  1        "
+        "        lapsed",
+        "orders__5__0    failed    orders    5      0/?              0 B/?                              3      3",
+        "orders__6__0    pending   orders    6      0/?              0 B/?                              1      1   "
+        "      retry in 8s",
+    ]
+)
+
+# Failed once, back to pending, waiting out its retry delay.
+RETRYING = item(
+    "orders__6__0", WorkItemStatus.PENDING, failure_count=1, lease_epoch=1, next_attempt_at=NOW + timedelta(seconds=8),
+    last_error="command exited with code 1\nstderr:\nconnection refused",
+)  # fmt: skip
 
 
 def test_render_items() -> None:
     assert render_items([], NOW) == "no work items"
-    assert render_items([HEALTHY, LAPSED, FAILED], NOW) == ITEMS_TABLE
+    assert render_items([HEALTHY, LAPSED, FAILED, RETRYING], NOW) == ITEMS_TABLE
+
+
+def test_show_says_when_a_retry_is_due() -> None:
+    lines = render_item(RETRYING, NOW).splitlines()
+    assert "next_attempt_at         2025-01-19T20:35:08Z (retry in 8s)" in lines
+    due = render_item(replace(RETRYING, next_attempt_at=NOW), NOW).splitlines()
+    assert "next_attempt_at         2025-01-19T20:35:00Z (retry due)" in due
 
 
 def test_render_item_lists_every_field_and_indents_multiline_values() -> None:
@@ -267,9 +289,9 @@ def test_render_sessions() -> None:
     assert render_sessions([]) == "no sessions"
     session = SessionInfo("demo", T0, total_work_items=24, completed_work_items=3)
     assert render_sessions([session]) == (
-        "SESSION  ITEMS  COMPLETED  LEASE MODE  ORDER          MAX ATTEMPTS  CREATED\n"
-        "-------  -----  ---------  ----------  -------------  ------------  --------------------\n"
-        "demo     24     3          fixed       largest_first  3             2025-01-19T20:30:00Z"
+        "SESSION  ITEMS  COMPLETED  LEASE MODE  ORDER          MAX ATTEMPTS  RETRY DELAY   CREATED\n"
+        "-------  -----  ---------  ----------  -------------  ------------  ------------  --------------------\n"
+        "demo     24     3          fixed       largest_first  3             10s..10m 00s  2025-01-19T20:30:00Z"
     )
 
 

@@ -191,7 +191,7 @@ def test_heartbeats_carry_progress_while_the_command_runs(
 def test_a_failing_command_fails_the_item_with_exit_code_and_last_lines(
     coord: SqliteCoordinator, clock: FakeClock
 ) -> None:
-    coord.setup(max_attempts=2)
+    coord.setup(max_attempts=2, retry_delay=0)  # no backoff: the second attempt follows at once
     coord.create_unassigned_work_item("a")
     command = py(
         """
@@ -209,6 +209,25 @@ def test_a_failing_command_fails_the_item_with_exit_code_and_last_lines(
     item = coord.get_work_item("a")
     assert item.status is WorkItemStatus.FAILED and item.failure_count == 2
     assert item.last_error == "command exited with code 3\nstdout:\nline 3\nline 4\nstderr:\ndisk full"
+
+
+def test_the_runner_waits_out_the_retry_delay_before_the_next_attempt(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.setup(retry_delay=30)
+    coord.create_unassigned_work_item("a")
+    # Fails its first attempt, succeeds on the second.
+    command = py('import os, sys; sys.exit(0 if os.environ["LITECOORD_ATTEMPT"] == "2" else 4)')
+    bg = Background(coord, options(command), clock)
+    watcher = other(db_path, "watcher", clock)
+    failed = wait_for(lambda: (i := watcher.get_work_item("a")).failure_count == 1 and i, "the first failure")
+    assert 15 <= (failed.next_attempt_at - clock()).total_seconds() <= 30
+    wait_for(lambda: any("waiting out a retry delay" in line for line in bg.logs), "the runner to wait")
+    assert watcher.get_work_item("a").lease_epoch == 1  # polled, but not handed out again
+    clock.advance(seconds=30)
+    result = bg.join()
+    assert result.completed == ["a"] and result.failed == ["a"]
+    assert watcher.get_work_item("a").attempts == 2
 
 
 def test_a_command_killed_by_a_signal_is_reported_by_name(coord: SqliteCoordinator, clock: FakeClock) -> None:

@@ -463,8 +463,17 @@ class HttpCoordinator:
         lease_mode: str | None = None,
         acquire_order: str | None = None,
         max_attempts: int | None = None,
+        retry_delay: timedelta | float | None = None,
+        max_retry_delay: timedelta | float | None = None,
     ) -> None:
-        settings = {"lease_mode": lease_mode, "acquire_order": acquire_order, "max_attempts": max_attempts}
+        settings: dict[str, Any] = {
+            "lease_mode": lease_mode,
+            "acquire_order": acquire_order,
+            "max_attempts": max_attempts,
+        }
+        for name, value in (("retry_delay", retry_delay), ("max_retry_delay", max_retry_delay)):
+            if value is not None:  # checked here, so the error names the argument as the SQLite backend does
+                settings[f"{name}_seconds"] = json_seconds(check.delay(value, name))
         body = {k: v for k, v in settings.items() if v is not None}
         self._call("PUT", f"/sessions/{quote(self.session, safe='')}", body=body)
 

@@ -73,7 +73,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_USAGE: "bad input: usage, a missing or malformed file, an invalid field (ValidationError)",
     EXIT_NO_WORK: "acquire: no work left (every item complete, or only failed items remain); "
     "status --watch: it ended with only failed items left",
-    EXIT_ALL_LEASED: "acquire: work remains but all of it is leased",
+    EXIT_ALL_LEASED: "acquire: work remains but all of it is leased or waiting out a retry delay",
     EXIT_NOT_FOUND: "unknown work item (WorkItemNotFoundError, HTTP 404)",
     EXIT_CONFLICT: "lease or item conflict: another holder, stale epoch, existing id, import into a non-empty session",
     EXIT_LEASE_EXPIRED: "the caller's lease expired (LeaseExpiredError, HTTP 410)",
@@ -418,10 +418,45 @@ def batch(target: Target, file: IO[str], as_json: bool) -> None:
 @click.option("--lease-mode", type=click.Choice(["fixed", "exponential"]), help="fixed (console) or exponential (RFS).")
 @click.option("--acquire-order", type=click.Choice(["largest_first", "fifo"]), help="Which pending item goes first.")
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Failures after which an item is parked as failed.")
-def setup(target: Target, lease_mode: str | None, acquire_order: str | None, max_attempts: int | None) -> None:
-    """Create the session if missing and set its lease mode, acquire order or max attempts."""
-    target.open(create=True).setup(lease_mode=lease_mode, acquire_order=acquire_order, max_attempts=max_attempts)
-    click.echo(f"session {target.session} is ready")
+@click.option(
+    "--retry-delay",
+    type=click.FloatRange(0, 86400),
+    metavar="SECONDS",
+    help="Delay before a failed item is handed out again; doubles per failure, jittered [new sessions: 10; 0: none].",
+)
+@click.option(
+    "--max-retry-delay",
+    type=click.FloatRange(0, 86400),
+    metavar="SECONDS",
+    help="Cap on the retry delay [new sessions: 600].",
+)
+@_json_option
+def setup(
+    target: Target,
+    lease_mode: str | None,
+    acquire_order: str | None,
+    max_attempts: int | None,
+    retry_delay: float | None,
+    max_retry_delay: float | None,
+    as_json: bool,
+) -> None:
+    """Create the session if missing and set its lease mode, acquire order, max attempts or retry delays.
+
+    Also upgrades a file written by an older litecoord to this one's schema.
+    """
+    coord = target.open(create=True)
+    coord.setup(
+        lease_mode=lease_mode,
+        acquire_order=acquire_order,
+        max_attempts=max_attempts,
+        retry_delay=retry_delay,
+        max_retry_delay=max_retry_delay,
+    )
+    if as_json:
+        info = next(s for s in coord.list_sessions() if s.session_name == target.session)
+        _echo_json(info.to_dict())  # the body of the REST API's PUT /sessions/{session}
+    else:
+        click.echo(f"session {target.session} is ready")
 
 
 # -- leasing -----------------------------------------------------------------------------
@@ -447,8 +482,9 @@ def acquire(target: Target, lease_seconds: float, as_json: bool) -> None:
     """Lease the next available work item to this worker.
 
     Exit 3 when no work is left (every item complete, or only failed items
-    remain), exit 4 when work remains but all of it is leased. If this worker
-    already holds a live lease, that lease is returned.
+    remain), exit 4 when work remains but all of it is leased or waiting out
+    a retry delay. If this worker already holds a live lease, that lease is
+    returned.
     """
     outcome = target.open().acquire_next_work_item(timedelta(seconds=lease_seconds))
     if isinstance(outcome, NoAvailableWorkToBeDone):
@@ -456,7 +492,7 @@ def acquire(target: Target, lease_seconds: float, as_json: bool) -> None:
         if as_json:
             _echo_json(body)
         click.echo(body["detail"], err=True)
-        sys.exit(EXIT_ALL_LEASED if outcome.reason == "all_leased" else EXIT_NO_WORK)
+        sys.exit(EXIT_ALL_LEASED if outcome.remaining else EXIT_NO_WORK)
     if as_json:
         _echo_json(outcome.to_dict())
     else:

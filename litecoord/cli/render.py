@@ -379,7 +379,16 @@ def _lease_cell(item: WorkItem, now: datetime) -> str:
         return f"{format_duration((item.lease_expiry - now).total_seconds())} left"
     if has_lapsed_lease(item, now):
         return "lapsed"
-    return ""
+    return _retry_cell(item, now)
+
+
+def _retry_cell(item: WorkItem, now: datetime) -> str:
+    """When a failed item waiting out its retry delay comes back: ``retry in 8s`` (or ``retry due``)."""
+    if item.status is not WorkItemStatus.PENDING or item.next_attempt_at is None:
+        return ""
+    if item.next_attempt_at <= now:
+        return "retry due"
+    return f"retry in {format_duration((item.next_attempt_at - now).total_seconds())}"
 
 
 def render_items(items: Sequence[WorkItem], now: datetime) -> str:
@@ -396,11 +405,12 @@ def render_items(items: Sequence[WorkItem], now: datetime) -> str:
             f"{format_bytes(i.bytes_processed)}/{format_bytes(i.total_size_bytes)}",
             i.worker_id or "",
             i.lease_epoch,
+            i.failure_count or "",
             _lease_cell(i, now),
         )
         for i in items
     ]
-    headers = ("ID", "STATUS", "INDEX", "SHARD", "DOCUMENTS", "BYTES", "WORKER", "EPOCH", "LEASE")
+    headers = ("ID", "STATUS", "INDEX", "SHARD", "DOCUMENTS", "BYTES", "WORKER", "EPOCH", "FAILURES", "LEASE")
     return render_table(headers, rows)
 
 
@@ -409,8 +419,11 @@ def render_item(item: WorkItem, now: datetime) -> str:
     data = item.to_dict()
     data["successor_ids"] = ",".join(item.successor_ids)
     lease = _lease_cell(item, now)
-    if lease:
+    if lease and data["lease_expiry"] is not None:
         data["lease_expiry"] = f"{data['lease_expiry']} ({lease})"
+    retry = _retry_cell(item, now)
+    if retry:
+        data["next_attempt_at"] = f"{data['next_attempt_at']} ({retry})"
     key_width = max(len(k) for k in data)
     lines = []
     for key, value in data.items():
@@ -434,8 +447,11 @@ def render_sessions(sessions: Sequence[SessionInfo]) -> str:
             s.lease_mode.value,
             s.acquire_order.value,
             s.max_attempts,
+            # The first retry's delay, then the cap it doubles up to.
+            f"{format_duration(s.retry_delay)}..{format_duration(s.max_retry_delay)}" if s.retry_delay else "none",
             format_time(s.created_at) or "",
         )
         for s in sessions
     ]
-    return render_table(("SESSION", "ITEMS", "COMPLETED", "LEASE MODE", "ORDER", "MAX ATTEMPTS", "CREATED"), rows)
+    headers = ("SESSION", "ITEMS", "COMPLETED", "LEASE MODE", "ORDER", "MAX ATTEMPTS", "RETRY DELAY", "CREATED")
+    return render_table(headers, rows)

@@ -538,13 +538,18 @@ class Runner:
                     return self._finish(
                         result, EXIT_FAILED_REMAIN, f"no work left; {outcome.failed} failed item(s) await a retry"
                     )
-                if not self.options.wait:
-                    return self._finish(
-                        result, EXIT_ALL_LEASED, f"{outcome.remaining} item(s) remain, all leased to other workers"
+                if outcome.next_attempt_at is not None:
+                    why = (
+                        f"{outcome.remaining} item(s) remain, leased or waiting out a retry delay "
+                        f"(next due at {format_time(outcome.next_attempt_at)})"
                     )
+                else:
+                    why = f"{outcome.remaining} item(s) remain, all leased to other workers"
+                if not self.options.wait:
+                    return self._finish(result, EXIT_ALL_LEASED, why)
                 if not waiting:
                     waiting = True
-                    self.log(f"{outcome.remaining} item(s) remain, all leased to other workers; waiting")
+                    self.log(f"{why}; waiting")
                 self.stop.wait(self.options.poll_interval)
                 continue
             waiting = False

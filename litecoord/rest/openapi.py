@@ -76,6 +76,10 @@ _WORK_ITEM = _obj(
         "progress_changed_at": _TIME_OR_NULL,
         "lease_duration_seconds": {"type": ["number", "null"]},
         "leased_at": _TIME_OR_NULL,
+        "next_attempt_at": {
+            **_TIME_OR_NULL,
+            "description": "after a failure: acquire does not hand the item out before this time",
+        },
     },
     # The console client's fields, always present (null when unset).
     tuple(
@@ -131,12 +135,14 @@ _SCHEMAS: dict[str, Any] = {
         {
             "detail": {"type": "string"},
             "code": {"const": "no_available_work"},
-            "reason": {"type": "string", "enum": ["all_leased", "none_remain", "failed_remain"]},
+            "reason": {"type": "string", "enum": ["all_leased", "retry_wait", "none_remain", "failed_remain"]},
             "remaining_work_items": _COUNT,
             "failed_work_items": _COUNT,
+            "next_attempt_at": {**_TIME_OR_NULL, "description": "when the next failed item's retry delay ends"},
         },
         ("detail", "code", "reason", "remaining_work_items", "failed_work_items"),
-        description="404 from acquire: remaining_work_items > 0 means work remains but all of it is leased.",
+        description="404 from acquire: remaining_work_items > 0 means work remains, all of it leased "
+        "(all_leased) or some of it waiting out a retry delay until next_attempt_at (retry_wait).",
     ),
     "WorkQueueStatus": _obj(
         {
@@ -171,6 +177,8 @@ _SCHEMAS: dict[str, Any] = {
             "max_attempts": {"type": "integer", "minimum": 1},
             "total_work_items": _COUNT,
             "completed_work_items": _COUNT,
+            "retry_delay_seconds": {"type": "number", "minimum": 0},
+            "max_retry_delay_seconds": {"type": "number", "minimum": 0},
         },
         ("session_name", "created_at", "lease_mode", "acquire_order", "max_attempts"),
     ),
@@ -179,6 +187,13 @@ _SCHEMAS: dict[str, Any] = {
             "lease_mode": {"type": "string", "enum": ["fixed", "exponential"]},
             "acquire_order": {"type": "string", "enum": ["largest_first", "fifo"]},
             "max_attempts": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+            "retry_delay_seconds": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 86400,
+                "description": "delay before the first retry of a failed item (doubling per failure; 0: at once)",
+            },
+            "max_retry_delay_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
         },
         closed=True,
     ),

@@ -315,12 +315,20 @@ def list_sessions(app: App, req: Request) -> Response:
 
 
 def setup_session(app: App, req: Request) -> Response:
-    body = req.obj(("lease_mode", "acquire_order", "max_attempts"), required=False)
+    body = req.obj(
+        ("lease_mode", "acquire_order", "max_attempts", "retry_delay_seconds", "max_retry_delay_seconds"),
+        required=False,
+    )
+    delays = {
+        name: None if body.get(f"{name}_seconds") is None else check.delay(body[f"{name}_seconds"], f"{name}_seconds")
+        for name in ("retry_delay", "max_retry_delay")
+    }
     coord = app.coordinator(req.params["session"])
     coord.setup(
         lease_mode=body.get("lease_mode"),
         acquire_order=body.get("acquire_order"),
         max_attempts=body.get("max_attempts"),
+        **delays,
     )
     info = next(s for s in coord.list_sessions() if s.session_name == coord.session)
     return 200, info.to_dict()

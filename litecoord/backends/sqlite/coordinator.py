@@ -17,9 +17,10 @@ The contract is :class:`litecoord.protocol.Coordinator`. How it is kept here:
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -70,7 +71,7 @@ _COLUMNS = (
     "total_size_bytes", "worker_id", "lease_expiry", "documents_processed",
     "bytes_processed", "last_progress_update", "created_at", "started_at",
     "completed_at", "lease_epoch", "failure_count", "last_error", "parent_id",
-    "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros", "leased_at",
+    "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros", "leased_at", "next_attempt_at",
 )  # fmt: skip
 _COLS = ", ".join(_COLUMNS)
 _EXPIRY = _COLUMNS.index("lease_expiry")
@@ -84,7 +85,8 @@ _GRANT = (
 _TAKE_SET = f"""
     status = 'assigned', worker_id = :worker, lease_epoch = lease_epoch + 1,
     lease_micros = {_GRANT}, lease_expiry = :now + {_GRANT},
-    started_at = coalesce(started_at, :now), leased_at = :now, last_heartbeat = :now, updated_at = :now"""
+    started_at = coalesce(started_at, :now), leased_at = :now, last_heartbeat = :now, updated_at = :now,
+    next_attempt_at = NULL"""
 
 _HELD_BY_WORKER = f"""
 SELECT {_COLS} FROM work_items
@@ -94,8 +96,11 @@ LIMIT 1"""
 # walk every live lease of the session (114 us at 1,000 leases, against 5 us).
 
 # Lapsed leases come back first (they were started earliest and may carry
-# progress); then pending items in the session's order. Each subquery reads
-# the head of a partial index.
+# progress); then failed items whose retry delay has passed, earliest due
+# first (like a lapsed lease, a due retry does not wait behind the whole
+# queue); then pending items in the session's order. Each subquery reads the
+# head of a partial index; an item still waiting out its delay is in none of
+# the ranges read.
 _ACQUIRE = f"""
 UPDATE work_items SET {_TAKE_SET}
 WHERE seq = coalesce(
@@ -103,8 +108,20 @@ WHERE seq = coalesce(
      WHERE session_id = :session AND status = 'assigned' AND lease_expiry <= :now
      ORDER BY lease_expiry LIMIT 1),
     (SELECT seq FROM work_items
-     WHERE session_id = :session AND status = 'pending' ORDER BY order_key, seq LIMIT 1))
+     WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NOT NULL
+       AND next_attempt_at <= :now
+     ORDER BY next_attempt_at LIMIT 1),
+    (SELECT seq FROM work_items
+     WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NULL
+     ORDER BY order_key, seq LIMIT 1))
 RETURNING {_COLS}"""
+
+# When acquire found nothing: what remains, what failed, and the next retry due.
+_NOTHING_TO_ACQUIRE = """
+SELECT total_items - completed_items - failed_items, failed_items,
+       (SELECT min(next_attempt_at) FROM work_items
+        WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NOT NULL)
+FROM sessions WHERE id = :session"""
 
 # The pending order of an item of size :size in session :session.
 _ORDER_KEY = (
@@ -151,11 +168,26 @@ UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL,
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING seq"""
 
+# The retry delay after the n-th failure (failure_count is n - 1 in SET, which
+# reads the old row): d = min(cap, base x 2^(n-1)), drawn between d/2 and d by
+# :jitter in [0, 1). The shift stops at 20 so the product stays inside 64 bits
+# (a base of a day is 2^36 us); no delay (base 0) leaves the item plainly pending.
+_SESSION_RETRY = "(SELECT {} FROM sessions WHERE id = :session)"
+_RETRY_BACKOFF = (
+    f"min({_SESSION_RETRY.format('max_retry_delay_micros')}, "
+    f"{_SESSION_RETRY.format('retry_delay_micros')} << min(failure_count, 20))"
+)
+_NEXT_ATTEMPT = (
+    f"CASE WHEN {_SESSION_RETRY.format('retry_delay_micros')} = 0 THEN NULL "
+    f"ELSE :now + {_RETRY_BACKOFF} - CAST({_RETRY_BACKOFF} * :jitter / 2 AS INTEGER) END"
+)
 _FAIL = f"""
 UPDATE work_items SET
     failure_count = failure_count + 1, last_error = :error,
     status = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = :session)
         THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = :session)
+        THEN NULL ELSE {_NEXT_ATTEMPT} END,
     worker_id = NULL, lease_expiry = NULL, updated_at = :now
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING {_COLS}"""
@@ -257,6 +289,8 @@ class SqliteCoordinator:
             self._store = Store(path, durability=durability, busy_timeout=busy_timeout, fair_lock=fair_lock)
         self._session_id: int | None = None
         self._models: Any = None
+        #: Draws the jitter of retry delays, in [0, 1) (replaceable for tests).
+        self._random: Callable[[], float] = random.random
 
     # -- identity ------------------------------------------------------------
 
@@ -314,6 +348,8 @@ class SqliteCoordinator:
         lease_mode: str | None = None,
         acquire_order: str | None = None,
         max_attempts: int | None = None,
+        retry_delay: timedelta | float | None = None,
+        max_retry_delay: timedelta | float | None = None,
     ) -> None:
         settings = {
             "lease_mode": None if lease_mode is None else check.choice("lease_mode", lease_mode, LeaseMode).value,
@@ -324,6 +360,13 @@ class SqliteCoordinator:
         }
         if settings["max_attempts"] == 0:
             raise ValidationError("max_attempts", "must be at least 1")
+        for column, field, value in (
+            ("retry_delay_micros", "retry_delay", retry_delay),
+            ("max_retry_delay_micros", "max_retry_delay", max_retry_delay),
+        ):
+            settings[column] = None if value is None else micros_of(check.delay(value, field))
+        # setup() is where a file of an older schema version is upgraded (see Store.ensure_schema).
+        self._store.ensure_schema(upgrade=True)
 
         def apply(conn: sqlite3.Connection) -> tuple[int]:
             before = conn.execute("SELECT acquire_order FROM sessions WHERE name = ?", (self.session,)).fetchone()
@@ -352,7 +395,7 @@ class SqliteCoordinator:
         # Times in one row are mostly the same instant (a lease sets four of
         # them to `now`), so each distinct value is converted once.
         times: dict[int | None, Any] = {None: None}
-        for value in (row[7], row[10], row[11], row[12], row[13], row[19], row[20], row[22]):
+        for value in (row[7], row[10], row[11], row[12], row[13], row[19], row[20], row[22], row[23]):
             if value not in times:
                 times[value] = from_micros(value)
         # Every field is set here from a row the schema already constrains, so the
@@ -386,6 +429,7 @@ class SqliteCoordinator:
                 "progress_changed_at": times[row[20]],
                 "lease_duration": None if row[21] is None else timedelta(0, 0, row[21]),
                 "leased_at": times[row[22]],
+                "next_attempt_at": times[row[23]],
             },
         )
 
@@ -496,15 +540,13 @@ class SqliteCoordinator:
         row = conn.execute(_ACQUIRE, {"session": sid, "worker": worker, "now": now, "duration": duration}).fetchone()
         if row is not None:
             return True, row
-        return False, conn.execute(
-            "SELECT total_items - completed_items - failed_items, failed_items FROM sessions WHERE id = ?", (sid,)
-        ).fetchone()
+        return False, conn.execute(_NOTHING_TO_ACQUIRE, {"session": sid}).fetchone()
 
     def _outcome(self, result: tuple[bool, Any], now: int) -> AcquisitionOutcome:
         leased, row = result
         if leased:
             return self._lease(row, now)
-        return NoAvailableWorkToBeDone(remaining=row[0], failed=row[1])
+        return NoAvailableWorkToBeDone(remaining=row[0], failed=row[1], next_attempt_at=from_micros(row[2]))
 
     def create_or_update_lease_for_work_item(
         self, work_item_id: str, lease_duration: timedelta = DEFAULT_LEASE_DURATION
@@ -608,6 +650,7 @@ class SqliteCoordinator:
     def fail_work_item(self, work_item_id: str, error: str, *, lease_epoch: int | None = None) -> WorkItem:
         params = self._holder_params(work_item_id, lease_epoch)
         params["error"] = check.error_text(error)
+        params["jitter"] = self._random()
         return self._holder_write(_FAIL, params)
 
     def retry_work_item(self, work_item_id: str) -> WorkItem:
@@ -617,7 +660,7 @@ class SqliteCoordinator:
 
         def retry(conn: sqlite3.Connection) -> WorkItem:
             conn.execute(
-                "UPDATE work_items SET status = 'pending', failure_count = 0, updated_at = ? "
+                "UPDATE work_items SET status = 'pending', failure_count = 0, next_attempt_at = NULL, updated_at = ? "
                 "WHERE session_id = ? AND work_item_id = ? AND status = 'failed'",
                 (now, sid, work_item_id),
             )
@@ -784,8 +827,9 @@ class SqliteCoordinator:
 
         def rows(conn: sqlite3.Connection) -> list[SessionInfo]:
             query = S.select(
-                S.name, S.created_at, S.lease_mode, S.acquire_order, S.max_attempts, S.total_items, S.completed_items
-            ).order_by(S.name)
+                S.name, S.created_at, S.lease_mode, S.acquire_order, S.max_attempts, S.total_items, S.completed_items,
+                S.retry_delay_micros, S.max_retry_delay_micros,
+            ).order_by(S.name)  # fmt: skip
             return [
                 SessionInfo(
                     session_name=r[0],
@@ -795,6 +839,8 @@ class SqliteCoordinator:
                     max_attempts=r[4],
                     total_work_items=r[5],
                     completed_work_items=r[6],
+                    retry_delay=timedelta(0, 0, r[7]),
+                    max_retry_delay=timedelta(0, 0, r[8]),
                 )
                 for r in query.tuples()
             ]

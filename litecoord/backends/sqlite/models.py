@@ -45,6 +45,8 @@ def create_models(db: peewee.Database) -> Models:
         total_size_bytes = peewee.IntegerField(default=0)
         documents_processed = peewee.IntegerField(default=0)
         bytes_processed = peewee.IntegerField(default=0)
+        retry_delay_micros = peewee.IntegerField(default=10_000_000)
+        max_retry_delay_micros = peewee.IntegerField(default=600_000_000)
 
         class Meta:
             table_name = "sessions"
@@ -77,6 +79,7 @@ def create_models(db: peewee.Database) -> Models:
         started_at = peewee.IntegerField(null=True)
         completed_at = peewee.IntegerField(null=True)
         updated_at = peewee.IntegerField()
+        next_attempt_at = peewee.IntegerField(null=True)
 
         class Meta:
             table_name = "work_items"

@@ -24,6 +24,7 @@ the coordinator on top of it. What it guarantees:
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import random
 import sqlite3
@@ -47,7 +48,23 @@ __all__ = ["Store", "Durability", "SCHEMA_VERSION", "load_schema", "schema_state
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+
+#: How to bring a file of each older schema version to the next one, in one
+#: transaction. New columns go last in their table, where schema.sql puts them
+#: too, so an upgraded file and a new one have the same tables.
+_UPGRADES: dict[str, tuple[str, ...]] = {
+    # 1 -> 2: retry backoff. A failed item waits out a delay before acquire
+    # hands it out again; the pending index keeps only items available now.
+    "1": (
+        "ALTER TABLE sessions ADD COLUMN retry_delay_micros INTEGER NOT NULL DEFAULT 10000000 "
+        "CHECK (retry_delay_micros >= 0)",
+        "ALTER TABLE sessions ADD COLUMN max_retry_delay_micros INTEGER NOT NULL DEFAULT 600000000 "
+        "CHECK (max_retry_delay_micros >= 0)",
+        "ALTER TABLE work_items ADD COLUMN next_attempt_at INTEGER",
+        "DROP INDEX IF EXISTS work_items_pending",
+    ),
+}
 
 
 class Durability:
@@ -483,25 +500,51 @@ class Store:
 
     # -- schema ------------------------------------------------------------
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self, *, upgrade: bool = False) -> None:
+        """Create the schema if missing; with ``upgrade``, bring an older one up to date.
+
+        Without ``upgrade`` a file of an older schema version is refused with
+        an error naming the command that upgrades it (``setup()`` passes
+        ``upgrade=True``): an upgrade is a write the operator asks for once,
+        not a side effect of any call. A newer version is always refused.
+        """
         if self._schema_ready:
             return
         self._schema_ready = True  # set first: the write below re-enters _run
         try:
             # Not through write(): its group commit would wait for the very call
             # that is creating the schema.
-            self._run(self._create_schema, "BEGIN IMMEDIATE", lock=True)
+            self._run(functools.partial(self._create_schema, upgrade=upgrade), "BEGIN IMMEDIATE", lock=True)
         except BaseException:
             self._schema_ready = False
             raise
 
-    @staticmethod
-    def _create_schema(conn: sqlite3.Connection) -> None:
+    def _create_schema(self, conn: sqlite3.Connection, *, upgrade: bool = False) -> None:
         has_meta = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'litecoord_meta'"
         ).fetchone()
         if has_meta:
             row = conn.execute("SELECT value FROM litecoord_meta WHERE key = 'schema_version'").fetchone()
+            if row and row[0] in _UPGRADES:
+                if not upgrade:
+                    raise LitecoordError(
+                        f"{self.path} has litecoord schema version {row[0]}; this litecoord reads version "
+                        f"{SCHEMA_VERSION}. Upgrade the file once with `litecoord setup --db {self.path} "
+                        "--session NAME` (any session; or setup() in Python), then run again",
+                        path=self.path,
+                        schema_version=row[0],
+                    )
+                version = row[0]
+                while version in _UPGRADES:
+                    for statement in _UPGRADES[version]:
+                        conn.execute(statement)
+                    version = str(int(version) + 1)
+                # The schema's CREATE ... IF NOT EXISTS statements add the new indexes
+                # (and leave what exists); then the file says which version it is.
+                for statement in schema_statements():
+                    conn.execute(statement)
+                conn.execute("UPDATE litecoord_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+                return
             if row and row[0] != SCHEMA_VERSION:
                 raise LitecoordError(
                     f"this file has litecoord schema version {row[0]}; this litecoord reads version {SCHEMA_VERSION}"
