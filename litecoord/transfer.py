@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from . import validation as check
 from .errors import ValidationError
-from .types import AcquireOrder, LeaseMode, format_time, from_micros, parse_time, to_micros
+from .types import AcquireOrder, LeaseMode, format_time, from_micros, micros_of, parse_time, to_micros
 
 __all__ = [
     "FORMAT",
@@ -62,15 +62,19 @@ ITEM_COLUMNS = (
     "parent_id", "successor_ids", "worker_id", "lease_epoch", "lease_expiry", "lease_micros", "leased_at",
     "failure_count", "last_error", "documents_processed", "bytes_processed", "last_progress_update",
     "progress_changed_at", "last_heartbeat", "created_at", "started_at", "completed_at", "updated_at",
+    "next_attempt_at",
 )  # fmt: skip
 SESSION_COLUMNS = (
     "lease_mode", "acquire_order", "max_attempts", "created_at", "started_at", "last_update", "last_sample_at",
+    "retry_delay_micros", "max_retry_delay_micros",
 )  # fmt: skip
+#: Retry delays of a session record that has none (a file written before they existed): the defaults.
+_DEFAULT_RETRY_DELAYS = {"retry_delay_micros": 10_000_000, "max_retry_delay_micros": 600_000_000}
 SAMPLE_COLUMNS = ("sampled_at", "documents_processed", "bytes_processed", "completed_items")
 
 _ITEM_TIMES = frozenset(
     {"lease_expiry", "leased_at", "last_progress_update", "progress_changed_at", "last_heartbeat",
-     "created_at", "started_at", "completed_at", "updated_at"}
+     "created_at", "started_at", "completed_at", "updated_at", "next_attempt_at"}
 )  # fmt: skip
 _SESSION_TIMES = frozenset({"created_at", "started_at", "last_update", "last_sample_at"})
 _STATUSES = ("pending", "assigned", "completed", "failed")
@@ -269,7 +273,17 @@ def _session(number: int, record: Mapping[str, Any]) -> dict[str, Any]:
         "started_at": line.time("started_at"),
         "last_update": line.time("last_update"),
         "last_sample_at": line.time("last_sample_at"),
+        **{name: _retry_delay(line, name) for name in _DEFAULT_RETRY_DELAYS},
     }
+
+
+def _retry_delay(line: _Line, name: str) -> int:
+    value = line.count(name, nullable=True)
+    if value is None:
+        return _DEFAULT_RETRY_DELAYS[name]
+    if value > micros_of(check.MAX_RETRY_DELAY):
+        line.fail(name, f"must be at most {micros_of(check.MAX_RETRY_DELAY)} (a day)")
+    return value
 
 
 _ITEM_FIELDS = tuple("lease_duration_micros" if c == "lease_micros" else c for c in ITEM_COLUMNS)
@@ -299,6 +313,9 @@ def _item(number: int, record: Mapping[str, Any]) -> dict[str, Any]:
         row[name] = line.time(name)
     row["created_at"] = line.time("created_at", nullable=False)
     row["updated_at"] = line.time("updated_at", nullable=False)
+    row["next_attempt_at"] = line.time("next_attempt_at")
+    if row["next_attempt_at"] is not None and row["status"] != "pending":
+        line.fail("next_attempt_at", "is only for a pending item (one waiting out its retry delay)")
     successors = record.get("successor_ids")
     if successors is not None:
         if not isinstance(successors, list) or not successors:

@@ -48,7 +48,7 @@ STORES: dict[str, Callable[[Path, FakeClock], contextlib.AbstractContextManager[
 def mid_run(make: Make, clock: FakeClock) -> None:
     """A backfill caught mid-run: every state an item can be in, and progress history."""
     admin = make()
-    admin.setup(lease_mode="exponential", acquire_order="largest_first", max_attempts=2)
+    admin.setup(lease_mode="exponential", acquire_order="largest_first", max_attempts=2, retry_delay=0)
     admin.create_work_items(
         [
             {"work_item_id": f"logs__{n}", "index_name": "logs", "shard_number": n,
@@ -71,7 +71,8 @@ def mid_run(make: Make, clock: FakeClock) -> None:
         w4.fail_work_item(lease.work_item_id, f"boom at {lease.lease_epoch}\nsecond line")
     lease = w4.acquire_next_work_item()  # logs__1: completed
     w4.complete_work_item(lease.work_item_id)
-    lease = w4.acquire_next_work_item()  # logs__0: failed once, back to pending
+    lease = w4.acquire_next_work_item()  # failed once, back to pending, waiting out a retry delay
+    admin.setup(retry_delay=600, max_retry_delay=900)
     w4.fail_work_item(lease.work_item_id, "transient")
     clock.advance(seconds=40)  # w2's 30 s lease has lapsed; w1's 5 minutes have not
 
@@ -115,6 +116,8 @@ def test_a_session_mid_run_arrives_whole(source: Make, target: Make) -> None:
     items = {i.work_item_id: i for i in after.list_work_items()}
     assert items["logs__5"].status.value == "assigned" and items["logs__5"].documents_processed == 700
     assert items["logs__2"].status.value == "failed" and items["logs__2"].last_error == "boom at 2\nsecond line"
+    waiting = [i for i in before.list_work_items() if i.next_attempt_at is not None]
+    assert len(waiting) == 1 and items[waiting[0].work_item_id].next_attempt_at == waiting[0].next_attempt_at
     assert items["logs__3"].successor_ids == ("logs__3a", "logs__3b") and items["logs__3a"].parent_id == "logs__3"
 
 
@@ -140,8 +143,13 @@ def test_workers_carry_on_against_the_new_store(source: Make, target: Make, cloc
     while isinstance(lease := w5.acquire_next_work_item(), WorkItemAndDuration):
         w5.complete_work_item(lease.work_item_id, lease_epoch=lease.lease_epoch)
         done += 1
+    waiting = w5.acquire_next_work_item()
+    assert done == 5 and waiting.reason == "retry_wait"  # the retry delay came along with the item
+    clock.set(waiting.next_attempt_at)
+    w5.complete_work_item(w5.acquire_next_work_item().work_item_id)
+    done += 1
     status = w5.status()
-    assert done == 6  # logs__5, logs__4, then logs__0, logs__3a, logs__3b and the bare item
+    assert done == 6  # logs__5, logs__4, then logs__0, logs__3b and the bare item, then logs__3a once due
     assert (status.completed_work_items, status.failed_work_items, status.pending_work_items) == (8, 1, 0)
 
 
@@ -257,3 +265,22 @@ def test_cli_export_then_import_moves_a_running_session(
     assert missing.exit_code == 5 and "no session 'nope'" in missing.stderr
     remote = runner.invoke(cli, ["export", "--url", "http://127.0.0.1:9", "-s", "s1"])
     assert remote.exit_code == 2 and "give --db, not --url" in remote.stderr
+
+
+def test_retry_delays_are_optional_in_a_file_and_next_attempt_at_only_fits_a_pending_item(
+    source: Make, target: Make
+) -> None:
+    exported = records_of(source())
+    older = [dict(r) for r in exported]  # as written before retry delays existed
+    for name in ("retry_delay_micros", "max_retry_delay_micros"):
+        del older[1][name]
+    for record in older[2:]:
+        record.pop("next_attempt_at", None)
+    target(session="old").import_session(older)
+    info = next(s for s in target().list_sessions() if s.session_name == "old")
+    assert (info.retry_delay, info.max_retry_delay) == (timedelta(seconds=10), timedelta(minutes=10))
+    bad = [dict(r) for r in exported]
+    assigned = next(i for i, r in enumerate(bad) if r.get("status") == "assigned")
+    bad[assigned]["next_attempt_at"] = "2025-01-19T20:40:00Z"
+    with pytest.raises(ValidationError, match=rf"line {assigned + 1}: next_attempt_at is only for a pending item"):
+        target(session="bad").import_session(bad)

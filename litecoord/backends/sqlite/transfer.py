@@ -52,6 +52,7 @@ def export_session(store: Store, session_name: str, now: int) -> Iterator[dict[s
         if row is None:
             session = {"lease_mode": "fixed", "acquire_order": "largest_first", "max_attempts": 3, "created_at": now}
             session.update(started_at=None, last_update=None, last_sample_at=None)
+            session.update(retry_delay_micros=10_000_000, max_retry_delay_micros=600_000_000)
             sid = None
         else:
             session = dict(zip(names, row, strict=True))
@@ -110,9 +111,11 @@ def import_session(
             conn.execute("DELETE FROM progress_samples WHERE session_id = ?", (sid,))
             conn.execute("UPDATE sessions SET last_sample_at = ? WHERE id = ?", (_NO_SAMPLING, sid))
         conn.execute(
-            "UPDATE sessions SET lease_mode = ?, acquire_order = ?, max_attempts = ?, created_at = ? WHERE id = ?",
-            (session["lease_mode"], session["acquire_order"], session["max_attempts"], session["created_at"], sid),
-        )
+            "UPDATE sessions SET lease_mode = ?, acquire_order = ?, max_attempts = ?, created_at = ?, "
+            "retry_delay_micros = ?, max_retry_delay_micros = ? WHERE id = ?",
+            (session["lease_mode"], session["acquire_order"], session["max_attempts"], session["created_at"],
+             session["retry_delay_micros"], session["max_retry_delay_micros"], sid),
+        )  # fmt: skip
         # The rows are made afresh on each run of this function: the store may run it again after a busy rollback.
         conn.executemany(_INSERT_ITEM, ((sid, *row) for row in import_rows(parsed)))
         conn.executemany(
