@@ -63,6 +63,9 @@ class Sample:
         self.conn = http.client.HTTPConnection("127.0.0.1", self.server.effective_port, timeout=60)
         self.paths = {
             "overview": f"/sessions/{SESSION}/backfill/overview?limit={PAGE}",
+            # The same request when the server's per-index aggregates must be recomputed (the first
+            # refresh, and then at most every few seconds): the cache is emptied before each one.
+            "overview_cold": f"/sessions/{SESSION}/backfill/overview?limit={PAGE}",
             "status": f"/sessions/{SESSION}/backfill/work-items/status",
         }
         self.times: dict[str, list[float]] = {k: [] for k in self.paths}
@@ -83,6 +86,8 @@ class Sample:
         perf = time.perf_counter
         for kind, path in self.paths.items():
             for _ in range(5):
+                if kind == "overview_cold":
+                    self.server.app.index_cache.clear()
                 s = perf()
                 body = self._get(path)
                 e = perf()
@@ -123,17 +128,25 @@ def run(settings: Settings, results: Results) -> None:
     measured = {s.size: s.result() for s in samples}
     base = measured[1_000]
     for size, m in measured.items():
-        overview, status = median(m["overview"]), median(m["status"])
-        note = (
-            f"{len(m['overview'])} requests; p99 {percentile(m['overview'], 0.99) * 1e3:,.1f} ms; "
-            f"{m['bytes']:,} bytes; {overview / status:.1f}x GET status ({status * 1e3:.2f} ms)"
-        )
-        results.rows.append(
-            Row("page", "overview (page data)", DURABILITY.upper(), 1, overview * 1e3, "ms",
-                overview / median(base["overview"]), f"1k ({size:,} items)", 0, m["wrong"], note)
-        )  # fmt: skip
+        status = median(m["status"])
+        for kind, case in (("overview", "overview (page data)"), ("overview_cold", "overview, aggregates recomputed")):
+            figure = median(m[kind])
+            note = (
+                f"{len(m[kind])} requests; p99 {percentile(m[kind], 0.99) * 1e3:,.1f} ms; "
+                f"{m['bytes']:,} bytes; {figure / status:.1f}x GET status ({status * 1e3:.2f} ms)"
+            )
+            results.rows.append(
+                Row("page", case, DURABILITY.upper(), 1, figure * 1e3, "ms",
+                    figure / median(base[kind]), f"1k ({size:,} items)", 0, m["wrong"], note)
+            )  # fmt: skip
     top = max(measured)
-    worst = median(measured[top]["overview"])
-    results.targets.append(
-        Target(f"page data request at {top:,} items", f"{worst * 1e3:.1f} ms", "<= 250 ms", worst <= 0.25)
-    )
+    for kind, wanted in (("overview", 0.05), ("overview_cold", 1.0)):
+        worst = median(measured[top][kind])
+        results.targets.append(
+            Target(
+                f"page data request at {top:,} items" + (", aggregates recomputed" if kind != "overview" else ""),
+                f"{worst * 1e3:.1f} ms",
+                f"<= {wanted * 1e3:.0f} ms",
+                worst <= wanted,
+            )
+        )

@@ -133,13 +133,18 @@ class IndexCache:
     """
 
     def __init__(
-        self, *, min_age: float = 2.0, share: float = 20.0, clock: Callable[[], float] = time.monotonic
+        self, *, min_age: float = 5.0, share: float = 20.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.min_age = min_age
         self.share = share
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple[int, str], tuple[float, list[IndexProgress]]] = {}
+
+    def clear(self) -> None:
+        """Forget every session's aggregates (the next request recomputes them)."""
+        with self._lock:
+            self._entries.clear()
 
     def get(self, coord: Coordinator, key: Any = None) -> list[IndexProgress]:
         """The aggregates of ``coord``'s session (``key`` tells stores apart; default: the coordinator's class)."""

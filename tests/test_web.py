@@ -5,8 +5,10 @@ The page itself is tested in a real browser in test_web_page.py.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from browser_support import FAILED, LAPSED, OK, SILENT, STALLED, populate
@@ -155,3 +157,40 @@ def test_index_aggregates_are_kept_a_while_longer_the_longer_they_took(root: Sql
     now[0] += 1.1
     assert cache.get(Slow()) == [2]
     assert len(calls) == 2
+
+
+def test_demo_serve_shows_the_demo_on_the_page_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("waitress")
+    import threading
+    import time
+    import urllib.request
+
+    import litecoord.rest.server as server_module
+    from litecoord.cli.demo import run_demo
+
+    servers: list[Any] = []
+    real = server_module.make_server
+    monkeypatch.setattr(server_module, "make_server", lambda *a, **kw: servers.append(real(*a, **kw)) or servers[-1])
+    codes: list[int] = []
+    demo = threading.Thread(
+        target=lambda: codes.append(
+            run_demo(str(tmp_path / "demo.db"), workers=3, items=6, lease=2, serve_port=0, hold=False)
+        )
+    )
+    demo.start()
+    seen = None
+    deadline = time.monotonic() + 60
+    while seen is None and demo.is_alive() and time.monotonic() < deadline:
+        if servers:
+            with urllib.request.urlopen(servers[0].url + "/sessions/demo/backfill/overview", timeout=10) as reply:
+                seen = json.loads(reply.read())
+            with urllib.request.urlopen(servers[0].url + "/?session=demo", timeout=10) as reply:
+                assert b"ui/app.js" in reply.read()
+        else:
+            time.sleep(0.05)  # polls for the server to come up; no lease is waited out
+    demo.join(timeout=120)
+    assert codes == [0]
+    assert seen is not None and seen["status"]["total_work_items"] == 6
+    assert f"watch it at {servers[0].url}/?session=demo" in capsys.readouterr().err

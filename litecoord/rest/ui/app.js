@@ -404,7 +404,7 @@
         ),
       ),
     );
-    section.append(chart(data.samples, name));
+    section.append(chart(data, name));
     section.append(indexTable(data, name));
     section.append(leasedTable(data, name));
     section.append(failedTable(data, name));
@@ -421,39 +421,52 @@
   }
 
   // Throughput over time: documents per second between consecutive samples, as an SVG bar chart.
-  function chart(samples, name) {
+  function chart(data, name) {
     const figure = h("figure", { class: "chart" });
     const points = [];
+    // The samples (one per 10 s of activity at most), then the totals as of now: the last bar is
+    // the throughput since the latest sample.
+    const st = data.status;
+    const samples = data.samples.slice();
+    const last = samples[samples.length - 1];
+    if (last && Date.parse(data.as_of) > Date.parse(last.sampled_at) && st.total_documents_processed !== last.documents_processed) {
+      samples.push({ sampled_at: data.as_of, documents_processed: st.total_documents_processed });
+    }
     for (let i = 1; i < samples.length; i += 1) {
       const dt = (Date.parse(samples[i].sampled_at) - Date.parse(samples[i - 1].sampled_at)) / 1000;
       if (dt <= 0) continue;
       const docs = Math.max(0, samples[i].documents_processed - samples[i - 1].documents_processed);
-      points.push({ t: samples[i].sampled_at, rate: docs / dt });
+      points.push({ t: samples[i].sampled_at, from: Date.parse(samples[i - 1].sampled_at), dt, rate: docs / dt });
     }
     const caption = h("figcaption", {}, "Throughput over the last hour (documents per second)");
     if (points.length === 0) {
-      figure.append(caption, h("p", { class: "note" }, "Not enough samples yet (one every 10 s of activity)."));
+      figure.append(caption, h("p", { class: "note" }, "No progress recorded yet."));
       return figure;
     }
     const W = 600;
     const H = 120;
     const max = Math.max(...points.map((p) => p.rate), 1);
-    const step = W / points.length;
-    const last = points[points.length - 1];
+    // A time axis: each bar spans its interval; at least 5 minutes are shown, so a young backfill's
+    // first intervals are narrow bars on the right, not one bar across the chart.
+    const end = Date.parse(points[points.length - 1].t);
+    const span = Math.max(300_000, end - points[0].from);
+    const xOf = (ms) => ((ms - (end - span)) / span) * W;
+    const latest = points[points.length - 1];
     const svg = s("svg", {
       viewBox: `0 0 ${W} ${H}`,
       role: "img",
       "aria-label": `Throughput chart: ${points.length} intervals, peak ${num(Math.round(max))} docs/s, latest ${num(
-        Math.round(last.rate),
+        Math.round(latest.rate),
       )} docs/s`,
       preserveAspectRatio: "none",
     });
-    points.forEach((p, i) => {
+    points.forEach((p) => {
       const height = Math.max(1, (p.rate / max) * H);
+      const x = xOf(p.from);
       const rect = s("rect", {
-        x: (i * step + 0.5).toFixed(1),
+        x: x.toFixed(1),
         y: (H - height).toFixed(1),
-        width: Math.max(1, step - 1).toFixed(1),
+        width: Math.max(1, xOf(p.from + p.dt * 1000) - x - 0.5).toFixed(1),
         height: height.toFixed(1),
         class: "col",
       });
@@ -464,9 +477,9 @@
     const axis = h(
       "p",
       { class: "axis" },
-      h("span", {}, `${shortTime(points[0].t)}`),
-      h("span", {}, `peak ${num(Math.round(max))} docs/s · latest ${num(Math.round(last.rate))} docs/s`),
-      h("span", {}, `${shortTime(last.t)}`),
+      h("span", {}, `${shortTime(new Date(end - span).toISOString())}`),
+      h("span", {}, `peak ${num(Math.round(max))} docs/s · latest ${num(Math.round(latest.rate))} docs/s`),
+      h("span", {}, `${shortTime(latest.t)}`),
     );
     figure.append(caption, svg, axis);
     return figure;
