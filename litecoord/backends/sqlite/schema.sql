@@ -93,8 +93,8 @@ CREATE INDEX IF NOT EXISTS work_items_assigned_expiry
 CREATE INDEX IF NOT EXISTS work_items_assigned_holder
     ON work_items (session_id, worker_id) WHERE status = 'assigned';
 -- The status page pages through failed items; they are few, so this index
--- costs a write only when an item is parked or retried. (Files created
--- before it was added answer the same, by a scan.)
+-- costs a write only when an item is parked or retried. (Upgrading a
+-- version-1 file creates it.)
 CREATE INDEX IF NOT EXISTS work_items_failed
     ON work_items (session_id, seq) WHERE status = 'failed';
 
