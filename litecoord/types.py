@@ -420,6 +420,16 @@ class WorkQueueStatus:
     eta_seconds: float | None = None
     estimated_completion: datetime | None = None
     as_of: datetime | None = None
+    #: How long the run has taken: from the first lease to now, or to
+    #: ``finished_at`` once nothing is left to do (then it no longer changes).
+    elapsed_seconds: float | None = None
+    #: When the last pending or leased item was settled (completed or parked as
+    #: failed); ``None`` while work remains. Once set, the rates above are the
+    #: run's mean and ``eta_seconds`` is 0: the figures are frozen.
+    finished_at: datetime | None = None
+    #: Pending items that failed and wait out their retry delay (or are due):
+    #: already counted in ``pending_work_items``.
+    retrying_work_items: int = 0
 
     @property
     def not_yet_complete(self) -> int:
@@ -448,6 +458,9 @@ class WorkQueueStatus:
             "eta_seconds": self.eta_seconds,
             "estimated_completion": format_time(self.estimated_completion),
             "as_of": format_time(self.as_of),
+            "elapsed_seconds": self.elapsed_seconds,
+            "finished_at": format_time(self.finished_at),
+            "retrying_work_items": self.retrying_work_items,
         }
 
     @classmethod
@@ -477,6 +490,9 @@ class WorkQueueStatus:
             eta_seconds=opt_float("eta_seconds"),
             estimated_completion=parse_time(data.get("estimated_completion")),
             as_of=parse_time(data.get("as_of")),
+            elapsed_seconds=opt_float("elapsed_seconds"),
+            finished_at=parse_time(data.get("finished_at")),
+            retrying_work_items=int(data.get("retrying_work_items") or 0),
         )
 
 

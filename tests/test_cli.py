@@ -284,9 +284,40 @@ def test_fail_then_retry(loaded: Run, db: str, clock: FakeClock) -> None:
     assert (data["status"], data["failure_count"], data["last_error"]) == ("failed", 1, "disk full")
     assert loaded("fail", "logs__1__0", "-w", "w1", "-e", "again").exit_code == 6
     retried = loaded("retry", "logs__1__0")
-    assert (retried.exit_code, retried.stdout) == (0, "logs__1__0 is pending\n")
+    assert (retried.exit_code, retried.stdout) == (0, "retried logs__1__0: pending again\n")
     assert coordinator(db, clock).get_work_item("logs__1__0").failure_count == 0
     assert loaded("fail", "logs__1__0").exit_code == 2  # --error is required
+
+
+def test_retry_several_ids_or_all_failed_and_say_when_an_item_was_not_failed(
+    loaded: Run, db: str, clock: FakeClock
+) -> None:
+    worker = coordinator(db, clock, "w1")
+    worker.setup(max_attempts=1)
+    for _ in range(2):
+        worker.fail_work_item(worker.acquire_next_work_item().work_item_id, "boom")  # logs__1__0, logs__0__0
+    assert loaded("retry").exit_code == 2  # nothing named
+    both = loaded("retry", "logs__1__0", "logs__0__0")
+    assert both.exit_code == 0
+    assert both.stdout == "retried logs__1__0: pending again\nretried logs__0__0: pending again\n"
+    assert worker.status().failed_work_items == 0
+    # An item that is not failed is left as it is, and said so: exit 6 (the others are still retried).
+    for _ in range(2):
+        worker.fail_work_item(worker.acquire_next_work_item().work_item_id, "boom")
+    mixed = loaded("retry", "logs__2__0", "logs__1__0")
+    assert mixed.exit_code == 6
+    assert mixed.stdout == "retried logs__1__0: pending again\n"
+    assert error_line(mixed) == "Error: logs__2__0 is not failed (it is pending); left as it is"
+    unknown = loaded("retry", "nope", "--json")
+    assert unknown.exit_code == 5
+    assert json.loads(unknown.stdout) == {"retried": [], "not_failed": [], "not_found": ["nope"]}
+    # --all-failed: every failed item of the session, and nothing else.
+    assert [i.work_item_id for i in worker.list_work_items("failed")] == ["logs__0__0"]
+    every = loaded("retry", "--all-failed", "--json")
+    assert every.exit_code == 0
+    assert [i["work_item_id"] for i in json.loads(every.stdout)["retried"]] == ["logs__0__0"]
+    none = loaded("retry", "--all-failed")
+    assert (none.exit_code, none.stdout) == (0, "no failed items in session s1\n")
 
 
 def test_split_creates_successors(loaded: Run, db: str, clock: FakeClock) -> None:
@@ -365,6 +396,30 @@ def test_status_watch_redraws_until_the_work_is_done(
     assert len(frames) == 2
     assert "in progress (3)" in frames[0]
     assert "3 items: 3 done" in frames[1] and frames[1].splitlines()[3].endswith(" | done")
+
+
+def test_status_piped_is_never_cut_and_flags_a_silent_holder(run: Run, db: str, clock: FakeClock) -> None:
+    session = "a-backfill-session-whose-name-pushes-the-counts-past-eighty-columns"
+    worker = SqliteCoordinator(db, session=session, worker_id="w1", clock=clock)
+    worker.setup(retry_delay=30)
+    worker.create_work_items(ITEMS)
+    worker.fail_work_item(worker.acquire_next_work_item().work_item_id, "exit 3: disk full")
+    clock.advance(seconds=30)
+    worker.acquire_next_work_item(timedelta(seconds=30))
+    clock.advance(seconds=11)  # more than a third of its 30 s lease without a heartbeat
+    out = run("status", "--db", db, "--session", session, db_args=False).stdout.splitlines()
+    assert out[0].endswith("3 items: 0 done, 1 in progress, 2 pending, 0 failed") and len(out[0]) > 80
+    assert any(line.startswith("? logs__1__0  w1") for line in out)
+    assert "silent (1, marked ?): no heartbeat for longer than a third of the lease" in out
+
+
+def test_status_shows_items_waiting_to_be_retried(loaded: Run, db: str, clock: FakeClock) -> None:
+    worker = coordinator(db, clock, "w1")
+    worker.fail_work_item(worker.acquire_next_work_item().work_item_id, "exit 3: disk full")
+    out = loaded("status").stdout.splitlines()
+    assert "3 pending (1 retrying)" in out[0]
+    at = out.index("retrying (1): failed, back in the queue")
+    assert out[at + 1].startswith("  logs__1__0  1 failure(s), retry ") and out[at + 1].endswith(": exit 3: disk full")
 
 
 def test_status_watch_that_ends_with_only_failed_items_exits_3(loaded: Run, db: str, clock: FakeClock) -> None:

@@ -731,6 +731,62 @@ def test_status_estimates_throughput_and_eta(make, clock):
     assert status.estimated_completion is not None
 
 
+def test_status_shows_no_eta_while_no_lease_is_live(make, clock):
+    a = make("a")
+    a.create_work_items([{"work_item_id": f"s{n}", "document_count": 1000} for n in range(3)])
+    lease = lease_of(a.acquire_next_work_item(FIVE_MIN))
+    for done in (300, 600, 1000):
+        clock.advance(seconds=20)
+        a.update_progress_and_renew_lease(lease.work_item_id, done, 0)
+    a.complete_work_item(lease.work_item_id)
+    status = a.status()
+    # Progress was measured, but nobody holds a lease now: there is no completion time to promise.
+    assert status.documents_per_second is not None and status.documents_per_second > 0
+    assert (status.eta_seconds, status.estimated_completion, status.finished_at) == (None, None, None)
+    lease_of(a.acquire_next_work_item(FIVE_MIN))
+    assert a.status().eta_seconds is not None  # a worker is back
+
+
+def test_a_finished_sessions_figures_are_frozen_at_completion(make, clock):
+    a = make("a")
+    a.setup(max_attempts=1)
+    a.create_work_items([{"work_item_id": f"s{n}", "document_count": 1000} for n in range(3)])
+    started = clock()
+    for n in range(3):
+        clock.advance(seconds=30)
+        lease = lease_of(a.acquire_next_work_item(FIVE_MIN))
+        clock.advance(seconds=30)
+        if n < 2:
+            a.complete_work_item(lease.work_item_id)
+        else:
+            a.fail_work_item(lease.work_item_id, "boom")  # only a failed item is left: finished too
+    at_end = a.status()
+    assert at_end.finished_at == clock() and at_end.elapsed_seconds == pytest.approx(150.0)
+    assert (started + timedelta(seconds=30)) == at_end.started_at
+    # The run's mean: 2000 documents in 150 s; nothing is left to estimate.
+    assert at_end.documents_per_second == pytest.approx(2000 / 150)
+    assert at_end.eta_seconds == 0.0 and at_end.estimated_completion == at_end.finished_at
+    clock.advance(hours=1)
+    later = a.status()
+    frozen = ("documents_per_second", "bytes_per_second", "eta_seconds", "estimated_completion", "elapsed_seconds",
+              "finished_at", "percent_complete")  # fmt: skip
+    assert {k: getattr(later, k) for k in frozen} == {k: getattr(at_end, k) for k in frozen}
+    assert later.as_of == at_end.as_of + timedelta(hours=1)
+
+
+def test_status_counts_items_waiting_to_be_retried(make, clock):
+    a = make("a")
+    a.create_work_items([{"work_item_id": n} for n in "abc"])
+    for _ in range(2):
+        a.fail_work_item(lease_of(a.acquire_next_work_item()).work_item_id, "boom")
+    status = a.status()
+    assert (status.retrying_work_items, status.pending_work_items, status.elapsed_seconds) == (2, 3, 0.0)
+    assert status.to_dict()["retrying_work_items"] == 2
+    clock.advance(seconds=10)
+    a.complete_work_item(lease_of(a.acquire_next_work_item()).work_item_id)
+    assert a.status().retrying_work_items == 1
+
+
 def test_empty_or_unknown_session_reads_as_empty(make):
     ghost = make("w", session="never-written")
     status = ghost.status()

@@ -127,6 +127,8 @@ def test_acquire_reads_indexes_never_scans(db_path):
         plan = _plan(conn, sql, {"session": 1, "id": "x", "worker": "w", "epoch": None, "now": 0, "docs": None,
                                  "bytes": None, "duration": None})  # fmt: skip
         assert "SCAN work_items" not in plan, plan
+    waiting = _plan(conn, backend._RETRY_WAITING, (1,))
+    assert "work_items_retry_wait" in waiting and "SCAN work_items" not in waiting, waiting
     live = _plan(conn, backend._LIVE_LEASES, (1, 0))
     assert "work_items_assigned_expiry" in live and "SCAN" not in live, live
 

@@ -13,6 +13,7 @@ from litecoord.cli.render import (
     format_count,
     format_duration,
     has_lapsed_lease,
+    is_silent,
     is_stalled,
     render_item,
     render_items,
@@ -113,10 +114,10 @@ bytes     [#############.........................]  35.0%  210.0 MiB / 600.0 MiB
 throughput 1,500 docs/s, 700.0 KiB/s | elapsed 5m 00s | ETA 8m 20s at 20:43:20Z
 
 in progress (3)
-  ID               WORKER         DOCUMENTS               BYTES
-! customers__1__0  demo-worker-3  [#..............]  10%  [#..............]  10%
-  orders__0__0     demo-worker-1  [#######........]  50%  [###............]  25%
-  logs-2024__3__0  demo-worker-2  [#############..]  90%  [???????????????]    ?
+  ID               WORKER         ELAPSED  HEARTBEAT  DOCUMENTS     BYTES
+! customers__1__0  demo-worker-3   3m 20s         1s  [.....]  10%  [.....]  10%
+  orders__0__0     demo-worker-1   1m 00s         1s  [##...]  50%  [#....]  25%
+  logs-2024__3__0  demo-worker-2      30s         2s  [####.]  90%  [?????]    ?
 
 stalled (1, marked !): heartbeats arrive, progress has not moved
   customers__1__0  demo-worker-3  no progress for 2m 05s, last heartbeat 1s ago
@@ -124,18 +125,20 @@ stalled (1, marked !): heartbeats arrive, progress has not moved
 lapsed leases (1): the next acquire hands these to another worker
   products__2__0  demo-worker-4  lease expired 3s ago at 33%
 
-failed (1): retry with `litecoord retry ID`
+failed (1): retry with `litecoord retry ID` or `--all-failed`
   orders__5__0  3 failure(s): command exited with code 1 ... connection refused"""
 
+# A narrow terminal: the header splits in two rather than lose the counts; rows drop the bytes bar.
 VIEW_50 = """\
-session demo | 37.5% | 12 items: 3 done, 3 in pro~
+session demo | 37.5%
+12 items: 3 done, 3 in progress, 5 pending, 1 fai~
 documents [###.....]  37.5%  450,000 / 1,200,000
 bytes     [##......]  35.0%  210.0 MiB / 600.0 MiB
 throughput 1,500 docs/s, 700.0 KiB/s | elapsed 5m~
 
 in progress (3)
-  ID        WORKER        DOCUMENTS    BYTES
-! custome~  demo-worker~  [....]  10%  [....]  10%
+  ID        WOR~  ELAPSED  HEARTBEAT  DOCUMENTS
+! custome~  dem~   3m 20s         1s  [.....]  10%
   ... and 2 more
 
 stalled (1, marked !): heartbeats arrive, progres~
@@ -144,14 +147,15 @@ stalled (1, marked !): heartbeats arrive, progres~
 lapsed leases (1): the next acquire hands these t~
   products__2__0  demo-worker-4  lease expired 3s~
 
-failed (1): retry with `litecoord retry ID`
+failed (1): retry with `litecoord retry ID` or `-~
   orders__5__0  3 failure(s): command exited with~"""
 
 VIEW_DONE = """\
-session demo · 100.0% · 12 items: 12 done, 0 in progress, 0~
+session demo · 100.0%
+12 items: 12 done, 0 in progress, 0 pending, 0 failed
 documents [██████████████████] 100.0%  1,200,000 / 1,200,000
 bytes     [██████████████████] 100.0%  600.0 MiB / 600.0 MiB
-throughput 1,500 docs/s, 700.0 KiB/s · took 4m 59s · done
+mean 1,500 docs/s, 700.0 KiB/s · took 4m 59s · done
 
 kill: demo-worker-2 was killed; recovered"""
 
@@ -200,6 +204,64 @@ def test_color_adds_ansi_styles_and_nothing_else() -> None:
     colored = render_status(STATUS, ITEMS, NOW, 80, color=True)
     assert "\x1b[" in colored and "\x1b[" not in plain
     assert re.sub(r"\x1b\[[0-9;]*m", "", colored) == plain
+
+
+# A live lease of 60 s whose holder last renewed 25 s ago: longer than the 20 s it renews within.
+SILENT = item(
+    "events__4__0", WorkItemStatus.ASSIGNED, worker_id="demo-worker-5", document_count=1000,
+    documents_processed=500, lease_expiry=NOW + timedelta(seconds=35), lease_duration=timedelta(seconds=60),
+    leased_at=ago(40), started_at=ago(40), last_heartbeat=ago(25), progress_changed_at=ago(25), lease_epoch=1,
+)  # fmt: skip
+
+
+def test_a_live_lease_without_heartbeats_is_flagged_silent_with_its_heartbeat_age() -> None:
+    view = render_status(STATUS, [HEALTHY, SILENT], NOW, None)
+    lines = view.splitlines()
+    row = next(line for line in lines if "events__4__0" in line)
+    assert row.startswith("? events__4__0")  # marked
+    assert row.split()[3:6] == ["40s", "25s", "[########........]"]  # elapsed since the lease, heartbeat age
+    assert "silent (1, marked ?): no heartbeat for longer than a third of the lease" in lines
+    assert (
+        "  events__4__0  demo-worker-5  no heartbeat for 25s (due every 20s), lease ends in 35s"
+    ) in lines
+    # Within a third of its lease, the same holder is healthy.
+    assert not is_silent(replace(SILENT, last_heartbeat=ago(19)), NOW)
+    assert is_silent(SILENT, NOW) and not is_silent(LAPSED, NOW) and not is_silent(HEALTHY, NOW)
+
+
+def test_retried_items_show_their_failures_last_error_and_when_they_come_back() -> None:
+    retrying = item(
+        "orders__6__0", WorkItemStatus.PENDING, failure_count=2, lease_epoch=2,
+        next_attempt_at=NOW + timedelta(seconds=8), last_error="command exited with code 1\nstderr:\ntimeout",
+    )  # fmt: skip
+    due = replace(retrying, work_item_id="orders__7__0", failure_count=1, next_attempt_at=ago(1))
+    status = replace(STATUS, retrying_work_items=2)
+    lines = render_status(status, [*ITEMS, retrying, due], NOW, None).splitlines()
+    assert lines[0].endswith("5 pending (2 retrying), 1 failed")
+    at = lines.index("retrying (2): failed, back in the queue")
+    assert lines[at + 1 : at + 3] == [
+        "  orders__7__0  1 failure(s), retry due: command exited with code 1 ... timeout",
+        "  orders__6__0  2 failure(s), retry in 8s: command exited with code 1 ... timeout",
+    ]
+
+
+def test_output_that_is_not_a_terminal_is_never_cut() -> None:
+    long = replace(STATUS, session_name="a-session-name-long-enough-to-push-the-failed-count-past-80-columns")
+    view = render_status(long, ITEMS, NOW, None)
+    assert view.splitlines()[0].endswith("5 pending, 1 failed")
+    assert "~" not in view
+    assert "in progress (3)" in view and "[#######........]  50%" in view  # bars laid out for 100 columns
+
+
+def test_no_eta_without_a_live_lease_and_frozen_figures_when_done() -> None:
+    idle = replace(STATUS, assigned_work_items=0, in_progress_work_items=0, eta_seconds=None)
+    assert render_status(idle, [], NOW, 100).splitlines()[3].endswith("| no ETA: no item is leased")
+    done = replace(
+        STATUS, pending_work_items=0, assigned_work_items=0, completed_work_items=11, elapsed_seconds=250.0,
+        finished_at=ago(60), documents_per_second=1800.0,
+    )  # fmt: skip
+    line = render_status(done, [FAILED], NOW, 100).splitlines()[3]
+    assert line == "mean 1,800 docs/s, 700.0 KiB/s | took 4m 10s | stopped: only failed items remain"
 
 
 def test_stalled_and_lapsed_classification() -> None:

@@ -636,15 +636,56 @@ def split(
 
 @cli.command()
 @coordinator_options(worker=False)
-@click.argument("work_item_id")
+@click.argument("work_item_ids", metavar="[ID]...", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Retry every item of the session parked as failed.")
 @_json_option
-def retry(target: Target, work_item_id: str, as_json: bool) -> None:
-    """Return a failed item to pending with its failure count cleared."""
-    item = target.open().retry_work_item(work_item_id)
+def retry(target: Target, work_item_ids: tuple[str, ...], all_failed: bool, as_json: bool) -> None:
+    """Return failed items to pending, failure counts cleared, available at once.
+
+    Give item ids, or --all-failed for every failed item of the session. An
+    id that is not failed is left as it is and reported (exit 6), an unknown
+    one too (exit 5); the others are still retried.
+    """
+    if not work_item_ids and not all_failed:
+        raise click.UsageError("name the items to retry, or pass --all-failed")
+    coord = target.open()
+    wanted = list(dict.fromkeys(work_item_ids))
+    if all_failed:
+        wanted += [i.work_item_id for i in coord.list_work_items(WorkItemStatus.FAILED) if i.work_item_id not in wanted]
+    retried: list[WorkItem] = []
+    not_failed: list[WorkItem] = []
+    not_found: list[str] = []
+    for work_item_id in wanted:
+        try:
+            # Read first: retry_work_item leaves any other item unchanged, and we say so.
+            current = coord.get_work_item(work_item_id)
+        except WorkItemNotFoundError:
+            not_found.append(work_item_id)
+            continue
+        if current.status is not WorkItemStatus.FAILED:
+            not_failed.append(current)
+            continue
+        item = coord.retry_work_item(work_item_id)
+        (retried if item.status is WorkItemStatus.PENDING else not_failed).append(item)
     if as_json:
-        _echo_json(item.to_dict())
+        _echo_json(
+            {
+                "retried": [i.to_dict() for i in retried],
+                "not_failed": [{"work_item_id": i.work_item_id, "status": i.status.value} for i in not_failed],
+                "not_found": not_found,
+            }
+        )
     else:
-        click.echo(f"{work_item_id} is {item.status.value}")
+        for item in retried:
+            click.echo(f"retried {item.work_item_id}: pending again")
+        if all_failed and not wanted:
+            click.echo(f"no failed items in session {target.session}")
+    problems = [f"{i.work_item_id} is not failed (it is {i.status.value}); left as it is" for i in not_failed]
+    problems += [f"work item {i!r} not found in session {target.session!r}" for i in not_found]
+    if problems:
+        raise CliError("; ".join(problems), EXIT_NOT_FOUND if not_found else EXIT_CONFLICT, code=(
+            "work_item_not_found" if not_found else "not_failed"
+        ))
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -679,9 +720,13 @@ def show(target: Target, work_item_id: str, as_json: bool) -> None:
 
 
 def _view_items(coord: Coordinator) -> list[WorkItem]:
-    """What the status view draws: live leases, lapsed leases, failed items (not the whole session)."""
+    """What the status view draws: live and lapsed leases, retrying and failed items (not the whole session)."""
     items = coord.list_work_items(WorkItemStatus.ASSIGNED) + coord.list_work_items(WorkItemStatus.FAILED)
-    items += [i for i in coord.list_work_items(WorkItemStatus.PENDING) if i.worker_id and i.lease_expiry]
+    items += [
+        i
+        for i in coord.list_work_items(WorkItemStatus.PENDING)
+        if (i.worker_id and i.lease_expiry) or i.failure_count  # lapsed, or failed and back in the queue
+    ]
     return items
 
 
@@ -725,9 +770,14 @@ def draw_frame(frame: str, *, redraw: bool) -> None:
 def status(target: Target, as_json: bool, watch: bool, interval: float, stall_after: float, prometheus: bool) -> None:
     """Show the session's progress: totals, throughput, ETA, items in progress, stalled and failed items.
 
-    `--json` prints the same object as the REST API's GET /status (with
-    --watch: one JSON object per line). On a terminal --watch redraws in
-    place; otherwise it prints plain frames, without ANSI codes. --watch ends
+    Each item in progress shows how long its lease has run and the age of its
+    last heartbeat; it is flagged silent (?) when that is older than a third
+    of its lease, stalled (!) when heartbeats arrive but progress stands
+    still. Items that failed and wait to be retried show their failures and
+    last error. `--json` prints the same object as the REST API's GET /status
+    (with --watch: one JSON object per line). On a terminal --watch redraws
+    in place, cut to the terminal's width; otherwise it prints plain frames,
+    without ANSI codes, and never cuts a line. --watch ends
     when no item is pending or leased (exit 0 when all are complete, 3 when
     only failed items are left), or on Ctrl-C (exit 130).
     """
@@ -757,7 +807,7 @@ def status(target: Target, as_json: bool, watch: bool, interval: float, stall_af
                     summary,
                     _view_items(coord),
                     summary.as_of or _now(),
-                    width,
+                    width if tty else None,  # piped or redirected: never cut a line
                     stall_after=timedelta(seconds=stall_after),
                     color=tty,
                     unicode=unicode,

@@ -10,13 +10,19 @@ The status view (:func:`render_status`) shows, within ``width`` columns:
 
 * a header: session, item counts, percent complete;
 * a bar each for documents and bytes processed, with totals;
-* throughput, elapsed time and ETA (``WorkQueueStatus`` computes them);
-* one row per item in progress, with a documents bar and a bytes bar;
+* throughput, elapsed time and ETA (``WorkQueueStatus`` computes them, and
+  freezes them once nothing is left to do);
+* one row per item in progress: time since its lease began, age of its last
+  heartbeat, a documents bar and a bytes bar;
+* silent items: a live lease whose last heartbeat is older than the renewal
+  interval the lease implies (a third of it; :func:`is_silent`);
 * stalled items: a live lease whose heartbeats keep arriving (``last_heartbeat``
   within ``stall_after``) while ``progress_changed_at`` has not moved for
   ``stall_after``: the worker is alive but its work is stuck;
 * lapsed leases: items whose holder stopped renewing (a crashed worker), which
   the next acquire hands to another worker;
+* retrying items: failed and back in the queue, with their failure count,
+  when the retry is due and their last error;
 * failed items, with their last error.
 """
 
@@ -28,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
+from ..monitor import renewal_interval
 from ..types import SessionInfo, WorkItem, WorkItemStatus, WorkQueueStatus, format_time
 
 __all__ = [
@@ -36,6 +43,8 @@ __all__ = [
     "format_count",
     "format_duration",
     "is_stalled",
+    "is_silent",
+    "is_retrying",
     "has_lapsed_lease",
     "render_status",
     "render_items",
@@ -171,11 +180,36 @@ def has_lapsed_lease(item: WorkItem, now: datetime) -> bool:
 # -- the status view ----------------------------------------------------------------
 
 
+def is_silent(item: WorkItem, now: datetime) -> bool:
+    """A live lease whose last heartbeat is older than the renewal interval its lease implies.
+
+    The interval is a third of the lease (:func:`litecoord.monitor.renewal_interval`,
+    the rule the web page uses too): ``litecoord work`` renews every third
+    of the lease or more often, so a healthy holder never goes that long
+    without a heartbeat. A silent holder may be hung or cut off; its lease
+    has not lapsed yet, so nobody else will take the item until it does.
+    """
+    if not _is_live(item, now):
+        return False
+    interval = renewal_interval(item)
+    heartbeat = item.last_heartbeat or item.leased_at
+    return interval is not None and heartbeat is not None and now - heartbeat > interval
+
+
+def is_retrying(item: WorkItem) -> bool:
+    """An item that failed and went back to the queue (not yet parked as failed)."""
+    return item.status is WorkItemStatus.PENDING and item.failure_count > 0 and not item.worker_id
+
+
+#: Layout width of the view when the output is not a terminal (``width=None``): nothing is cut then.
+UNLIMITED_LAYOUT = 100
+
+
 def render_status(
     status: WorkQueueStatus,
     items: Iterable[WorkItem],
     now: datetime,
-    width: int = 80,
+    width: int | None = 80,
     *,
     stall_after: timedelta = DEFAULT_STALL_AFTER,
     max_rows: int = 20,
@@ -185,30 +219,43 @@ def render_status(
 ) -> str:
     """The live status view as text of at most ``width`` columns per line (without styles).
 
+    ``width=None`` (output that is not a terminal: a pipe, a file) lays the
+    view out for :data:`UNLIMITED_LAYOUT` columns and never cuts a line.
     ``items`` may be any items of the session; the view picks those in
-    progress, stalled, with lapsed leases, and failed. Each section lists at
-    most ``max_rows`` items, then says how many more there are. ``notes`` are
-    printed last, wrapped to the width (the demo narrates with them). The result ends without a
-    newline.
+    progress, stalled, silent, with lapsed leases, retrying and failed. Each
+    section lists at most ``max_rows`` items, then says how many more there
+    are. ``notes`` are printed last, wrapped to the width (the demo narrates
+    with them). The result ends without a newline.
     """
-    width = max(40, width)
+    limit = 1 << 30 if width is None else max(40, width)  # where lines are cut
+    width = UNLIMITED_LAYOUT if width is None else limit  # what the layout fits
     items = list(items)
     active = sorted((i for i in items if _is_live(i, now)), key=lambda i: (i.started_at or now, i.work_item_id))
-    stalled = [i for i in active if is_stalled(i, now, stall_after)]
+    silent = [i for i in active if is_silent(i, now)]
+    stalled = [i for i in active if is_stalled(i, now, stall_after) and i not in silent]
     lapsed = sorted((i for i in items if has_lapsed_lease(i, now)), key=lambda i: (i.lease_expiry, i.work_item_id))
+    retrying = sorted(
+        (i for i in items if is_retrying(i)), key=lambda i: (i.next_attempt_at or now, i.work_item_id)
+    )
     failed = [i for i in items if i.status is WorkItemStatus.FAILED]
 
     lines: list[str] = []
+    pending = f"{status.pending_work_items} pending"
+    if status.retrying_work_items:
+        pending += f" ({status.retrying_work_items} retrying)"
     counts = (
         f"{status.total_work_items} items: {status.completed_work_items} done, "
-        f"{status.assigned_work_items} in progress, {status.pending_work_items} pending, "
-        f"{status.failed_work_items} failed"
+        f"{status.assigned_work_items} in progress, {pending}, {status.failed_work_items} failed"
     )
     dot = " · " if unicode else " | "  # plain output stays ASCII, whatever the log's encoding
     header = f"session {status.session_name}{dot}{status.percent_complete:.1f}%{dot}{counts}"
-    lines.append(_cut(header, width))
+    if len(header) <= limit:
+        lines.append(header)
+    else:  # two lines rather than lose the counts (the failed one last) to the cut
+        lines.append(_cut(f"session {status.session_name}{dot}{status.percent_complete:.1f}%", limit))
+        lines.append(_cut(counts, limit))
     if not status.total_work_items:
-        lines.append(_cut("no work items yet: create them with `litecoord create` or `litecoord batch`", width))
+        lines.append(_cut("no work items yet: create them with `litecoord create` or `litecoord batch`", limit))
         lines.extend(_wrap(note, width) for note in notes)
         return "\n".join(lines)
     label_width = len("documents")
@@ -227,41 +274,36 @@ def render_status(
         bar = _bar(None if pct is None else pct / 100, bar_width, unicode=unicode)
         lines.append(f"{label:<{label_width}} {_style(bar, color, fg='green')}{suffix}")
 
-    rate_parts = []
-    if status.documents_per_second is None:
-        rate_parts.append("throughput: measuring")
-    else:
-        rate_parts.append(
-            f"throughput {format_count(status.documents_per_second)} docs/s, {format_bytes(status.bytes_per_second)}/s"
-        )
-    finished = status.total_work_items > 0 and status.not_yet_complete == 0
-    if status.started_at is not None:
-        if finished and status.last_update is not None:  # the run is over: how long it took
-            rate_parts.append(f"took {format_duration((status.last_update - status.started_at).total_seconds())}")
-        else:
-            rate_parts.append(f"elapsed {format_duration((now - status.started_at).total_seconds())}")
-    if finished:
-        rate_parts.append("done" if not status.failed_work_items else "stopped: only failed items remain")
-    elif status.eta_seconds is not None:
-        eta = f"ETA {format_duration(status.eta_seconds)}"
-        if status.estimated_completion is not None:
-            eta += f" at {_when(status.estimated_completion, now)}"
-        rate_parts.append(eta)
-    else:
-        rate_parts.append("ETA ?")
-    lines.append(_cut(dot.join(rate_parts), width))
+    lines.append(_cut(dot.join(_rate_parts(status, now)), limit))
 
     if active:
         lines.append("")
         lines.append(f"in progress ({len(active)})")
-        lines.extend(_active_rows(active[:max_rows], width, stalled, color=color, unicode=unicode))
+        marks = {i.work_item_id: "?" for i in silent} | {i.work_item_id: "!" for i in stalled}
+        lines.extend(_active_rows(active[:max_rows], width, now, marks, color=color, unicode=unicode))
         if len(active) > max_rows:
             lines.append(f"  ... and {len(active) - max_rows} more")
+    if silent:
+        lines.append("")
+        title = f"silent ({len(silent)}, marked ?): no heartbeat for longer than a third of the lease"
+        lines.append(_style(_cut(title, limit), color, fg="magenta"))
+        for item in silent[:max_rows]:
+            interval = renewal_interval(item)
+            heartbeat = item.last_heartbeat or item.leased_at
+            text = (
+                f"  {item.work_item_id}  {item.worker_id}  no heartbeat for "
+                f"{format_duration((now - heartbeat).total_seconds()) if heartbeat else '?'} "
+                f"(due every {format_duration(interval)}), lease ends in "
+                f"{format_duration((item.lease_expiry - now).total_seconds()) if item.lease_expiry else '?'}"
+            )
+            lines.append(_cut(text, limit))
+        if len(silent) > max_rows:
+            lines.append(f"  ... and {len(silent) - max_rows} more")
     if stalled:
         lines.append("")
         lines.append(
             _style(
-                _cut(f"stalled ({len(stalled)}, marked !): heartbeats arrive, progress has not moved", width),
+                _cut(f"stalled ({len(stalled)}, marked !): heartbeats arrive, progress has not moved", limit),
                 color,
                 fg="yellow",
             )
@@ -273,25 +315,35 @@ def render_status(
                 f"{format_duration((now - moved).total_seconds()) if moved else '?'}, "
                 f"last heartbeat {_ago(now, item.last_heartbeat)}"
             )
-            lines.append(_cut(text, width))
+            lines.append(_cut(text, limit))
         if len(stalled) > max_rows:
             lines.append(f"  ... and {len(stalled) - max_rows} more")
     if lapsed:
         lines.append("")
-        lines.append(_cut(f"lapsed leases ({len(lapsed)}): the next acquire hands these to another worker", width))
+        lines.append(_cut(f"lapsed leases ({len(lapsed)}): the next acquire hands these to another worker", limit))
         for item in lapsed[:max_rows]:
             pct = _percent(item.documents_processed, item.document_count)
             at = "" if pct is None else f" at {pct:.0f}%"
             text = f"  {item.work_item_id}  {item.worker_id}  lease expired {_ago(now, item.lease_expiry)}{at}"
-            lines.append(_cut(text, width))
+            lines.append(_cut(text, limit))
         if len(lapsed) > max_rows:
             lines.append(f"  ... and {len(lapsed) - max_rows} more")
+    if retrying:
+        lines.append("")
+        lines.append(_cut(f"retrying ({len(retrying)}): failed, back in the queue", limit))
+        for item in retrying[:max_rows]:
+            when = _retry_cell(item, now) or "retry due"
+            text = f"  {item.work_item_id}  {item.failure_count} failure(s), {when}: {_error_summary(item.last_error)}"
+            lines.append(_cut(text, limit))
+        if len(retrying) > max_rows:
+            lines.append(f"  ... and {len(retrying) - max_rows} more")
     if failed:
         lines.append("")
-        lines.append(_style(_cut(f"failed ({len(failed)}): retry with `litecoord retry ID`", width), color, fg="red"))
+        title = f"failed ({len(failed)}): retry with `litecoord retry ID` or `--all-failed`"
+        lines.append(_style(_cut(title, limit), color, fg="red"))
         for item in failed[:max_rows]:
             text = f"  {item.work_item_id}  {item.failure_count} failure(s): {_error_summary(item.last_error)}"
-            lines.append(_cut(text, width))
+            lines.append(_cut(text, limit))
         if len(failed) > max_rows:
             lines.append(f"  ... and {len(failed) - max_rows} more")
     if notes:
@@ -300,39 +352,89 @@ def render_status(
     return "\n".join(lines)
 
 
-def _active_rows(
-    active: Sequence[WorkItem], width: int, stalled: Sequence[WorkItem], *, color: bool, unicode: bool
-) -> list[str]:
-    """A header, then one row per item: ``M ID  WORKER  [docs bar] PCT  [bytes bar] PCT``.
+def _rate_parts(status: WorkQueueStatus, now: datetime) -> list[str]:
+    """Throughput, time and ETA; once nothing is left to do, the run's mean rate and duration."""
+    finished = status.total_work_items > 0 and status.not_yet_complete == 0
+    elapsed = status.elapsed_seconds
+    if elapsed is None and status.started_at is not None:  # a server from before elapsed_seconds
+        end = status.last_update if finished and status.last_update is not None else now
+        elapsed = (end - status.started_at).total_seconds()
+    parts = []
+    if status.documents_per_second is None:
+        parts.append("throughput: measuring")
+    else:
+        rates = f"{format_count(status.documents_per_second)} docs/s, {format_bytes(status.bytes_per_second)}/s"
+        parts.append(f"mean {rates}" if finished else f"throughput {rates}")
+    if elapsed is not None:
+        parts.append(f"took {format_duration(elapsed)}" if finished else f"elapsed {format_duration(elapsed)}")
+    if finished:
+        parts.append("done" if not status.failed_work_items else "stopped: only failed items remain")
+    elif status.assigned_work_items == 0:
+        parts.append("no ETA: no item is leased")
+    elif status.eta_seconds is not None:
+        eta = f"ETA {format_duration(status.eta_seconds)}"
+        if status.estimated_completion is not None:
+            eta += f" at {_when(status.estimated_completion, now)}"
+        parts.append(eta)
+    else:
+        parts.append("ETA ?")
+    return parts
 
-    ``M`` is ``!`` for a stalled item. Names are cut before the bars shrink
-    below a readable size.
+
+def _active_rows(
+    active: Sequence[WorkItem],
+    width: int,
+    now: datetime,
+    marks: dict[str, str],
+    *,
+    color: bool,
+    unicode: bool,
+) -> list[str]:
+    """A header, then one row per item: ``M ID  WORKER  ELAPSED  HEARTBEAT  [docs bar] PCT  [bytes bar] PCT``.
+
+    ``M`` is ``!`` for a stalled item, ``?`` for a silent one. ELAPSED runs
+    from the start of the current lease (an item shorter than one heartbeat
+    still shows it moving); HEARTBEAT is the age of the last renewal. Names
+    are cut before the bars shrink below a readable size.
     """
     id_width = max(2, min(28, max(len(i.work_item_id) for i in active)))
     worker_width = max(6, min(20, max(len(i.worker_id or "") for i in active)))
+    time_width, beat_width = len("ELAPSED"), len("HEARTBEAT")
+    bars = 2  # documents and bytes; a terminal too narrow for both keeps the documents bar, then none
 
-    def fixed() -> int:  # everything but the two bars' inner cells
-        return 2 + id_width + 2 + worker_width + 2 * (2 + 2 + 5)
+    def fixed() -> int:  # everything but the bars' inner cells
+        return 2 + id_width + 2 + worker_width + 2 + time_width + 2 + beat_width + bars * (2 + 2 + 5)
 
     spare = width - fixed()
-    if spare < 2 * _MIN_BAR:
-        shrink = 2 * _MIN_BAR - spare
+    if spare < bars * _MIN_BAR:
+        shrink = bars * _MIN_BAR - spare
         cut_id = min(shrink, max(0, id_width - 8))
         id_width -= cut_id
         worker_width = max(4, worker_width - (shrink - cut_id))
+        while bars and width - fixed() < bars * _MIN_BAR:
+            bars -= 1
         spare = width - fixed()
-    bar_width = max(_MIN_BAR, spare // 2)
-    stalled_ids = {i.work_item_id for i in stalled}
+    bar_width = max(_MIN_BAR, spare // bars) if bars else 0
     column = bar_width + 2 + 5
-    rows = [f"  {'ID':<{id_width}}  {'WORKER':<{worker_width}}  {'DOCUMENTS':<{column}}  BYTES"]
+    header = [
+        f"  {_cut('ID', id_width):<{id_width}}",
+        f"{_cut('WORKER', worker_width):<{worker_width}}",
+        f"{'ELAPSED':<{time_width}}",
+        f"{'HEARTBEAT':<{beat_width}}",
+    ]
+    header += [f"{'DOCUMENTS':<{column}}", "BYTES"][:bars]
+    rows = ["  ".join(header).rstrip()]
     for item in active:
-        mark = _style("!", color, fg="yellow") if item.work_item_id in stalled_ids else " "
+        mark = marks.get(item.work_item_id, " ")
+        if mark != " ":
+            mark = _style(mark, color, fg="magenta" if mark == "?" else "yellow")
         name, worker = _cut(item.work_item_id, id_width), _cut(item.worker_id or "", worker_width)
-        cells = [f"{mark} {name:<{id_width}}  {worker:<{worker_width}}"]
-        for done, total in (
-            (item.documents_processed, item.document_count),
-            (item.bytes_processed, item.total_size_bytes),
-        ):
+        began = item.leased_at or item.started_at
+        elapsed = format_duration((now - began).total_seconds()) if began else "?"
+        beat = format_duration((now - item.last_heartbeat).total_seconds()) if item.last_heartbeat else "?"
+        cells = [f"{mark} {name:<{id_width}}  {worker:<{worker_width}}  {elapsed:>{time_width}}  {beat:>{beat_width}}"]
+        figures = ((item.documents_processed, item.document_count), (item.bytes_processed, item.total_size_bytes))
+        for done, total in figures[:bars]:
             pct = _percent(done, total)
             bar = _bar(None if pct is None else pct / 100, bar_width, unicode=unicode)
             cells.append(f"{_style(bar, color, fg='cyan')} {'   ?' if pct is None else f'{pct:3.0f}%'}")

@@ -163,6 +163,15 @@ _SCHEMAS: dict[str, Any] = {
             "eta_seconds": {"type": ["number", "null"]},
             "estimated_completion": _TIME_OR_NULL,
             "as_of": _TIME_OR_NULL,
+            "elapsed_seconds": {
+                "type": ["number", "null"],
+                "description": "the run's duration: to now, or to finished_at once nothing is left to do",
+            },
+            "finished_at": {
+                **_TIME_OR_NULL,
+                "description": "when nothing was left to do; then the rates are the run's mean and eta_seconds is 0",
+            },
+            "retrying_work_items": {**_COUNT, "description": "pending items waiting out a retry delay"},
         },
         tuple(_STATUS_EXAMPLE),
         description="pending_work_items + assigned_work_items is the number of items not yet complete.",

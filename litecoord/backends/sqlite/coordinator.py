@@ -220,6 +220,10 @@ FROM sessions WHERE id = ?"""
 _LIVE_LEASES = """
 SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' AND lease_expiry > ?"""
 
+# Failed items back in the queue, waiting out their retry delay or due (the retry_wait index).
+_RETRY_WAITING = """
+SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'pending' AND next_attempt_at IS NOT NULL"""
+
 # One pass over the session's rows. Documents and bytes totals count root
 # items only, as the session counters do.
 _INDEX_PROGRESS = """
@@ -807,18 +811,19 @@ class SqliteCoordinator:
         sid = self._sid(create=False)
         now = self._now()
         if sid is None:
-            return _status_from(self.session, now, None, 0, None)
+            return _status_from(self.session, now, None, 0, None, 0)
         window_start = now - micros_of(THROUGHPUT_WINDOW)
 
         def read(conn: sqlite3.Connection) -> WorkQueueStatus:
             totals = conn.execute(_SESSION_TOTALS, (sid,)).fetchone()
             live = conn.execute(_LIVE_LEASES, (sid, now)).fetchone()[0]
+            retrying = conn.execute(_RETRY_WAITING, (sid,)).fetchone()[0]
             sample = conn.execute(
                 "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
                 "FROM progress_samples WHERE session_id = ? AND sampled_at >= ? ORDER BY sampled_at LIMIT 1",
                 (sid, window_start),
             ).fetchone()
-            return _status_from(self.session, now, totals, live, sample)
+            return _status_from(self.session, now, totals, live, sample, retrying)
 
         return self._store.read(read)
 
@@ -967,7 +972,12 @@ def _shares(total: int | None, done: int, parts: int) -> list[int | None]:
 
 
 def _status_from(
-    session: str, now: int, totals: Sequence[Any] | None, live: int, sample: Sequence[Any] | None
+    session: str,
+    now: int,
+    totals: Sequence[Any] | None,
+    live: int,
+    sample: Sequence[Any] | None,
+    retrying: int,
 ) -> WorkQueueStatus:
     if totals is None:
         totals = (0, 0, 0, 0, 0, 0, 0, 0, None, None)
@@ -979,14 +989,25 @@ def _status_from(
         percent = 100.0 * completed / total if total else 0.0
     if total and remaining_items == 0 and failed == 0:
         percent = 100.0
+    finished = total > 0 and remaining_items == 0
+    # The run's own time: frozen at its last change once nothing is left to do,
+    # so a finished session reads the same a minute or a week later.
+    end = last if finished and last is not None else now
+    elapsed = None if started is None else max(0, end - started) / 1e6
     docs_rate = bytes_rate = eta = None
-    if sample is not None and now - sample[0] >= 1_000_000:
-        elapsed = (now - sample[0]) / 1e6
-        docs_rate = max(0.0, (docs_done - sample[1]) / elapsed)
-        bytes_rate = max(0.0, (bytes_done - sample[2]) / elapsed)
-        items_rate = max(0.0, (completed - sample[3]) / elapsed)
-        if remaining_items == 0:
-            eta = 0.0
+    if finished:
+        # The mean over the whole run (the recent window would decay with the wall clock).
+        if elapsed:
+            docs_rate, bytes_rate = docs_done / elapsed, bytes_done / elapsed
+        eta = 0.0
+    elif sample is not None and now - sample[0] >= 1_000_000:
+        window = (now - sample[0]) / 1e6
+        docs_rate = max(0.0, (docs_done - sample[1]) / window)
+        bytes_rate = max(0.0, (bytes_done - sample[2]) / window)
+        items_rate = max(0.0, (completed - sample[3]) / window)
+        # No live lease: nobody is working, so no completion time can be promised.
+        if live == 0:
+            eta = None
         elif docs > 0 and docs_rate > 0:
             eta = max(0.0, docs - docs_done) / docs_rate
         elif items_rate > 0:
@@ -1010,6 +1031,9 @@ def _status_from(
         documents_per_second=docs_rate,
         bytes_per_second=bytes_rate,
         eta_seconds=eta,
-        estimated_completion=None if eta is None else from_micros(now + int(eta * 1e6)),
+        estimated_completion=None if eta is None else from_micros((end if finished else now) + int(eta * 1e6)),
         as_of=from_micros(now),
+        elapsed_seconds=elapsed,
+        finished_at=from_micros(last) if finished else None,
+        retrying_work_items=retrying,
     )
