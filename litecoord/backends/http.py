@@ -43,7 +43,6 @@ import http.client
 import io
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -76,6 +75,7 @@ from ..types import (
     WorkQueueStatus,
     json_seconds,
 )
+from .common import default_worker_id
 
 __all__ = [
     "HttpCoordinator",
@@ -216,10 +216,6 @@ class WsgiTransport:
         pass
 
 
-def _default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 def split_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
     """The base URLs named by ``base_url``: one URL, comma-separated URLs, or a list of URLs.
 
@@ -347,7 +343,7 @@ class HttpCoordinator:
 
     @property
     def worker_id(self) -> str:
-        return self._worker_id or _default_worker_id()
+        return self._worker_id or default_worker_id()
 
     def bind(self, session: str | None = None, worker_id: str | None = None) -> HttpCoordinator:
         """A coordinator for ``session``/``worker_id`` sharing this one's servers and transports."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
@@ -27,10 +26,8 @@ from typing import Any
 from ... import validation as check
 from ...errors import (
     LeaseConflictError,
-    LeaseExpiredError,
     SuccessorConflictError,
     ValidationError,
-    WorkItemNotFoundError,
 )
 from ...protocol import DEFAULT_LEASE_DURATION
 from ...transfer import ImportSummary
@@ -51,12 +48,24 @@ from ...types import (
     WorkItemPage,
     WorkItemStatus,
     WorkQueueStatus,
-    format_time,
     from_micros,
     micros_of,
-    new_frozen,
     to_micros,
     wall_clock,
+)
+from ..common import (
+    COLUMNS,
+    EXPIRY,
+    THROUGHPUT_WINDOW,
+    default_worker_id,
+    item_from_row,
+    lease_from_row,
+    not_found,
+    refusal,
+    setup_settings,
+    shares,
+    status_from,
+    successor_ids,
 )
 from . import transfer
 from .models import create_models
@@ -66,15 +75,7 @@ __all__ = ["SqliteCoordinator"]
 
 # -- SQL, written once ----------------------------------------------------
 
-_COLUMNS = (
-    "work_item_id", "status", "index_name", "shard_number", "document_count",
-    "total_size_bytes", "worker_id", "lease_expiry", "documents_processed",
-    "bytes_processed", "last_progress_update", "created_at", "started_at",
-    "completed_at", "lease_epoch", "failure_count", "last_error", "parent_id",
-    "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros", "leased_at", "next_attempt_at",
-)  # fmt: skip
-_COLS = ", ".join(_COLUMNS)
-_EXPIRY = _COLUMNS.index("lease_expiry")
+_COLS = ", ".join(COLUMNS)
 
 # In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
 # so far). The exponent stops at 16 so the product stays inside 64 bits.
@@ -244,15 +245,6 @@ _FAILED_PAGE = f"""
 SELECT {_COLS}, seq FROM work_items
 WHERE session_id = :session AND status = 'failed' AND seq > :seq ORDER BY seq LIMIT :limit"""
 
-_STATUS = {member.value: member for member in WorkItemStatus}
-
-#: Throughput for the ETA is measured over this window of progress samples.
-THROUGHPUT_WINDOW = timedelta(minutes=10)
-
-
-def _default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
 
 class SqliteCoordinator:
     """Work coordination for one session, over one SQLite file shared by processes.
@@ -300,7 +292,7 @@ class SqliteCoordinator:
 
     @property
     def worker_id(self) -> str:
-        return self._worker_id or _default_worker_id()
+        return self._worker_id or default_worker_id()
 
     @property
     def store(self) -> Store:
@@ -355,20 +347,7 @@ class SqliteCoordinator:
         retry_delay: timedelta | float | None = None,
         max_retry_delay: timedelta | float | None = None,
     ) -> None:
-        settings = {
-            "lease_mode": None if lease_mode is None else check.choice("lease_mode", lease_mode, LeaseMode).value,
-            "acquire_order": None
-            if acquire_order is None
-            else check.choice("acquire_order", acquire_order, AcquireOrder).value,
-            "max_attempts": None if max_attempts is None else check.count("max_attempts", max_attempts),
-        }
-        if settings["max_attempts"] == 0:
-            raise ValidationError("max_attempts", "must be at least 1")
-        for column, field, value in (
-            ("retry_delay_micros", "retry_delay", retry_delay),
-            ("max_retry_delay_micros", "max_retry_delay", max_retry_delay),
-        ):
-            settings[column] = None if value is None else micros_of(check.delay(value, field))
+        settings = setup_settings(lease_mode, acquire_order, max_attempts, retry_delay, max_retry_delay)
         # setup() is where a file of an older schema version is upgraded (see Store.ensure_schema).
         self._store.ensure_schema(upgrade=True)
 
@@ -393,86 +372,15 @@ class SqliteCoordinator:
     # -- rows --------------------------------------------------------------------
 
     def _item(self, row: Sequence[Any], now: int) -> WorkItem:
-        status = row[1]
-        if status == "assigned" and row[_EXPIRY] <= now:
-            status = "pending"  # a lapsed lease reads as pending, as in the console API
-        # Times in one row are mostly the same instant (a lease sets four of
-        # them to `now`), so each distinct value is converted once.
-        times: dict[int | None, Any] = {None: None}
-        for value in (row[7], row[10], row[11], row[12], row[13], row[19], row[20], row[22], row[23]):
-            if value not in times:
-                times[value] = from_micros(value)
-        # Every field is set here from a row the schema already constrains, so the
-        # dataclass __init__ (one frozen setattr per field: about half the cost of
-        # this method, run three times per lease cycle) is skipped.
-        return new_frozen(
-            WorkItem,
-            {
-                "work_item_id": row[0],
-                "session_name": self.session,
-                "status": _STATUS[status],
-                "index_name": row[2],
-                "shard_number": row[3],
-                "document_count": row[4],
-                "total_size_bytes": row[5],
-                "worker_id": row[6],
-                "lease_expiry": times[row[7]],
-                "documents_processed": row[8],
-                "bytes_processed": row[9],
-                "last_progress_update": times[row[10]],
-                "created_at": times[row[11]],
-                "started_at": times[row[12]],
-                "completed_at": times[row[13]],
-                "lease_epoch": row[14],
-                "attempts": row[14],
-                "failure_count": row[15],
-                "last_error": row[16],
-                "parent_id": row[17],
-                "successor_ids": tuple(row[18].split(",")) if row[18] else (),
-                "last_heartbeat": times[row[19]],
-                "progress_changed_at": times[row[20]],
-                "lease_duration": None if row[21] is None else timedelta(0, 0, row[21]),
-                "leased_at": times[row[22]],
-                "next_attempt_at": times[row[23]],
-            },
-        )
+        return item_from_row(self.session, row, now)
 
     def _lease(self, row: Sequence[Any], now: int) -> WorkItemAndDuration:
-        item = self._item(row, now)
-        # A leased row always has both; the item already carries them converted.
-        return WorkItemAndDuration(item, item.lease_expiry, item.lease_duration)  # type: ignore[arg-type]
+        return lease_from_row(self.session, row, now)
 
     def _refuse(self, conn: sqlite3.Connection, sid: int, work_item_id: str, now: int, epoch: int | None) -> None:
         """Raise the error that explains why a holder-only statement matched no row."""
         row = conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
-        if row is None:
-            raise WorkItemNotFoundError(
-                f"work item {work_item_id!r} not found in session {self.session!r}",
-                work_item_id=work_item_id,
-            )
-        status, holder, expiry, item_epoch = row[1], row[6], row[_EXPIRY], row[14]
-        facts = {"work_item_id": work_item_id, "worker_id": self.worker_id}
-        if status == "completed":
-            raise LeaseConflictError(f"work item {work_item_id!r} is already completed", **facts)
-        if status == "failed":
-            raise LeaseConflictError(f"work item {work_item_id!r} is parked as failed; retry it first", **facts)
-        if holder != self.worker_id:
-            if holder is None or status != "assigned":
-                raise LeaseConflictError(f"work item {work_item_id!r} is not leased by {self.worker_id!r}", **facts)
-            raise LeaseConflictError(f"work item {work_item_id!r} is leased by another worker", holder=holder, **facts)
-        if epoch is not None and epoch != item_epoch:
-            raise LeaseConflictError(
-                f"lease epoch {epoch} of work item {work_item_id!r} is stale (current: {item_epoch})",
-                lease_epoch=item_epoch,
-                **facts,
-            )
-        if status == "pending" or expiry <= now:
-            raise LeaseExpiredError(
-                f"the lease of {self.worker_id!r} on work item {work_item_id!r} expired",
-                lease_expiry=_iso(expiry),
-                **facts,
-            )
-        raise LeaseConflictError(f"work item {work_item_id!r} is not leased by {self.worker_id!r}", **facts)
+        raise refusal(self.session, row, work_item_id, self.worker_id, now, epoch)
 
     # -- creating work ---------------------------------------------------------
 
@@ -573,7 +481,7 @@ class SqliteCoordinator:
                 raise LeaseConflictError(
                     f"work item {work_item_id!r} is parked as failed; retry it first", work_item_id=work_item_id
                 )
-            if status == "assigned" and row[_EXPIRY] > now:
+            if status == "assigned" and row[EXPIRY] > now:
                 if holder == worker:
                     return self._lease(row, now)  # re-asking returns the live lease unchanged
                 raise LeaseConflictError(
@@ -644,9 +552,7 @@ class SqliteCoordinator:
             if conn.execute(_RELEASE, params).fetchone() is not None:
                 return True
             if conn.execute(_ITEM_BY_ID, (params["session"], params["id"])).fetchone() is None:
-                raise WorkItemNotFoundError(
-                    f"work item {work_item_id!r} not found in session {self.session!r}", work_item_id=work_item_id
-                )
+                raise not_found(self.session, work_item_id)
             return False
 
         return self._store.write(release)
@@ -680,17 +586,7 @@ class SqliteCoordinator:
         lease_epoch: int | None = None,
     ) -> WorkItem:
         params = self._holder_params(work_item_id, lease_epoch)
-        if isinstance(successor_work_item_ids, (str, bytes)) or not isinstance(successor_work_item_ids, Sequence):
-            raise ValidationError("successor_work_item_ids", "must be a list of work item ids")
-        successors: list[str] = []
-        for i, sid_ in enumerate(successor_work_item_ids):
-            name = check.text(f"successor_work_item_ids[{i}]", sid_, check.MAX_WORK_ITEM_ID_LENGTH, allow_comma=False)
-            if name == work_item_id:
-                raise ValidationError(f"successor_work_item_ids[{i}]", "an item cannot be its own successor")
-            if name not in successors:
-                successors.append(name)
-        if not successors:
-            raise ValidationError("successor_work_item_ids", "must name at least one successor")
+        successors = successor_ids(work_item_id, successor_work_item_ids)
         session, now = params["session"], params["now"]
 
         def split(conn: sqlite3.Connection) -> WorkItem:
@@ -717,8 +613,8 @@ class SqliteCoordinator:
             ):
                 self._refuse(conn, session, work_item_id, now, lease_epoch)
             # The successors share what the parent had left as their estimates.
-            shares_docs = _shares(row[4], row[8], len(successors))
-            shares_bytes = _shares(row[5], row[9], len(successors))
+            shares_docs = shares(row[4], row[8], len(successors))
+            shares_bytes = shares(row[5], row[9], len(successors))
             for name, docs, size in zip(successors, shares_docs, shares_bytes, strict=False):
                 conn.execute(
                     _INSERT_ITEM,
@@ -757,9 +653,7 @@ class SqliteCoordinator:
     def _get(self, conn: sqlite3.Connection, sid: int | None, work_item_id: str, now: int) -> WorkItem:
         row = None if sid is None else conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
         if row is None:
-            raise WorkItemNotFoundError(
-                f"work item {work_item_id!r} not found in session {self.session!r}", work_item_id=work_item_id
-            )
+            raise not_found(self.session, work_item_id)
         return self._item(row, now)
 
     def get_work_item(self, work_item_id: str) -> WorkItem:
@@ -782,7 +676,7 @@ class SqliteCoordinator:
         WI = self._model().WorkItem
 
         def rows(conn: sqlite3.Connection) -> list[WorkItem]:
-            query = WI.select(*(getattr(WI, c) for c in _COLUMNS)).where(WI.session_id == sid)
+            query = WI.select(*(getattr(WI, c) for c in COLUMNS)).where(WI.session_id == sid)
             if wanted is WorkItemStatus.PENDING:
                 query = query.where((WI.status == "pending") | ((WI.status == "assigned") & (WI.lease_expiry <= now)))
             elif wanted is WorkItemStatus.ASSIGNED:
@@ -811,7 +705,7 @@ class SqliteCoordinator:
         sid = self._sid(create=False)
         now = self._now()
         if sid is None:
-            return _status_from(self.session, now, None, 0, None, 0)
+            return status_from(self.session, now, None, 0, None, 0)
         window_start = now - micros_of(THROUGHPUT_WINDOW)
 
         def read(conn: sqlite3.Connection) -> WorkQueueStatus:
@@ -823,7 +717,7 @@ class SqliteCoordinator:
                 "FROM progress_samples WHERE session_id = ? AND sampled_at >= ? ORDER BY sampled_at LIMIT 1",
                 (sid, window_start),
             ).fetchone()
-            return _status_from(self.session, now, totals, live, sample, retrying)
+            return status_from(self.session, now, totals, live, sample, retrying)
 
         return self._store.read(read)
 
@@ -899,7 +793,7 @@ class SqliteCoordinator:
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            cursor = f"{last[_EXPIRY]}.{last[-1]}" if leased else str(last[-1])
+            cursor = f"{last[EXPIRY]}.{last[-1]}" if leased else str(last[-1])
         return WorkItemPage(tuple(self._item(r, now) for r in rows), int(total), cursor)
 
     # -- housekeeping -------------------------------------------------------------
@@ -956,84 +850,3 @@ def _parse_cursor(after: str | None, parts: int) -> tuple[int, ...]:
     if len(pieces) != parts or not all(p.lstrip("-").isdigit() and len(p) < 21 for p in pieces):
         raise ValidationError("after", f"is not a cursor of this listing: {after!r}")
     return tuple(int(p) for p in pieces)
-
-
-def _iso(micros: int | None) -> str | None:
-    return format_time(from_micros(micros))
-
-
-def _shares(total: int | None, done: int, parts: int) -> list[int | None]:
-    """Split what is left of ``total`` into ``parts`` whole shares (the first ones take the remainder)."""
-    if total is None:
-        return [None] * parts
-    left = max(0, total - done)
-    base, extra = divmod(left, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
-def _status_from(
-    session: str,
-    now: int,
-    totals: Sequence[Any] | None,
-    live: int,
-    sample: Sequence[Any] | None,
-    retrying: int,
-) -> WorkQueueStatus:
-    if totals is None:
-        totals = (0, 0, 0, 0, 0, 0, 0, 0, None, None)
-    total, assigned, completed, failed, docs, size, docs_done, bytes_done, started, last = totals
-    remaining_items = total - completed - failed
-    if docs > 0:
-        percent = min(100.0, 100.0 * docs_done / docs)
-    else:
-        percent = 100.0 * completed / total if total else 0.0
-    if total and remaining_items == 0 and failed == 0:
-        percent = 100.0
-    finished = total > 0 and remaining_items == 0
-    # The run's own time: frozen at its last change once nothing is left to do,
-    # so a finished session reads the same a minute or a week later.
-    end = last if finished and last is not None else now
-    elapsed = None if started is None else max(0, end - started) / 1e6
-    docs_rate = bytes_rate = eta = None
-    if finished:
-        # The mean over the whole run (the recent window would decay with the wall clock).
-        if elapsed:
-            docs_rate, bytes_rate = docs_done / elapsed, bytes_done / elapsed
-        eta = 0.0
-    elif sample is not None and now - sample[0] >= 1_000_000:
-        window = (now - sample[0]) / 1e6
-        docs_rate = max(0.0, (docs_done - sample[1]) / window)
-        bytes_rate = max(0.0, (bytes_done - sample[2]) / window)
-        items_rate = max(0.0, (completed - sample[3]) / window)
-        # No live lease: nobody is working, so no completion time can be promised.
-        if live == 0:
-            eta = None
-        elif docs > 0 and docs_rate > 0:
-            eta = max(0.0, docs - docs_done) / docs_rate
-        elif items_rate > 0:
-            eta = remaining_items / items_rate
-    return WorkQueueStatus(
-        session_name=session,
-        total_work_items=total,
-        pending_work_items=remaining_items - live,
-        assigned_work_items=live,
-        completed_work_items=completed,
-        total_documents=docs,
-        total_documents_processed=docs_done,
-        total_size_bytes=size,
-        total_bytes_processed=bytes_done,
-        started_at=from_micros(started),
-        last_update=from_micros(last),
-        failed_work_items=failed,
-        in_progress_work_items=live,
-        expired_lease_work_items=assigned - live,
-        percent_complete=round(percent, 2),
-        documents_per_second=docs_rate,
-        bytes_per_second=bytes_rate,
-        eta_seconds=eta,
-        estimated_completion=None if eta is None else from_micros((end if finished else now) + int(eta * 1e6)),
-        as_of=from_micros(now),
-        elapsed_seconds=elapsed,
-        finished_at=from_micros(last) if finished else None,
-        retrying_work_items=retrying,
-    )

@@ -1,0 +1,282 @@
+"""What every database backend shares: argument checks, rows to results, refusals, status arithmetic.
+
+A backend owns its SQL, its connections and its transactions; everything
+here is independent of them. Both database backends store the same row
+shape (:data:`COLUMNS`, every time in integer microseconds UTC), so one
+conversion turns a row into a :class:`~litecoord.types.WorkItem`, one
+function explains why a holder-only statement matched nothing, and one
+computes the status summary from the session's totals.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from .. import validation as check
+from ..errors import LeaseConflictError, LeaseExpiredError, ValidationError, WorkItemNotFoundError
+from ..types import (
+    AcquireOrder,
+    LeaseMode,
+    WorkItem,
+    WorkItemAndDuration,
+    WorkItemStatus,
+    WorkQueueStatus,
+    format_time,
+    from_micros,
+    micros_of,
+    new_frozen,
+)
+
+__all__ = [
+    "COLUMNS",
+    "EXPIRY",
+    "THROUGHPUT_WINDOW",
+    "default_worker_id",
+    "item_from_row",
+    "lease_from_row",
+    "not_found",
+    "refusal",
+    "setup_settings",
+    "shares",
+    "status_from",
+    "successor_ids",
+]
+
+#: The columns every item-returning statement selects, in this order.
+COLUMNS = (
+    "work_item_id", "status", "index_name", "shard_number", "document_count",
+    "total_size_bytes", "worker_id", "lease_expiry", "documents_processed",
+    "bytes_processed", "last_progress_update", "created_at", "started_at",
+    "completed_at", "lease_epoch", "failure_count", "last_error", "parent_id",
+    "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros", "leased_at", "next_attempt_at",
+)  # fmt: skip
+EXPIRY = COLUMNS.index("lease_expiry")
+
+#: Throughput for the ETA is measured over this window of progress samples.
+THROUGHPUT_WINDOW = timedelta(minutes=10)
+
+_STATUS = {member.value: member for member in WorkItemStatus}
+
+
+def default_worker_id() -> str:
+    """``<hostname>-<pid>``: recomputed at each call, so a forked child gets its own."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def item_from_row(session: str, row: Sequence[Any], now: int) -> WorkItem:
+    """The item a :data:`COLUMNS` row describes, as seen at ``now`` (microseconds)."""
+    status = row[1]
+    if status == "assigned" and row[EXPIRY] <= now:
+        status = "pending"  # a lapsed lease reads as pending, as in the console API
+    # Times in one row are mostly the same instant (a lease sets four of
+    # them to `now`), so each distinct value is converted once.
+    times: dict[int | None, Any] = {None: None}
+    for value in (row[7], row[10], row[11], row[12], row[13], row[19], row[20], row[22], row[23]):
+        if value not in times:
+            times[value] = from_micros(value)
+    # Every field is set here from a row the schema already constrains, so the
+    # dataclass __init__ (one frozen setattr per field: about half the cost of
+    # this function, run three times per lease cycle) is skipped.
+    return new_frozen(
+        WorkItem,
+        {
+            "work_item_id": row[0],
+            "session_name": session,
+            "status": _STATUS[status],
+            "index_name": row[2],
+            "shard_number": row[3],
+            "document_count": row[4],
+            "total_size_bytes": row[5],
+            "worker_id": row[6],
+            "lease_expiry": times[row[7]],
+            "documents_processed": row[8],
+            "bytes_processed": row[9],
+            "last_progress_update": times[row[10]],
+            "created_at": times[row[11]],
+            "started_at": times[row[12]],
+            "completed_at": times[row[13]],
+            "lease_epoch": row[14],
+            "attempts": row[14],
+            "failure_count": row[15],
+            "last_error": row[16],
+            "parent_id": row[17],
+            "successor_ids": tuple(row[18].split(",")) if row[18] else (),
+            "last_heartbeat": times[row[19]],
+            "progress_changed_at": times[row[20]],
+            "lease_duration": None if row[21] is None else timedelta(0, 0, row[21]),
+            "leased_at": times[row[22]],
+            "next_attempt_at": times[row[23]],
+        },
+    )
+
+
+def lease_from_row(session: str, row: Sequence[Any], now: int) -> WorkItemAndDuration:
+    item = item_from_row(session, row, now)
+    # A leased row always has both; the item already carries them converted.
+    return WorkItemAndDuration(item, item.lease_expiry, item.lease_duration)  # type: ignore[arg-type]
+
+
+def not_found(session: str, work_item_id: str) -> WorkItemNotFoundError:
+    return WorkItemNotFoundError(
+        f"work item {work_item_id!r} not found in session {session!r}", work_item_id=work_item_id
+    )
+
+
+def refusal(
+    session: str, row: Sequence[Any] | None, work_item_id: str, worker: str, now: int, epoch: int | None
+) -> Exception:
+    """The error that explains why a holder-only statement matched no row (``row``: the item now)."""
+    if row is None:
+        return not_found(session, work_item_id)
+    status, holder, expiry, item_epoch = row[1], row[6], row[EXPIRY], row[14]
+    facts = {"work_item_id": work_item_id, "worker_id": worker}
+    if status == "completed":
+        return LeaseConflictError(f"work item {work_item_id!r} is already completed", **facts)
+    if status == "failed":
+        return LeaseConflictError(f"work item {work_item_id!r} is parked as failed; retry it first", **facts)
+    if holder != worker:
+        if holder is None or status != "assigned":
+            return LeaseConflictError(f"work item {work_item_id!r} is not leased by {worker!r}", **facts)
+        return LeaseConflictError(f"work item {work_item_id!r} is leased by another worker", holder=holder, **facts)
+    if epoch is not None and epoch != item_epoch:
+        return LeaseConflictError(
+            f"lease epoch {epoch} of work item {work_item_id!r} is stale (current: {item_epoch})",
+            lease_epoch=item_epoch,
+            **facts,
+        )
+    if status == "pending" or expiry <= now:
+        return LeaseExpiredError(
+            f"the lease of {worker!r} on work item {work_item_id!r} expired",
+            lease_expiry=format_time(from_micros(expiry)),
+            **facts,
+        )
+    return LeaseConflictError(f"work item {work_item_id!r} is not leased by {worker!r}", **facts)
+
+
+def setup_settings(
+    lease_mode: str | None,
+    acquire_order: str | None,
+    max_attempts: int | None,
+    retry_delay: timedelta | float | None = None,
+    max_retry_delay: timedelta | float | None = None,
+) -> dict[str, Any]:
+    """The checked session settings of ``setup()`` by column (``None``: keep what is stored)."""
+    settings = {
+        "lease_mode": None if lease_mode is None else check.choice("lease_mode", lease_mode, LeaseMode).value,
+        "acquire_order": None
+        if acquire_order is None
+        else check.choice("acquire_order", acquire_order, AcquireOrder).value,
+        "max_attempts": None if max_attempts is None else check.count("max_attempts", max_attempts),
+    }
+    if settings["max_attempts"] == 0:
+        raise ValidationError("max_attempts", "must be at least 1")
+    for column, field, value in (
+        ("retry_delay_micros", "retry_delay", retry_delay),
+        ("max_retry_delay_micros", "max_retry_delay", max_retry_delay),
+    ):
+        settings[column] = None if value is None else micros_of(check.delay(value, field))
+    return settings
+
+
+def successor_ids(work_item_id: str, successor_work_item_ids: Any) -> list[str]:
+    """The checked, de-duplicated successor ids of a split of ``work_item_id``."""
+    if isinstance(successor_work_item_ids, (str, bytes)) or not isinstance(successor_work_item_ids, Sequence):
+        raise ValidationError("successor_work_item_ids", "must be a list of work item ids")
+    successors: list[str] = []
+    for i, name in enumerate(successor_work_item_ids):
+        name = check.text(f"successor_work_item_ids[{i}]", name, check.MAX_WORK_ITEM_ID_LENGTH, allow_comma=False)
+        if name == work_item_id:
+            raise ValidationError(f"successor_work_item_ids[{i}]", "an item cannot be its own successor")
+        if name not in successors:
+            successors.append(name)
+    if not successors:
+        raise ValidationError("successor_work_item_ids", "must name at least one successor")
+    return successors
+
+
+def shares(total: int | None, done: int, parts: int) -> list[int | None]:
+    """Split what is left of ``total`` into ``parts`` whole shares (the first ones take the remainder)."""
+    if total is None:
+        return [None] * parts
+    left = max(0, total - done)
+    base, extra = divmod(left, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def status_from(
+    session: str,
+    now: int,
+    totals: Sequence[Any] | None,
+    live: int,
+    sample: Sequence[Any] | None,
+    retrying: int,
+) -> WorkQueueStatus:
+    """The status summary from the session's totals, its live leases, the oldest sample in
+    the throughput window and how many pending items are retries.
+
+    ``totals``: (total, assigned incl. lapsed, completed, failed, documents,
+    bytes, documents processed, bytes processed, started_at, last_update);
+    ``sample``: (sampled_at, documents processed, bytes processed, completed).
+    """
+    if totals is None:
+        totals = (0, 0, 0, 0, 0, 0, 0, 0, None, None)
+    total, assigned, completed, failed, docs, size, docs_done, bytes_done, started, last = totals
+    remaining_items = total - completed - failed
+    if docs > 0:
+        percent = min(100.0, 100.0 * docs_done / docs)
+    else:
+        percent = 100.0 * completed / total if total else 0.0
+    if total and remaining_items == 0 and failed == 0:
+        percent = 100.0
+    finished = total > 0 and remaining_items == 0
+    # The run's own time: frozen at its last change once nothing is left to do,
+    # so a finished session reads the same a minute or a week later.
+    end = last if finished and last is not None else now
+    elapsed = None if started is None else max(0, end - started) / 1e6
+    docs_rate = bytes_rate = eta = None
+    if finished:
+        # The mean over the whole run (the recent window would decay with the wall clock).
+        if elapsed:
+            docs_rate, bytes_rate = docs_done / elapsed, bytes_done / elapsed
+        eta = 0.0
+    elif sample is not None and now - sample[0] >= 1_000_000:
+        window = (now - sample[0]) / 1e6
+        docs_rate = max(0.0, (docs_done - sample[1]) / window)
+        bytes_rate = max(0.0, (bytes_done - sample[2]) / window)
+        items_rate = max(0.0, (completed - sample[3]) / window)
+        # No live lease: nobody is working, so no completion time can be promised.
+        if live == 0:
+            eta = None
+        elif docs > 0 and docs_rate > 0:
+            eta = max(0.0, docs - docs_done) / docs_rate
+        elif items_rate > 0:
+            eta = remaining_items / items_rate
+    return WorkQueueStatus(
+        session_name=session,
+        total_work_items=total,
+        pending_work_items=remaining_items - live,
+        assigned_work_items=live,
+        completed_work_items=completed,
+        total_documents=docs,
+        total_documents_processed=docs_done,
+        total_size_bytes=size,
+        total_bytes_processed=bytes_done,
+        started_at=from_micros(started),
+        last_update=from_micros(last),
+        failed_work_items=failed,
+        in_progress_work_items=live,
+        expired_lease_work_items=assigned - live,
+        percent_complete=round(percent, 2),
+        documents_per_second=docs_rate,
+        bytes_per_second=bytes_rate,
+        eta_seconds=eta,
+        estimated_completion=None if eta is None else from_micros((end if finished else now) + int(eta * 1e6)),
+        as_of=from_micros(now),
+        elapsed_seconds=elapsed,
+        finished_at=from_micros(last) if finished else None,
+        retrying_work_items=retrying,
+    )
