@@ -18,9 +18,11 @@ from .errors import (
     AuthenticationError,
     CoordinatorUnreachableError,
     DatabaseBusyError,
+    DatabaseUnavailableError,
     LeaseConflictError,
     LeaseExpiredError,
     LitecoordError,
+    SchemaVersionError,
     SuccessorConflictError,
     ValidationError,
     WorkItemExistsError,
@@ -50,6 +52,20 @@ from .types import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # The PostgreSQL backend is imported on first use, so SQLite users need no driver.
+    if name == "PostgresCoordinator":
+        try:
+            from .backends.postgres.coordinator import PostgresCoordinator
+        except ImportError as exc:
+            raise ImportError(
+                f"litecoord.PostgresCoordinator needs psycopg 3 ({exc}): pip install 'litecoord[postgres]'"
+            ) from exc
+        return PostgresCoordinator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AcquireOrder",
     "AcquisitionOutcome",
@@ -61,6 +77,7 @@ __all__ = [
     "CoordinatorUnreachableError",
     "DEFAULT_LEASE_DURATION",
     "DatabaseBusyError",
+    "DatabaseUnavailableError",
     "Durability",
     "FakeClock",
     "HttpCoordinator",
@@ -71,7 +88,9 @@ __all__ = [
     "LeaseOutcome",
     "LitecoordError",
     "NoAvailableWorkToBeDone",
+    "PostgresCoordinator",
     "ProgressSample",
+    "SchemaVersionError",
     "SessionInfo",
     "SqliteCoordinator",
     "SuccessorConflictError",

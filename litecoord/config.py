@@ -4,10 +4,12 @@
 >>> coordinator = connect(config)          # an HttpCoordinator
 >>> config = WorkCoordinationConfig.sqlite("backfill.db", "migration-session-1", "worker-001")
 >>> coordinator = connect(config)          # a SqliteCoordinator
+>>> config = WorkCoordinationConfig.postgres("postgresql://backfill@db/backfill", "migration-session-1", "worker-001")
+>>> coordinator = connect(config)          # a PostgresCoordinator
 
 or from the RFS properties file of the seed::
 
-    workcoordination.backend=console  # or 'sqlite'
+    workcoordination.backend=console  # or 'sqlite', 'postgres'
     workcoordination.console.baseUrl=http://localhost:8000
     # or several interchangeable servers, comma-separated (failover):
     # workcoordination.console.baseUrl=http://host-a:8000,http://host-b:8000
@@ -15,6 +17,10 @@ or from the RFS properties file of the seed::
     workcoordination.workerId=worker-001
     # for backend=sqlite:
     workcoordination.sqlite.path=/data/backfill.db
+    # for backend=postgres (the password never in the file: libpq reads PGPASSWORD
+    # or ~/.pgpass, or name another variable to read it from):
+    workcoordination.postgres.url=postgresql://backfill@db.internal/backfill
+    workcoordination.postgres.password_env=BACKFILL_DB_PASSWORD
 
 The file is read as Java ``.properties`` (``key=value``, ``key: value`` or
 ``key value``; ``#``/``!`` comment lines; backslash escapes and
@@ -37,7 +43,7 @@ from .types import Clock
 
 __all__ = ["WorkCoordinationConfig", "connect", "read_properties", "parse_properties"]
 
-BACKENDS = ("sqlite", "console")
+BACKENDS = ("sqlite", "console", "postgres")
 
 KEY_BACKEND = "workcoordination.backend"
 KEY_BASE_URL = "workcoordination.console.baseUrl"
@@ -46,13 +52,17 @@ KEY_SESSION_ANY = "workcoordination.sessionName"
 KEY_WORKER = "workcoordination.workerId"
 KEY_PATH = "workcoordination.sqlite.path"
 KEY_TOKEN = "workcoordination.console.token"
+KEY_PG_URL = "workcoordination.postgres.url"
+KEY_PG_PASSWORD_ENV = "workcoordination.postgres.password_env"
 
 
 @dataclass(frozen=True)
 class WorkCoordinationConfig:
     """Which coordinator to build.
 
-    ``backend`` is ``"sqlite"`` (needs ``path``) or ``"console"`` (needs ``base_url``).
+    ``backend`` is ``"sqlite"`` (needs ``path``), ``"console"`` (needs
+    ``base_url``) or ``"postgres"`` (needs ``dsn``; ``password_env`` names an
+    environment variable holding the password, read when connecting).
     """
 
     backend: str
@@ -61,6 +71,8 @@ class WorkCoordinationConfig:
     session: str = "default"
     worker_id: str | None = None
     token: str | None = None
+    dsn: str | None = None
+    password_env: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -71,6 +83,13 @@ class WorkCoordinationConfig:
         if self.backend == "sqlite":
             if not self.path:
                 raise ValidationError("path", "is required for the sqlite backend")
+        elif self.backend == "postgres":
+            from .backends.choose import is_postgres
+
+            if not isinstance(self.dsn, str) or not (is_postgres(self.dsn) or "=" in self.dsn):
+                raise ValidationError("dsn", "must be a postgresql:// URI or a libpq key=value string")
+            if self.password_env is not None and (not isinstance(self.password_env, str) or not self.password_env):
+                raise ValidationError("password_env", "must name an environment variable")
         else:
             # One URL, or several comma-separated servers over one database (HttpCoordinator fails over).
             split_urls(self.base_url or "")
@@ -83,6 +102,14 @@ class WorkCoordinationConfig:
     ) -> WorkCoordinationConfig:
         """Embedded coordination through the SQLite file at ``path``."""
         return cls("sqlite", path=os.fspath(path), session=session, worker_id=worker_id)
+
+    @classmethod
+    def postgres(
+        cls, dsn: str, session: str = "default", worker_id: str | None = None, *, password_env: str | None = None
+    ) -> WorkCoordinationConfig:
+        """Embedded coordination through the PostgreSQL database at ``dsn`` (a ``postgresql://`` URI
+        or a libpq ``key=value`` string)."""
+        return cls("postgres", dsn=dsn, session=session, worker_id=worker_id, password_env=password_env)
 
     @classmethod
     def console(
@@ -100,12 +127,11 @@ class WorkCoordinationConfig:
         props = {k: v.strip() for k, v in props.items() if k.startswith("workcoordination.")}
         backend = (props.get(KEY_BACKEND) or "").lower()
         if not backend:
-            if props.get(KEY_PATH) and not props.get(KEY_BASE_URL):
-                backend = "sqlite"
-            elif props.get(KEY_BASE_URL) and not props.get(KEY_PATH):
-                backend = "console"
-            else:
-                raise ValidationError(KEY_BACKEND, "is required (sqlite or console)")
+            given = [name for name, key in (("sqlite", KEY_PATH), ("console", KEY_BASE_URL), ("postgres", KEY_PG_URL))
+                     if props.get(key)]  # fmt: skip
+            if len(given) != 1:
+                raise ValidationError(KEY_BACKEND, "is required (sqlite, console or postgres)")
+            backend = given[0]
         if backend not in BACKENDS:
             raise ValidationError(KEY_BACKEND, _unsupported(backend))
         session = props.get(KEY_SESSION_ANY) or props.get(KEY_SESSION) or "default"
@@ -118,6 +144,11 @@ class WorkCoordinationConfig:
                 if base_dir is not None and not os.path.isabs(path):
                     path = os.path.join(os.fspath(base_dir), path)
                 return cls.sqlite(path, session, worker)
+            if backend == "postgres":
+                dsn = props.get(KEY_PG_URL)
+                if not dsn:
+                    raise ValidationError(KEY_PG_URL, "is required when workcoordination.backend=postgres")
+                return cls.postgres(dsn, session, worker, password_env=props.get(KEY_PG_PASSWORD_ENV) or None)
             base_url = props.get(KEY_BASE_URL)
             if not base_url:
                 raise ValidationError(KEY_BASE_URL, "is required when workcoordination.backend=console")
@@ -126,7 +157,8 @@ class WorkCoordinationConfig:
             if exc.field.startswith("workcoordination."):
                 raise
             # Name the property, not the dataclass field, so the user knows which line to fix.
-            key = {"session": KEY_SESSION, "worker_id": KEY_WORKER, "base_url": KEY_BASE_URL, "token": KEY_TOKEN}
+            key = {"session": KEY_SESSION, "worker_id": KEY_WORKER, "base_url": KEY_BASE_URL, "token": KEY_TOKEN,
+                   "dsn": KEY_PG_URL, "password_env": KEY_PG_PASSWORD_ENV}  # fmt: skip
             raise ValidationError(key.get(exc.field, exc.field), exc.detail.split(": ", 1)[-1]) from None
 
     @classmethod
@@ -139,14 +171,26 @@ def _unsupported(backend: str) -> str:
     if backend == "opensearch":
         return (
             "'opensearch' (coordination through an OpenSearch cluster) is not supported by litecoord; "
-            "use 'console' or 'sqlite'"
+            "use 'console', 'sqlite' or 'postgres'"
         )
     return f"must be one of {', '.join(BACKENDS)} (got {backend!r})"
 
 
 def connect(config: WorkCoordinationConfig, *, clock: Clock | None = None) -> Coordinator:
-    """The coordinator ``config`` describes. ``clock`` applies to the sqlite backend
-    (a console server keeps its own time)."""
+    """The coordinator ``config`` describes. ``clock`` applies to the sqlite and
+    postgres backends (a console server keeps its own time)."""
+    if config.backend == "postgres":
+        from . import PostgresCoordinator
+
+        dsn = config.dsn or ""
+        if config.password_env is not None:
+            password = os.environ.get(config.password_env)
+            if password is None:
+                raise ValidationError(KEY_PG_PASSWORD_ENV, f"names {config.password_env}, which is not set")
+            from psycopg.conninfo import make_conninfo
+
+            dsn = make_conninfo(dsn, password=password)
+        return PostgresCoordinator(dsn, session=config.session, worker_id=config.worker_id, clock=clock)
     if config.backend == "sqlite":
         from .backends.sqlite.coordinator import SqliteCoordinator
 

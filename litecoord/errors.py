@@ -27,10 +27,17 @@ SessionNotEmptyError       409     ``session_not_empty``  an import would overwr
 CoordinatorUnreachableError 503    ``coordinator_unreachable`` (HTTP client only) the server
                                                           could not be reached or did not
                                                           answer as the API does
+DatabaseUnavailableError   503     ``database_unavailable`` (PostgreSQL) the database stayed
+                                                          unreachable, or the connection was
+                                                          lost while a call that is not safe
+                                                          to repeat was committing
+SchemaVersionError         500     ``schema_version``     (PostgreSQL) the database holds a
+                                                          newer schema, or an older one that
+                                                          setup() has not migrated yet
 =========================  ======  =====================  ==============================
 
-Driver errors (``sqlite3``/``peewee`` ``OperationalError``) are translated at
-the edge of the SQLite backend; callers never see them.
+Driver errors (``sqlite3``/``peewee``/``psycopg`` ``OperationalError``) are
+translated at the edge of each database backend; callers never see them.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ __all__ = [
     "DatabaseBusyError",
     "SessionNotEmptyError",
     "CoordinatorUnreachableError",
+    "DatabaseUnavailableError",
+    "SchemaVersionError",
     "error_class_for_code",
     "error_from_dict",
 ]
@@ -157,6 +166,25 @@ class CoordinatorUnreachableError(LitecoordError, ConnectionError):
     http_status = 503
 
 
+class DatabaseUnavailableError(LitecoordError, ConnectionError):
+    """The PostgreSQL database could not be reached (for as long as the
+    coordinator's ``connect_timeout``), or the connection broke while a call
+    that is not safe to repeat was committing, so whether it took effect is
+    unknown. A ``ConnectionError`` too, so ``except OSError`` handlers keep working.
+    """
+
+    code = "database_unavailable"
+    http_status = 503
+
+
+class SchemaVersionError(LitecoordError):
+    """The database's litecoord schema is not this version's: newer (upgrade
+    litecoord) or older and not yet migrated (run ``setup()``)."""
+
+    code = "schema_version"
+    http_status = 500
+
+
 _BY_CODE: dict[str, type[LitecoordError]] = {
     cls.code: cls
     for cls in (
@@ -170,6 +198,8 @@ _BY_CODE: dict[str, type[LitecoordError]] = {
         LeaseExpiredError,
         DatabaseBusyError,
         SessionNotEmptyError,
+        DatabaseUnavailableError,
+        SchemaVersionError,
     )
 }
 

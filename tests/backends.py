@@ -2,8 +2,9 @@
 
 Each factory is a context manager taking ``(db_path, clock)`` and yielding
 ``make(worker_id=..., session=...) -> Coordinator``. Every coordinator a
-``make`` returns shares one SQLite file and one clock, so tests can play
-several workers against one store and move time for all of them.
+``make`` returns shares one database (the SQLite file, or a PostgreSQL
+schema of the test's own) and one clock, so tests can play several workers
+against one store and move time for all of them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from pg_support import fresh_schema
 
 from litecoord import HttpCoordinator, SqliteCoordinator, create_app
 from litecoord.backends.http import WsgiTransport
@@ -67,8 +70,48 @@ def http_server_backend(db_path: Path, clock: Any) -> Iterator[Make]:
         server.close()
 
 
+@contextlib.contextmanager
+def postgres_backend(db_path: Path, clock: Any) -> Iterator[Make]:
+    """PostgresCoordinator over a schema of the test's own (see pg_support.py)."""
+    from litecoord import PostgresCoordinator
+
+    with fresh_schema() as dsn:
+        made: list[Any] = []
+
+        def make(worker_id: str = "worker-1", session: str = "session-1") -> Any:
+            coordinator = PostgresCoordinator(dsn, session=session, worker_id=worker_id, clock=clock)
+            made.append(coordinator)
+            return coordinator
+
+        try:
+            yield make
+        finally:
+            for coordinator in made:
+                coordinator.close()
+
+
+@contextlib.contextmanager
+def http_postgres_backend(db_path: Path, clock: Any) -> Iterator[Make]:
+    """HttpCoordinator through the whole REST layer (in-process WSGI) over PostgreSQL."""
+    from litecoord import PostgresCoordinator
+
+    with fresh_schema() as dsn:
+        app = create_app(PostgresCoordinator(dsn, clock=clock, pool_size=4))
+        transport = WsgiTransport(app)
+
+        def make(worker_id: str = "worker-1", session: str = "session-1") -> HttpCoordinator:
+            return HttpCoordinator("http://testserver", session=session, worker_id=worker_id, transport=transport)
+
+        try:
+            yield make
+        finally:
+            app.root.close()
+
+
 FACTORIES: dict[str, Callable[[Path, Any], contextlib.AbstractContextManager[Make]]] = {
     "sqlite": sqlite_backend,
     "http-wsgi": http_wsgi_backend,
     "http-server": http_server_backend,
+    "postgres": postgres_backend,
+    "http-postgres": http_postgres_backend,
 }

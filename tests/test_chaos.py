@@ -1,4 +1,5 @@
-"""Reliability under crashes: real `litecoord work` processes killed with SIGKILL mid-lease.
+"""Reliability under crashes: real `litecoord work` processes killed with SIGKILL mid-lease,
+over a SQLite file and over PostgreSQL.
 
 Leases here are short and real (2 s) because the processes really die and
 the survivors must wait for those leases to lapse; nothing asserts how long
@@ -21,8 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from pg_support import fresh_schema
 
 from litecoord import SqliteCoordinator, WorkItemStatus
+from litecoord.backends.choose import is_postgres, open_coordinator
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +52,17 @@ COMMAND = textwrap.dedent(
 COMPLETED = re.compile(r"^\S+Z (\S+): completed (\S+) \(epoch (\d+)\)$")
 
 
-def start_runner(db: Path, worker_id: str, log: Path, logs: Path, *, workers: int = 1) -> subprocess.Popen[bytes]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path):
+    """``--db`` for the runners: a SQLite path or a PostgreSQL DSN."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "chaos.db")
+    else:
+        with fresh_schema() as dsn:
+            yield dsn
+
+
+def start_runner(db: str, worker_id: str, log: Path, logs: Path, *, workers: int = 1) -> subprocess.Popen[bytes]:
     argv = [
         sys.executable, "-m", "litecoord.cli", "work", "--db", str(db), "--session", "chaos",
         "--worker-id", worker_id, "--workers", str(workers), "--lease", LEASE, "--heartbeat", "0.4",
@@ -59,10 +72,10 @@ def start_runner(db: Path, worker_id: str, log: Path, logs: Path, *, workers: in
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
 
 
-def test_sigkilled_workers_never_lose_or_duplicate_a_completion(tmp_path: Path) -> None:
-    db, log, logs = tmp_path / "chaos.db", tmp_path / "done.log", tmp_path / "runners"
+def test_sigkilled_workers_never_lose_or_duplicate_a_completion(target: str, tmp_path: Path) -> None:
+    db, log, logs = target, tmp_path / "done.log", tmp_path / "runners"
     logs.mkdir()
-    coord = SqliteCoordinator(db, session="chaos", worker_id="observer")
+    coord = open_coordinator(db, session="chaos", worker_id="observer")
     coord.create_work_items(
         [{"work_item_id": f"idx__{n}__0", "index_name": "idx", "shard_number": n, "document_count": 3}
          for n in range(ITEMS)]
@@ -145,8 +158,9 @@ def test_sigkilled_workers_never_lose_or_duplicate_a_completion(tmp_path: Path) 
     assert recovered, "no item was ever taken over from a killed worker"
     coord.close()
 
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    if not is_postgres(db):
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
 def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from typing import IO, Any, TypeVar
 import click
 import peewee
 
+from ..backends.choose import is_postgres, open_coordinator
 from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..errors import (
     DatabaseBusyError,
@@ -151,6 +152,13 @@ class _Group(click.Group):
             error = CliError(f"database error: {_one_line(str(exc))}", code="database_error")
             error.as_json = as_json
             raise error from None
+        except Exception as exc:
+            # A driver error of the PostgreSQL backend (psycopg is imported only when used).
+            if type(exc).__module__.split(".")[0] != "psycopg":
+                raise
+            error = CliError(f"database error: {_one_line(str(exc))}", code="database_error")
+            error.as_json = as_json
+            raise error from None
         except OSError as exc:
             error = CliError(_one_line(str(exc)), code="os_error")
             error.as_json = as_json
@@ -204,6 +212,8 @@ class Target:
             from ..config import WorkCoordinationConfig, connect
 
             return connect(WorkCoordinationConfig.console(self.url, self.session, worker, token=self.token))
+        if is_postgres(self.db):
+            return open_coordinator(self.db, session=self.session, worker_id=worker)
         if not create and not os.path.exists(self.db):
             raise CliError(
                 f"no litecoord database at {self.db} (create items with `litecoord batch --db {self.db} FILE`, "
@@ -220,8 +230,8 @@ def _db_option(f: F) -> F:
         envvar="LITECOORD_DB",
         default=DEFAULT_DB,
         show_default=True,
-        metavar="PATH",
-        help="SQLite coordination file [env LITECOORD_DB].",
+        metavar="PATH|URI",
+        help="SQLite coordination file, or a PostgreSQL database (postgresql://...) [env LITECOORD_DB].",
     )(f)
 
 
@@ -974,9 +984,10 @@ def import_(target: Target, file: IO[str], replace: bool, as_json: bool) -> None
     help="The page and the metrics flag a lease stalled when its progress stands still this long.",
 )
 def serve(db: str, host: str, port: int, token: str | None, threads: int, quiet: bool, stall_after: float) -> None:
-    """Serve the console REST API for the --db file (needs `pip install 'litecoord[server]'`).
+    """Serve the console REST API for the --db file or database (needs `pip install 'litecoord[server]'`).
 
-    Workers on other hosts then use `--url http://HOST:PORT`. A browser at
+    Workers on other hosts then use `--url http://HOST:PORT`. Over PostgreSQL
+    (--db postgresql://...) any number of servers serve the same sessions. A browser at
     http://HOST:PORT/ shows the live status page; /metrics serves Prometheus
     metrics. Each request is logged on stderr (time, client, method, path,
     status, duration, worker id) unless --quiet. Ctrl-C stops it with exit
@@ -1155,7 +1166,10 @@ def work(
         sys.exit(result.exit_code)
 
     argv = [sys.executable, "-m", "litecoord.cli", "work", "--session", target.session]
-    argv += ["--url", target.url] if target.url else ["--db", os.path.abspath(target.db)]
+    if target.url:
+        argv += ["--url", target.url]
+    elif not is_postgres(target.db):
+        argv += ["--db", os.path.abspath(target.db)]
     argv += ["--lease", repr(lease_seconds), "--poll", repr(poll), "--grace", repr(grace)]
     argv += ["--wait" if wait else "--no-wait"] + (["--quiet"] if quiet else [])
     argv += [] if heartbeat is None else ["--heartbeat", repr(heartbeat)]
@@ -1166,6 +1180,8 @@ def work(
         env["LITECOORD_TOKEN"] = target.token  # not in argv, where `ps` would show it
     env.pop("LITECOORD_DB", None)
     env.pop("LITECOORD_URL", None)
+    if not target.url and is_postgres(target.db):
+        env["LITECOORD_DB"] = target.db  # a DSN may hold a password: not in argv either
     ids = [f"{base}-{i}" for i in range(1, workers + 1)]
     if not quiet:
         log(f"supervisor: starting {workers} worker processes: {ids[0]} .. {ids[-1]}")

@@ -111,8 +111,8 @@ _SCHEMAS: dict[str, Any] = {
             "code": {
                 "type": "string",
                 "description": "stable: validation_error, unauthorized, work_item_not_found, work_item_exists, "
-                "lease_conflict, successor_conflict, lease_expired, database_busy, malformed_json, bad_request, "
-                "not_found, method_not_allowed, payload_too_large",
+                "lease_conflict, successor_conflict, lease_expired, database_busy, database_unavailable, "
+                "schema_version, malformed_json, bad_request, not_found, method_not_allowed, payload_too_large",
             },
             "field": {"type": "string", "description": "the invalid field (validation_error only)"},
         },

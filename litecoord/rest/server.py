@@ -15,7 +15,7 @@ import threading
 from datetime import timedelta
 from typing import IO, Any
 
-from ..backends.sqlite.coordinator import SqliteCoordinator
+from ..backends.choose import display_name, open_coordinator
 from ..backends.sqlite.store import Durability
 from ..errors import ValidationError
 from ..monitor import STALL_AFTER
@@ -185,7 +185,8 @@ def make_server(
     access_log: IO[str] | None = None,
     stall_after: timedelta = STALL_AFTER,
 ) -> Server:
-    """A waitress server for the REST API over ``db_path``, bound but not running.
+    """A waitress server for the REST API over ``db_path`` (a SQLite path or a ``postgresql://`` URI),
+    bound but not running.
 
     ``port=0`` picks a free port (read :attr:`Server.effective_port`). Binds
     loopback by default; ``host="0.0.0.0"`` exposes it to the network, so
@@ -209,7 +210,8 @@ def make_server(
     ):
         raise ValidationError("switch_interval", f"must be positive seconds or None (got {switch_interval!r})")
     waitress = require_waitress()
-    root = SqliteCoordinator(db_path, clock=clock, durability=durability)
+    # PostgreSQL: one pool of as many connections as request threads; SQLite: one per thread.
+    root = open_coordinator(db_path, clock=clock, durability=durability, pool_size=threads)
     app = create_app(
         root, token=token, max_body_bytes=max_body_bytes, access_log=access_log, stall_after=stall_after
     )
@@ -246,7 +248,7 @@ def _dispatcher_class(waitress: Any) -> type:
         them open until garbage collection.
         """
 
-        def __init__(self, coordinator: SqliteCoordinator) -> None:
+        def __init__(self, coordinator: Any) -> None:
             super().__init__()
             self._coordinator = coordinator
 
@@ -290,9 +292,16 @@ def serve(
         access_log=access_log,
         stall_after=stall_after,
     )
+    ping = getattr(server.app.root.store, "ping", None)
+    if ping is not None:  # PostgreSQL: an unreachable database is one clear error now, not 503s later
+        try:
+            ping()
+        except BaseException:
+            server.close()
+            raise
     # One line on stderr, like waitress's own "Serving on ...": the user learns the URL and port.
     print(
-        f"litecoord: serving {os.fspath(db_path)} on {server.url} (auth: {'bearer token' if token else 'none'}); "
+        f"litecoord: serving {display_name(db_path)} on {server.url} (auth: {'bearer token' if token else 'none'}); "
         f"status page: {server.url}/",
         file=sys.stderr,
         flush=True,

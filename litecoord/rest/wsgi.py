@@ -1,6 +1,8 @@
 """The console REST API as a WSGI application: :func:`create_app`.
 
-The app is a thin layer over :class:`~litecoord.backends.sqlite.SqliteCoordinator`:
+The app is a thin layer over a database coordinator
+(:class:`~litecoord.backends.sqlite.SqliteCoordinator` or
+:class:`~litecoord.backends.postgres.PostgresCoordinator`):
 a hand-written route table, handlers that parse the request, call one
 coordinator method and serialize the result, and one place
 (:meth:`App.__call__`) that turns every :class:`~litecoord.errors.LitecoordError`
@@ -14,7 +16,7 @@ Routes (all JSON; the work-item routes live under
 =======  ==============================  =====================================
 method   path                            coordinator call
 =======  ==============================  =====================================
-GET      /health                         (no auth) the file opens
+GET      /health                         (no auth) the database answers
 GET      /                               (no auth) the status page (``?session=NAME``: one session)
 GET      /ui/{asset}                     (no auth) the page's script and style sheet
 GET      /metrics                        Prometheus metrics (:mod:`litecoord.metrics`)
@@ -71,6 +73,7 @@ from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 
 from .. import monitor
 from .. import validation as check
+from ..backends.choose import open_coordinator
 from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..backends.sqlite.store import Store
 from ..errors import AuthenticationError, LitecoordError, ValidationError, WorkItemExistsError
@@ -241,7 +244,11 @@ def _lease_fields(req: Request, body: Mapping[str, Any]) -> tuple[str, timedelta
 
 
 def health(app: App, req: Request) -> Response:
-    app.root.store.read(lambda conn: conn.execute("SELECT 1").fetchone())
+    store = app.root.store
+    if isinstance(store, Store):
+        store.read(lambda conn: conn.execute("SELECT 1").fetchone())
+    else:
+        store.ping()
     from .. import __version__
 
     return 200, {"status": "ok", "version": __version__}
@@ -670,14 +677,14 @@ def _printable(text: str) -> str:
 
 
 class App:
-    """The WSGI callable. Request threads share only the file (the Store opens a connection per thread)."""
+    """The WSGI callable. Request threads share only the database (its store hands each thread a connection)."""
 
     #: Bound coordinators kept for reuse (each caches its session's row id).
     CACHE_SIZE = 1024
 
     def __init__(
         self,
-        root: SqliteCoordinator,
+        root: Any,
         *,
         token: str | None = None,
         max_body_bytes: int = 1_048_576,
@@ -691,7 +698,7 @@ class App:
         self.root = root
         self.max_body_bytes = max_body_bytes
         self._token = None if token is None else token.encode("utf-8")
-        self._bound: OrderedDict[tuple[str, str | None], SqliteCoordinator] = OrderedDict()
+        self._bound: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
         self._lock = threading.Lock()
         self.openapi = openapi_document()
         #: Where each request's access-log line goes (``None``: no access log).
@@ -713,7 +720,7 @@ class App:
                     self._metrics = ServerMetrics(self.root, stall_after=self.stall_after)
         return self._metrics
 
-    def coordinator(self, session: str, worker_id: str | None = None) -> SqliteCoordinator:
+    def coordinator(self, session: str, worker_id: str | None = None) -> Any:
         """A coordinator for ``session`` (and ``worker_id``) over the shared store."""
         key = (session, worker_id)
         with self._lock:
@@ -839,7 +846,7 @@ def _metrics_available() -> bool:
 
 
 def create_app(
-    target: str | os.PathLike[str] | SqliteCoordinator | Store,
+    target: Any,
     *,
     token: str | None = None,
     clock: Clock | None = None,
@@ -847,21 +854,25 @@ def create_app(
     access_log: IO[str] | None = None,
     stall_after: timedelta = monitor.STALL_AFTER,
 ) -> App:
-    """The console REST API over one litecoord file, as a WSGI application.
+    """The console REST API over one litecoord database, as a WSGI application.
 
-    ``target`` is a path, a :class:`~litecoord.store.Store` or a
-    :class:`~litecoord.backends.sqlite.SqliteCoordinator` whose store the app shares
-    (``clock`` replaces its clock when given). With ``token`` every route but
+    ``target`` is a SQLite path, a ``postgresql://`` URI, a SQLite
+    :class:`~litecoord.backends.sqlite.store.Store`, or a coordinator
+    (:class:`~litecoord.backends.sqlite.SqliteCoordinator`,
+    :class:`~litecoord.backends.postgres.PostgresCoordinator`) whose store the
+    app shares (``clock`` replaces its clock when given). With ``token`` every route but
     ``/health`` and the page requires ``Authorization: Bearer <token>``.
     Bodies over ``max_body_bytes`` get 413. ``access_log`` (a text stream, e.g.
     ``sys.stderr``) gets one line per request (see :meth:`App._log_access`).
     ``stall_after`` is how long an item's progress may stand still under live
     heartbeats before the page and the metrics flag it stalled.
     """
-    if isinstance(target, SqliteCoordinator):
-        root = target if clock is None else SqliteCoordinator(target.store, clock=clock)
-    else:
+    if isinstance(target, Store):
         root = SqliteCoordinator(target, clock=clock)
+    elif isinstance(target, (str, os.PathLike)):
+        root = open_coordinator(target, clock=clock)
+    else:
+        root = target if clock is None else type(target)(target.store, clock=clock)
     return App(
         root, token=token, max_body_bytes=max_body_bytes, access_log=access_log, stall_after=stall_after
     )

@@ -1,0 +1,761 @@
+"""The PostgreSQL backend: :class:`PostgresCoordinator`, for workers on many hosts sharing one database.
+
+The contract is :class:`litecoord.protocol.Coordinator`, kept as on SQLite
+(same rows, same results, same errors: the shared parts are in
+:mod:`litecoord.backends.common`). What differs:
+
+* The claim is one ``UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP
+  LOCKED LIMIT 1) RETURNING``: concurrent claimers skip each other's rows
+  instead of queueing on them, lapsed leases first, each choice read from
+  the head of a partial index.
+* Time is the database server's clock (one clock for every host), read once
+  at the start of each transaction, unless a ``clock`` was given.
+* Session totals live in sharded counter rows (see ``schema.sql``), so no
+  row is written by every transaction.
+* Connections: one per process and thread, or a pool (``pool_size``) for a
+  server; see :mod:`.store` for reconnection and what is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from ... import validation as check
+from ...errors import LeaseConflictError, SuccessorConflictError, ValidationError
+from ...protocol import DEFAULT_LEASE_DURATION
+from ...types import (
+    AcquireOrder,
+    AcquisitionOutcome,
+    AlreadyCompleted,
+    Clock,
+    LeaseMode,
+    LeaseOutcome,
+    NoAvailableWorkToBeDone,
+    SessionInfo,
+    WorkItem,
+    WorkItemStatus,
+    WorkQueueStatus,
+    from_micros,
+    micros_of,
+    to_micros,
+)
+from ..common import (
+    COLUMNS,
+    EXPIRY,
+    THROUGHPUT_WINDOW,
+    default_worker_id,
+    item_from_row,
+    lease_from_row,
+    not_found,
+    refusal,
+    setup_settings,
+    shares,
+    status_from,
+    successor_ids,
+)
+from .store import Durability, PgStore, redact
+
+__all__ = ["PostgresCoordinator"]
+
+#: Counter rows per session; the trigger in schema.sql picks one by ``pg_backend_pid() % 32``.
+COUNTER_SHARDS = 32
+
+# -- SQL, written once (psycopg named parameters; every parameter is cast, since
+# a None or a small int gives PostgreSQL no type of its own) ---------------------
+
+_COLS = ", ".join(COLUMNS)
+
+# In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
+# so far). The exponent stops at 16 so the product stays inside 64 bits.
+_GRANT = (
+    "CASE WHEN (SELECT lease_mode FROM sessions WHERE id = %(session)s::bigint) = 'exponential' "
+    "THEN %(duration)s::bigint << least(lease_epoch, 16)::int ELSE %(duration)s::bigint END"
+)
+_NOW = "%(now)s::bigint"
+_TAKE_SET = f"""
+    status = 'assigned', worker_id = %(worker)s::text, lease_epoch = lease_epoch + 1,
+    lease_micros = {_GRANT}, lease_expiry = {_NOW} + {_GRANT},
+    started_at = coalesce(started_at, {_NOW}), leased_at = {_NOW}, last_heartbeat = {_NOW}, updated_at = {_NOW}"""
+
+_HELD_BY_WORKER = f"""
+SELECT {_COLS} FROM work_items
+WHERE session_id = %(session)s::bigint AND status = 'assigned' AND worker_id = %(worker)s::text
+  AND lease_expiry > {_NOW}
+LIMIT 1"""
+
+# Lapsed leases come back first (they were started earliest and may carry
+# progress); then pending items in the session's order. Each subquery reads
+# the head of a partial index and locks what it picks; SKIP LOCKED passes over
+# rows another transaction is claiming (after their commit, the row no longer
+# matches), so claimers never wait on each other and never take the same row.
+_ACQUIRE = f"""
+UPDATE work_items SET {_TAKE_SET}
+WHERE seq = coalesce(
+    (SELECT seq FROM work_items
+     WHERE session_id = %(session)s::bigint AND status = 'assigned' AND lease_expiry <= {_NOW}
+     ORDER BY lease_expiry LIMIT 1 FOR UPDATE SKIP LOCKED),
+    (SELECT seq FROM work_items
+     WHERE session_id = %(session)s::bigint AND status = 'pending'
+     ORDER BY order_key, seq LIMIT 1 FOR UPDATE SKIP LOCKED))
+RETURNING {_COLS}"""
+
+# The pending order of an item of size :size in session :session.
+_ORDER_KEY = (
+    "CASE WHEN (SELECT acquire_order FROM sessions WHERE id = %(session)s::bigint) = 'fifo' "
+    "THEN 0 ELSE -coalesce({size}, -1) END"
+)
+
+_TAKE_NAMED = f"UPDATE work_items SET {_TAKE_SET} WHERE seq = %(seq)s::bigint RETURNING {_COLS}"
+
+_ITEM_BY_ID = f"SELECT {_COLS}, seq FROM work_items WHERE session_id = %s::bigint AND work_item_id = %s::text"
+_ITEM_FOR_UPDATE = _ITEM_BY_ID + " FOR UPDATE"
+
+# The caller must hold the item: same worker, same epoch when one is given.
+_HOLDER = "worker_id = %(worker)s::text AND (%(epoch)s::bigint IS NULL OR lease_epoch = %(epoch)s::bigint)"
+_THIS_ITEM = "session_id = %(session)s::bigint AND work_item_id = %(id)s::text"
+
+_RENEW = f"""
+UPDATE work_items SET
+    lease_micros = coalesce(%(duration)s::bigint, lease_micros),
+    lease_expiry = {_NOW} + coalesce(%(duration)s::bigint, lease_micros),
+    last_heartbeat = {_NOW},
+    progress_changed_at = CASE
+        WHEN coalesce(%(docs)s::bigint, documents_processed) != documents_processed
+          OR coalesce(%(bytes)s::bigint, bytes_processed) != bytes_processed THEN {_NOW}
+        ELSE progress_changed_at END,
+    documents_processed = coalesce(%(docs)s::bigint, documents_processed),
+    bytes_processed = coalesce(%(bytes)s::bigint, bytes_processed),
+    last_progress_update = CASE WHEN %(docs)s::bigint IS NULL AND %(bytes)s::bigint IS NULL
+        THEN last_progress_update ELSE {_NOW} END,
+    updated_at = {_NOW}
+WHERE {_THIS_ITEM} AND status = 'assigned' AND {_HOLDER} AND lease_expiry > {_NOW}
+RETURNING {_COLS}"""
+
+# A completed item counts all its documents and bytes as processed, so the
+# totals reach 100% even for workers that never reported progress.
+_COMPLETE = f"""
+UPDATE work_items SET
+    status = 'completed', completed_at = {_NOW}, updated_at = {_NOW},
+    documents_processed = greatest(documents_processed, coalesce(document_count, 0)),
+    bytes_processed = greatest(bytes_processed, coalesce(total_size_bytes, 0))
+WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
+RETURNING {_COLS}"""
+
+_RELEASE = f"""
+UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL, updated_at = {_NOW}
+WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
+RETURNING seq"""
+
+_FAIL = f"""
+UPDATE work_items SET
+    failure_count = failure_count + 1, last_error = %(error)s::text,
+    status = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = %(session)s::bigint)
+        THEN 'failed' ELSE 'pending' END,
+    worker_id = NULL, lease_expiry = NULL, updated_at = {_NOW}
+WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
+RETURNING {_COLS}"""
+
+_INSERT_ITEM = f"""
+INSERT INTO work_items
+    (session_id, work_item_id, index_name, shard_number, document_count,
+     total_size_bytes, order_key, parent_id, created_at, updated_at)
+VALUES (%(session)s::bigint, %(id)s::text, %(index)s::text, %(shard)s::bigint, %(docs)s::bigint,
+        %(size)s::bigint, {_ORDER_KEY.format(size="%(size)s::bigint")}, %(parent)s::text, {_NOW}, {_NOW})
+ON CONFLICT (session_id, work_item_id) DO NOTHING
+RETURNING {_COLS}"""
+
+_REORDER = (
+    f"UPDATE work_items SET order_key = {_ORDER_KEY.format(size='total_size_bytes')} "
+    "WHERE session_id = %(session)s::bigint AND order_key IS DISTINCT FROM "
+    f"{_ORDER_KEY.format(size='total_size_bytes')}"
+)
+
+_INSERT_LEASED = f"""
+INSERT INTO work_items
+    (session_id, work_item_id, status, order_key, worker_id, lease_epoch, lease_micros,
+     lease_expiry, started_at, leased_at, last_heartbeat, created_at, updated_at)
+VALUES (%(session)s::bigint, %(id)s::text, 'assigned', {_ORDER_KEY.format(size="NULL")}, %(worker)s::text, 1,
+        %(duration)s::bigint, {_NOW} + %(duration)s::bigint, {_NOW}, {_NOW}, {_NOW}, {_NOW}, {_NOW})
+RETURNING {_COLS}"""
+
+# The session's totals: the sum of its counter shards (a fixed number of rows).
+_TOTALS = """
+SELECT coalesce(sum(total_items), 0)::bigint, coalesce(sum(assigned_items), 0)::bigint,
+       coalesce(sum(completed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint,
+       coalesce(sum(total_documents), 0)::bigint, coalesce(sum(total_size_bytes), 0)::bigint,
+       coalesce(sum(documents_processed), 0)::bigint, coalesce(sum(bytes_processed), 0)::bigint,
+       min(started_at), max(last_update)
+FROM session_counters WHERE session_id = %s::bigint"""
+
+_REMAINING = """
+SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint
+FROM session_counters WHERE session_id = %s::bigint"""
+
+_LIVE_LEASES = """
+SELECT count(*) FROM work_items WHERE session_id = %s::bigint AND status = 'assigned' AND lease_expiry > %s::bigint"""
+
+_CREATE_SESSION = """
+WITH made AS (
+    INSERT INTO sessions (name, created_at) VALUES (%(name)s::text, %(now)s::bigint)
+    ON CONFLICT (name) DO NOTHING RETURNING id
+), shards AS (
+    INSERT INTO session_counters (session_id, shard)
+    SELECT made.id, shard FROM made, generate_series(0, %(shards)s::int - 1) AS shard
+)
+SELECT id FROM made UNION ALL SELECT id FROM sessions WHERE name = %(name)s::text"""
+
+
+class PostgresCoordinator:
+    """Work coordination for one session, over a PostgreSQL database shared by hosts.
+
+    ``PostgresCoordinator("postgresql://user@db/backfill", session="s1", worker_id="w1")``
+    connects (and on first use creates the schema, in the connection's
+    ``search_path``). The password comes from the DSN, or better from the
+    environment (``PGPASSWORD``) or ``~/.pgpass``, as libpq reads them.
+    ``clock``: by default every time is the database server's (hosts'
+    clocks may differ; the database's is one clock for all of them); a
+    given ``clock`` (FakeClock, or ``time.time`` under freezegun) wins, for
+    tests. ``durability`` is ``"full"`` (default: ``synchronous_commit=on``)
+    or ``"normal"`` (``synchronous_commit=off`` per transaction: a crash of
+    the database server may lose the last acknowledged calls). ``pool_size``
+    shares that many connections between threads (a server); without it each
+    thread has its own. ``connect_timeout``: how long an unreachable database
+    is retried before :class:`~litecoord.errors.DatabaseUnavailableError`.
+    """
+
+    def __init__(
+        self,
+        dsn: str | PgStore,
+        session: str = "default",
+        worker_id: str | None = None,
+        clock: Clock | None = None,
+        *,
+        durability: str = Durability.FULL,
+        pool_size: int | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.session = check.session_name(session)
+        self._worker_id = None if worker_id is None else check.worker_id(worker_id)
+        if clock is not None and not callable(clock):
+            raise ValidationError("clock", "must be a callable returning the current time")
+        self._clock = clock
+        if isinstance(dsn, PgStore):
+            self._store = dsn
+        else:
+            self._store = PgStore(dsn, durability=durability, pool_size=pool_size, connect_timeout=connect_timeout)
+        self._session_id: int | None = None
+
+    # -- identity ------------------------------------------------------------
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id or default_worker_id()
+
+    @property
+    def store(self) -> PgStore:
+        return self._store
+
+    @property
+    def dsn(self) -> str:
+        return self._store.dsn
+
+    def bind(self, session: str | None = None, worker_id: str | None = None) -> PostgresCoordinator:
+        """A coordinator for ``session``/``worker_id`` sharing this one's connections and clock."""
+        return PostgresCoordinator(
+            self._store,
+            session=self.session if session is None else session,
+            worker_id=self._worker_id if worker_id is None else worker_id,
+            clock=self._clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"PostgresCoordinator({redact(self.dsn)!r}, session={self.session!r}, worker_id={self.worker_id!r})"
+
+    def _now(self) -> int | None:
+        """The caller's time, or ``None``: the database's, read when the transaction starts."""
+        return None if self._clock is None else to_micros(self._clock())
+
+    def _write(self, fn: Any, *, idempotent: bool = True) -> Any:
+        known = self._session_id
+
+        def attempt(cur: Any, now: int) -> Any:
+            # A session created by an attempt that rolled back does not exist: forget its id.
+            if known is None:
+                self._session_id = None
+            return fn(cur, now)
+
+        try:
+            return self._store.run(attempt, now=self._now(), idempotent=idempotent)
+        except BaseException:
+            if known is None:
+                self._session_id = None
+            raise
+
+    _read = _write
+
+    # -- sessions ------------------------------------------------------------
+
+    def _sid(self, cur: Any, now: int, *, create: bool = True) -> int | None:
+        """The session's row id (cached); created on first write, ``None`` for reads of an unknown one."""
+        if self._session_id is None:
+            cur.execute("SELECT id FROM sessions WHERE name = %s::text", (self.session,))
+            row = cur.fetchone()
+            if row is None and create:
+                cur.execute(_CREATE_SESSION, {"name": self.session, "now": now, "shards": COUNTER_SHARDS})
+                row = cur.fetchone()
+                if row is None:
+                    # Created by a concurrent transaction that committed after this
+                    # statement's snapshot: the next statement sees it.
+                    cur.execute("SELECT id FROM sessions WHERE name = %s::text", (self.session,))
+                    row = cur.fetchone()
+            if row is not None:
+                self._session_id = row[0]
+        return self._session_id
+
+    def setup(
+        self,
+        *,
+        lease_mode: str | None = None,
+        acquire_order: str | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        settings = setup_settings(lease_mode, acquire_order, max_attempts)
+        self._store.migrate()
+
+        def apply(cur: Any, now: int) -> int:
+            cur.execute("SELECT acquire_order FROM sessions WHERE name = %s::text FOR UPDATE", (self.session,))
+            before = cur.fetchone()
+            self._session_id = None
+            sid = self._sid(cur, now)
+            for column, value in settings.items():
+                if value is not None:
+                    cur.execute(f"UPDATE sessions SET {column} = %s WHERE id = %s::bigint", (value, sid))
+            if before is not None and settings["acquire_order"] not in (None, before[0]):
+                cur.execute(_REORDER, {"session": sid})
+            return sid
+
+        self._session_id = self._write(apply)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> PostgresCoordinator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- rows --------------------------------------------------------------------
+
+    def _refuse(self, cur: Any, sid: int, work_item_id: str, now: int, epoch: int | None) -> None:
+        """Raise the error that explains why a holder-only statement matched no row."""
+        cur.execute(_ITEM_BY_ID, (sid, work_item_id))
+        raise refusal(self.session, cur.fetchone(), work_item_id, self.worker_id, now, epoch)
+
+    # -- creating work ---------------------------------------------------------
+
+    def create_unassigned_work_item(self, work_item_id: str) -> bool:
+        return bool(self._insert([check.item_spec({"work_item_id": work_item_id})]))
+
+    def create_work_item_with_metadata(
+        self,
+        work_item_id: str,
+        index_name: str | None,
+        shard_number: int | None,
+        document_count: int | None,
+        total_size_bytes: int | None,
+    ) -> bool:
+        spec = {
+            "work_item_id": work_item_id,
+            "index_name": index_name,
+            "shard_number": shard_number,
+            "document_count": document_count,
+            "total_size_bytes": total_size_bytes,
+        }
+        return bool(self._insert([check.item_spec(spec)]))
+
+    def create_work_items(self, items: Iterable[Mapping[str, Any]]) -> list[WorkItem]:
+        if isinstance(items, (str, bytes, Mapping)):
+            raise ValidationError("items", "must be a list of work item objects")
+        return self._insert([check.item_spec(item, f"items[{i}]") for i, item in enumerate(items)])
+
+    def _insert(self, specs: list[dict[str, Any]]) -> list[WorkItem]:
+        """Insert checked item specs in one transaction; return the ones that were new."""
+        if not specs:
+            return []
+
+        def insert(cur: Any, now: int) -> list[Any]:
+            sid = self._sid(cur, now)
+            created = []
+            for s in specs:
+                cur.execute(
+                    _INSERT_ITEM,
+                    {"session": sid, "id": s["work_item_id"], "index": s["index_name"], "shard": s["shard_number"],
+                     "docs": s["document_count"], "size": s["total_size_bytes"], "parent": None, "now": now},
+                )  # fmt: skip
+                row = cur.fetchone()
+                if row is not None:
+                    created.append(item_from_row(self.session, row, now))
+            return created
+
+        # Not repeated after a commit that may have happened: "created" would read False the second time.
+        return self._write(insert, idempotent=False)
+
+    # -- leasing -----------------------------------------------------------------
+
+    def acquire_next_work_item(self, lease_duration: timedelta = DEFAULT_LEASE_DURATION) -> AcquisitionOutcome:
+        duration = micros_of(check.duration(lease_duration))
+        worker = self.worker_id
+
+        def acquire(cur: Any, now: int) -> AcquisitionOutcome:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return NoAvailableWorkToBeDone()  # an unknown session has no work (and is not created)
+            return self._outcome(self._acquire_row(cur, sid, worker, now, duration), now)
+
+        # Repeating it is safe: the worker's live lease is returned unchanged.
+        return self._write(acquire)
+
+    @staticmethod
+    def _acquire_row(cur: Any, sid: int, worker: str, now: int, duration: int) -> tuple[bool, Any]:
+        """(True, the lease row) or (False, (remaining, failed)): the acquire step of a transaction."""
+        params = {"session": sid, "worker": worker, "now": now, "duration": duration}
+        cur.execute(_HELD_BY_WORKER, params)
+        held = cur.fetchone()
+        if held is not None:
+            return True, held
+        cur.execute(_ACQUIRE, params)
+        row = cur.fetchone()
+        if row is not None:
+            return True, row
+        cur.execute(_REMAINING, (sid,))
+        return False, cur.fetchone()
+
+    def _outcome(self, result: tuple[bool, Any], now: int) -> AcquisitionOutcome:
+        leased, row = result
+        if leased:
+            return lease_from_row(self.session, row, now)
+        return NoAvailableWorkToBeDone(remaining=row[0], failed=row[1])
+
+    def create_or_update_lease_for_work_item(
+        self, work_item_id: str, lease_duration: timedelta = DEFAULT_LEASE_DURATION
+    ) -> LeaseOutcome:
+        work_item_id = check.work_item_id(work_item_id)
+        duration = micros_of(check.duration(lease_duration))
+        worker = self.worker_id
+
+        def lease(cur: Any, now: int) -> LeaseOutcome:
+            sid = self._sid(cur, now)
+            params = {"session": sid, "id": work_item_id, "worker": worker, "now": now, "duration": duration}
+            cur.execute(_ITEM_FOR_UPDATE, (sid, work_item_id))
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(_INSERT_LEASED, params)
+                return lease_from_row(self.session, cur.fetchone(), now)
+            status, holder = row[1], row[6]
+            if status == "completed":
+                return AlreadyCompleted(item_from_row(self.session, row, now))
+            if status == "failed":
+                raise LeaseConflictError(
+                    f"work item {work_item_id!r} is parked as failed; retry it first", work_item_id=work_item_id
+                )
+            if status == "assigned" and row[EXPIRY] > now:
+                if holder == worker:
+                    return lease_from_row(self.session, row, now)  # re-asking returns the live lease unchanged
+                raise LeaseConflictError(
+                    f"work item {work_item_id!r} is leased by another worker",
+                    work_item_id=work_item_id,
+                    holder=holder,
+                )
+            cur.execute(_TAKE_NAMED, {**params, "seq": row[-1]})
+            return lease_from_row(self.session, cur.fetchone(), now)
+
+        return self._write(lease)
+
+    def update_progress_and_renew_lease(
+        self,
+        work_item_id: str,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+        *,
+        lease_duration: timedelta | None = None,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+        params["docs"] = check.count("documents_processed", documents_processed)
+        params["bytes"] = check.count("bytes_processed", bytes_processed)
+        params["duration"] = None if lease_duration is None else micros_of(check.duration(lease_duration))
+        return self._holder_write(_RENEW, params)
+
+    def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+
+        def complete(cur: Any, now: int) -> WorkItem:
+            return item_from_row(self.session, self._complete_row(cur, params, now), now)
+
+        return self._write(complete)
+
+    def complete_and_acquire_next(
+        self,
+        work_item_id: str,
+        lease_duration: timedelta = DEFAULT_LEASE_DURATION,
+        *,
+        lease_epoch: int | None = None,
+    ) -> tuple[WorkItem, AcquisitionOutcome]:
+        params = self._holder_params(work_item_id, lease_epoch)
+        duration = micros_of(check.duration(lease_duration))
+
+        def step(cur: Any, now: int) -> tuple[WorkItem, AcquisitionOutcome]:
+            done = self._complete_row(cur, params, now)
+            acquired = self._acquire_row(cur, self._sid(cur, now), params["worker"], now, duration)
+            return item_from_row(self.session, done, now), self._outcome(acquired, now)
+
+        # Repeating it is safe: completing again is a no-op and the new lease is returned unchanged.
+        return self._write(step)
+
+    def _complete_row(self, cur: Any, params: dict[str, Any], now: int) -> Sequence[Any]:
+        """The complete step of a transaction: the completed row, or the refusal raised."""
+        params = self._bind_holder(cur, params, now)
+        cur.execute(_COMPLETE, params)
+        row = cur.fetchone()
+        if row is not None:
+            return row
+        cur.execute(_ITEM_BY_ID, (params["session"], params["id"]))
+        done = cur.fetchone()
+        if (
+            done is not None
+            and done[1] == "completed"
+            and done[6] == params["worker"]
+            and params["epoch"] in (None, done[14])
+        ):
+            return done  # completing twice is a no-op
+        raise refusal(self.session, done, params["id"], params["worker"], now, params["epoch"])
+
+    def release_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> bool:
+        params = self._holder_params(work_item_id, lease_epoch)
+
+        def release(cur: Any, now: int) -> bool:
+            bound = self._bind_holder(cur, params, now)
+            cur.execute(_RELEASE, bound)
+            if cur.fetchone() is not None:
+                return True
+            cur.execute(_ITEM_BY_ID, (bound["session"], bound["id"]))
+            if cur.fetchone() is None:
+                raise not_found(self.session, bound["id"])
+            return False
+
+        return self._write(release, idempotent=False)
+
+    def fail_work_item(self, work_item_id: str, error: str, *, lease_epoch: int | None = None) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+        params["error"] = check.error_text(error)
+        return self._holder_write(_FAIL, params, idempotent=False)
+
+    def retry_work_item(self, work_item_id: str) -> WorkItem:
+        work_item_id = check.work_item_id(work_item_id)
+
+        def retry(cur: Any, now: int) -> WorkItem:
+            sid = self._sid(cur, now)
+            cur.execute(
+                "UPDATE work_items SET status = 'pending', failure_count = 0, updated_at = %s::bigint "
+                "WHERE session_id = %s::bigint AND work_item_id = %s::text AND status = 'failed'",
+                (now, sid, work_item_id),
+            )
+            return self._get(cur, sid, work_item_id, now)
+
+        return self._write(retry)
+
+    def create_successor_work_items_and_mark_complete(
+        self,
+        work_item_id: str,
+        successor_work_item_ids: Sequence[str],
+        *,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+        work_item_id = params["id"]
+        successors = successor_ids(work_item_id, successor_work_item_ids)
+
+        def split(cur: Any, now: int) -> WorkItem:
+            bound = self._bind_holder(cur, params, now)
+            session = bound["session"]
+            cur.execute(_ITEM_FOR_UPDATE, (session, work_item_id))
+            row = cur.fetchone()
+            if row is None:
+                self._refuse(cur, session, work_item_id, now, lease_epoch)
+            recorded = row[18].split(",") if row[18] else None
+            if recorded is not None or row[1] == "completed":
+                if recorded is not None and set(recorded) == set(successors):
+                    return item_from_row(self.session, row, now)  # the same split again: idempotent
+                raise SuccessorConflictError(
+                    f"work item {work_item_id!r} is already completed"
+                    + (f" with successors {','.join(recorded)}" if recorded else " without successors"),
+                    work_item_id=work_item_id,
+                )
+            if row[1] not in ("assigned", "pending") or row[6] != bound["worker"] or lease_epoch not in (None, row[14]):
+                self._refuse(cur, session, work_item_id, now, lease_epoch)
+            # The successors share what the parent had left as their estimates.
+            shares_docs = shares(row[4], row[8], len(successors))
+            shares_bytes = shares(row[5], row[9], len(successors))
+            for name, docs, size in zip(successors, shares_docs, shares_bytes, strict=False):
+                cur.execute(
+                    _INSERT_ITEM,
+                    {"session": session, "id": name, "index": row[2], "shard": row[3], "docs": docs, "size": size,
+                     "parent": work_item_id, "now": now},
+                )  # fmt: skip
+            cur.execute(
+                "UPDATE work_items SET status = 'completed', completed_at = %s::bigint, updated_at = %s::bigint, "
+                f"successor_ids = %s::text WHERE seq = %s::bigint RETURNING {_COLS}",
+                (now, now, ",".join(successors), row[-1]),
+            )
+            return item_from_row(self.session, cur.fetchone(), now)
+
+        return self._write(split)
+
+    def _holder_params(self, work_item_id: str, lease_epoch: int | None) -> dict[str, Any]:
+        return {
+            "id": check.work_item_id(work_item_id),
+            "epoch": check.lease_epoch(lease_epoch),
+            "worker": self.worker_id,
+        }
+
+    def _bind_holder(self, cur: Any, params: dict[str, Any], now: int) -> dict[str, Any]:
+        """``params`` with the session id and the transaction's time."""
+        return {**params, "session": self._sid(cur, now), "now": now}
+
+    def _holder_write(self, sql: str, params: dict[str, Any], *, idempotent: bool = True) -> WorkItem:
+        def run(cur: Any, now: int) -> WorkItem:
+            bound = self._bind_holder(cur, params, now)
+            cur.execute(sql, bound)
+            row = cur.fetchone()
+            if row is None:
+                self._refuse(cur, bound["session"], bound["id"], now, bound["epoch"])
+            return item_from_row(self.session, row, now)
+
+        return self._write(run, idempotent=idempotent)
+
+    # -- reading -------------------------------------------------------------------
+
+    def _get(self, cur: Any, sid: int | None, work_item_id: str, now: int) -> WorkItem:
+        row = None
+        if sid is not None:
+            cur.execute(_ITEM_BY_ID, (sid, work_item_id))
+            row = cur.fetchone()
+        if row is None:
+            raise not_found(self.session, work_item_id)
+        return item_from_row(self.session, row, now)
+
+    def get_work_item(self, work_item_id: str) -> WorkItem:
+        work_item_id = check.work_item_id(work_item_id)
+        return self._read(lambda cur, now: self._get(cur, self._sid(cur, now, create=False), work_item_id, now))
+
+    def list_work_items(self, status: WorkItemStatus | str | None = None) -> list[WorkItem]:
+        wanted = None if status is None else check.choice("status", status, WorkItemStatus)
+        where = ""
+        if wanted is WorkItemStatus.PENDING:
+            where = "AND (status = 'pending' OR (status = 'assigned' AND lease_expiry <= %(now)s::bigint))"
+        elif wanted is WorkItemStatus.ASSIGNED:
+            where = "AND status = 'assigned' AND lease_expiry > %(now)s::bigint"
+        elif wanted is not None:
+            where = f"AND status = '{wanted.value}'"
+        sql = f"SELECT {_COLS} FROM work_items WHERE session_id = %(session)s::bigint {where} ORDER BY seq"
+
+        def rows(cur: Any, now: int) -> list[WorkItem]:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return []
+            cur.execute(sql, {"session": sid, "now": now})
+            return [item_from_row(self.session, r, now) for r in cur.fetchall()]
+
+        return self._read(rows)
+
+    def num_work_items_not_yet_complete(self) -> int:
+        def count(cur: Any, now: int) -> int:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return 0
+            cur.execute(_REMAINING, (sid,))
+            return int(cur.fetchone()[0])
+
+        return self._read(count)
+
+    def work_items_not_yet_complete(self) -> bool:
+        return self.num_work_items_not_yet_complete() > 0
+
+    def status(self) -> WorkQueueStatus:
+        def read(cur: Any, now: int) -> WorkQueueStatus:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return status_from(self.session, now, None, 0, None)
+            cur.execute(_TOTALS, (sid,))
+            totals = cur.fetchone()
+            cur.execute(_LIVE_LEASES, (sid, now))
+            live = cur.fetchone()[0]
+            cur.execute(
+                "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
+                "FROM progress_samples WHERE session_id = %s::bigint AND sampled_at >= %s::bigint "
+                "ORDER BY sampled_at LIMIT 1",
+                (sid, now - micros_of(THROUGHPUT_WINDOW)),
+            )
+            return status_from(self.session, now, totals, live, cur.fetchone())
+
+        return self._read(read)
+
+    def list_sessions(self) -> list[SessionInfo]:
+        def rows(cur: Any, now: int) -> list[SessionInfo]:
+            cur.execute(
+                "SELECT s.name, s.created_at, s.lease_mode, s.acquire_order, s.max_attempts, "
+                "coalesce(sum(c.total_items), 0)::bigint, coalesce(sum(c.completed_items), 0)::bigint "
+                "FROM sessions s LEFT JOIN session_counters c ON c.session_id = s.id "
+                "GROUP BY s.id ORDER BY s.name"
+            )
+            return [
+                SessionInfo(
+                    session_name=r[0],
+                    created_at=from_micros(r[1]),
+                    lease_mode=LeaseMode(r[2]),
+                    acquire_order=AcquireOrder(r[3]),
+                    max_attempts=r[4],
+                    total_work_items=r[5],
+                    completed_work_items=r[6],
+                )
+                for r in cur.fetchall()
+            ]
+
+        return self._read(rows)
+
+    # -- housekeeping -------------------------------------------------------------
+
+    def cleanup_expired(self) -> int:
+        def cleanup(cur: Any, now: int) -> int:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return 0
+            cur.execute(
+                "UPDATE work_items SET status = 'pending', updated_at = %s::bigint "
+                "WHERE session_id = %s::bigint AND status = 'assigned' AND lease_expiry <= %s::bigint",
+                (now, sid, now),
+            )
+            return cur.rowcount
+
+        return self._write(cleanup, idempotent=False)
+
+    def delete_session(self) -> int:
+        def delete(cur: Any, now: int) -> int:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return 0
+            cur.execute("DELETE FROM work_items WHERE session_id = %s::bigint", (sid,))
+            count = cur.rowcount
+            cur.execute("DELETE FROM progress_samples WHERE session_id = %s::bigint", (sid,))
+            # The rows (and the id) stay, so other processes' cached ids stay valid.
+            cur.execute("UPDATE sessions SET last_sample_at = NULL WHERE id = %s::bigint", (sid,))
+            cur.execute(
+                "UPDATE session_counters SET started_at = NULL, last_update = NULL WHERE session_id = %s::bigint",
+                (sid,),
+            )
+            return count
+
+        return self._write(delete, idempotent=False)

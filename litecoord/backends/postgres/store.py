@@ -1,0 +1,367 @@
+"""One PostgreSQL database: connections, transactions, the schema and what to do when the server goes away.
+
+This module knows nothing about work items; :mod:`.coordinator` builds on it.
+What it guarantees:
+
+* a connection per process and thread (workers), or a bounded pool shared by
+  the threads of a server (``pool_size``); a store created before ``fork()``
+  opens fresh connections in the child and never touches the parent's (a
+  child closing an inherited connection would end the parent's session);
+* :meth:`PgStore.run` runs a function in one transaction that starts, reads
+  the time (the database server's clock, unless the caller has its own) and
+  sets the durability in a single round trip;
+* a connection lost before the commit was sent rolled the transaction back,
+  so the call is run again on a new connection; a connection lost during the
+  commit leaves the outcome unknown, so only calls that are safe to repeat
+  are run again, the others raise :class:`~litecoord.errors.DatabaseUnavailableError`;
+  a database that stays unreachable past ``connect_timeout`` raises that same
+  error, with one line saying where and why;
+* the schema in ``schema.sql`` (loaded from the installed package) exists, at
+  this package's version (see :meth:`PgStore.check_schema`).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+from ...errors import DatabaseUnavailableError, SchemaVersionError, ValidationError
+from ..choose import redact
+
+try:
+    import psycopg
+    import psycopg.conninfo
+    from psycopg import errors as pg_errors
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise ImportError("the PostgreSQL backend needs psycopg 3: pip install 'litecoord[postgres]'") from exc
+
+__all__ = ["PgStore", "SCHEMA_VERSION", "load_schema", "redact"]
+
+T = TypeVar("T")
+
+#: The schema version this package writes (litecoord_meta.schema_version).
+SCHEMA_VERSION = 1
+
+#: Steps that bring a database from version ``n - 1`` to ``n`` (SQL run before
+#: the idempotent schema file is applied again). Version 1 is the first.
+MIGRATIONS: dict[int, str] = {}
+
+#: What the statement that begins each transaction carries, by (durability, reads the time).
+_BEGIN = {
+    ("full", True): "BEGIN; SELECT litecoord_now()",
+    ("full", False): "BEGIN",
+    ("normal", True): "BEGIN; SET LOCAL synchronous_commit TO off; SELECT litecoord_now()",
+    ("normal", False): "BEGIN; SET LOCAL synchronous_commit TO off",
+}
+
+#: Errors after which the transaction was rolled back by the server and running it again is safe.
+_TRANSIENT = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+# Connections a forked child inherited: kept referenced, never closed or used,
+# because closing one would send the server a Terminate on the parent's session.
+_INHERITED: list[Any] = []
+
+
+def load_schema() -> str:
+    """The DDL, read from the installed package (works from a wheel, not only a checkout)."""
+    return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+class Durability:
+    """What an acknowledged call survives on PostgreSQL (see the README's durability section)."""
+
+    #: synchronous_commit=on: a call returns after its commit is flushed to the
+    #: database's WAL (and to synchronous standbys, if configured): it survives a
+    #: crash of the database host.
+    FULL = "full"
+    #: synchronous_commit=off for litecoord's transactions: the commit returns
+    #: before the flush; a crash of the database server (not of a worker) may
+    #: lose the last ~0.6 s of acknowledged calls (3 x wal_writer_delay), never
+    #: corrupting anything.
+    NORMAL = "normal"
+
+    ALL = (FULL, NORMAL)
+
+
+def _dsn_timeout(dsn: str, default: float) -> float:
+    try:
+        value = psycopg.conninfo.conninfo_to_dict(dsn).get("connect_timeout")
+    except psycopg.ProgrammingError as exc:
+        raise ValidationError("dsn", " ".join(str(exc).split())) from None
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ValidationError("dsn", f"connect_timeout must be a number of seconds (got {value!r})") from None
+
+
+class _Lost(Exception):
+    """The connection broke; ``committing`` says whether the COMMIT had been sent."""
+
+    def __init__(self, cause: BaseException, committing: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.committing = committing
+
+
+class PgStore:
+    """Shared access to one PostgreSQL database (``dsn``: a URI or ``key=value`` string)."""
+
+    #: Pause before reconnecting: grows to this many seconds, with jitter.
+    MAX_BACKOFF = 1.0
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        durability: str = Durability.FULL,
+        pool_size: int | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise ValidationError("dsn", "must be a PostgreSQL connection string (postgresql://...)")
+        if durability not in Durability.ALL:
+            raise ValidationError("durability", f"must be one of {', '.join(Durability.ALL)} (got {durability!r})")
+        if pool_size is not None and (isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1):
+            raise ValidationError("pool_size", "must be a positive integer")
+        self.dsn = dsn
+        self.durability = durability
+        self.pool_size = pool_size
+        # A connect_timeout in the DSN also bounds how long an unreachable database is retried.
+        self.connect_timeout = _dsn_timeout(dsn, connect_timeout)
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._opened: list[Any] = []  # every connection this process opened and has not closed
+        self._pool: queue.LifoQueue[Any] | None = None if pool_size is None else queue.LifoQueue()
+        self._pool_slots = None if pool_size is None else threading.BoundedSemaphore(pool_size)
+        self._schema_checked = False
+
+    def __repr__(self) -> str:
+        return f"PgStore({redact(self.dsn)!r})"
+
+    # -- connections -------------------------------------------------------------
+
+    def _forked(self) -> None:
+        """In a forked child: forget (but keep referenced) every connection of the parent."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            _INHERITED.extend(self._opened)
+            self._opened = []
+            self._local = threading.local()
+            if self._pool is not None:
+                self._pool = queue.LifoQueue()
+                self._pool_slots = threading.BoundedSemaphore(self.pool_size or 1)
+            self._pid = os.getpid()
+
+    def _connect(self, deadline: float) -> Any:
+        """A new connection, retried with backoff until ``deadline``; then one clear error."""
+        pause = 0.05
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                conn = psycopg.connect(
+                    self.dsn, autocommit=True, connect_timeout=max(1, int(min(left, self.connect_timeout)) or 1)
+                )
+            except psycopg.OperationalError as exc:
+                if time.monotonic() + pause >= deadline:
+                    reason = " ".join(str(exc).split()) or type(exc).__name__
+                    raise DatabaseUnavailableError(
+                        f"cannot reach the PostgreSQL database {redact(self.dsn)}: {reason}"
+                    ) from None
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, self.MAX_BACKOFF)
+                continue
+            except psycopg.ProgrammingError as exc:  # a malformed DSN
+                raise ValidationError("dsn", " ".join(str(exc).split())) from None
+            with self._lock:
+                self._opened.append(conn)
+            return conn
+
+    def _checkout(self, deadline: float) -> Any:
+        if self._pid != os.getpid():
+            self._forked()
+        if self._pool is None:
+            conn = getattr(self._local, "conn", None)
+            if conn is None or conn.closed:
+                conn = self._local.conn = self._connect(deadline)
+            return conn
+        assert self._pool_slots is not None
+        if not self._pool_slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise DatabaseUnavailableError(
+                f"all {self.pool_size} connections to {redact(self.dsn)} stayed busy; raise the pool size"
+            )
+        try:
+            while True:
+                try:
+                    conn = self._pool.get_nowait()
+                except queue.Empty:
+                    return self._connect(deadline)
+                if not conn.closed:
+                    return conn
+        except BaseException:
+            self._pool_slots.release()
+            raise
+
+    def _checkin(self, conn: Any) -> None:
+        if self._pool is None:
+            return
+        if not conn.closed:
+            self._pool.put(conn)
+        assert self._pool_slots is not None
+        self._pool_slots.release()
+
+    def _discard(self, conn: Any) -> None:
+        with self._lock:
+            if conn in self._opened:
+                self._opened.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - it is already broken; closing is a courtesy
+            pass
+        if self._pool is None and getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+
+    def ping(self) -> None:
+        """One round trip to the database (the server's /health)."""
+        self.run(lambda cur, now: cur.execute("SELECT 1"), now=0, idempotent=True)
+
+    def close(self) -> None:
+        """Close this process's connections (the store stays usable: they reopen)."""
+        if self._pid != os.getpid():
+            self._forked()
+            return
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._local = threading.local()
+        if self._pool is not None:
+            self._pool = queue.LifoQueue()
+
+    # -- transactions -------------------------------------------------------------
+
+    def run(self, fn: Callable[[Any, int], T], *, now: int | None, idempotent: bool) -> T:
+        """``fn(cursor, now)`` in one transaction; its result once committed.
+
+        ``now`` is the caller's time in microseconds, or ``None`` to use the
+        database server's clock (read at the start of the transaction).
+        """
+        deadline = time.monotonic() + self.connect_timeout
+        pause = 0.02
+        while True:
+            conn = self._checkout(deadline)
+            try:
+                return self._attempt(conn, fn, now)
+            except _Lost as lost:
+                self._discard(conn)
+                if lost.committing and not idempotent:
+                    raise DatabaseUnavailableError(
+                        "the connection to PostgreSQL was lost while committing; "
+                        "the call may or may not have taken effect (check the item before repeating it)"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    reason = " ".join(str(lost.cause).split())
+                    raise DatabaseUnavailableError(
+                        f"lost the connection to the PostgreSQL database {redact(self.dsn)}: {reason}"
+                    ) from None
+            except _TRANSIENT:
+                pass  # rolled back: nothing happened, run it again
+            finally:
+                self._checkin(conn)
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, self.MAX_BACKOFF)
+
+    def _attempt(self, conn: Any, fn: Callable[[Any, int], T], now: int | None) -> T:
+        committing = False
+        try:
+            if not self._schema_checked:
+                self.check_schema(conn)
+            cur = conn.cursor()
+            cur.execute(_BEGIN[self.durability, now is None])
+            if now is None:
+                while cur.description is None and cur.nextset():
+                    pass
+                now = cur.fetchone()[0]
+            try:
+                result = fn(cur, now)
+            except BaseException:
+                if not conn.closed and not conn.broken:
+                    cur.execute("ROLLBACK")
+                raise
+            committing = True
+            cur.execute("COMMIT")
+            return result
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if conn.closed or conn.broken or isinstance(exc, pg_errors.AdminShutdown):
+                raise _Lost(exc, committing) from exc
+            raise
+
+    # -- schema --------------------------------------------------------------------
+
+    def schema_version(self, conn: Any) -> int | None:
+        """The version recorded in the database, or ``None`` if it has no litecoord schema."""
+        cur = conn.cursor()
+        cur.execute("SELECT to_regclass('litecoord_meta') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute("SELECT value FROM litecoord_meta WHERE key = 'schema_version'")
+        row = cur.fetchone()
+        return None if row is None else int(row[0])
+
+    def check_schema(self, conn: Any, *, migrate: bool = False) -> None:
+        """Create the schema if missing; refuse a newer one; migrate an older one only if ``migrate``."""
+        version = self.schema_version(conn)
+        if version == SCHEMA_VERSION:
+            self._schema_checked = True
+            return
+        if version is not None and version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the database {redact(self.dsn)} holds litecoord schema version {version}, newer than this "
+                f"litecoord's {SCHEMA_VERSION}; upgrade litecoord",
+                found=version,
+                supported=SCHEMA_VERSION,
+            )
+        if version is not None and not migrate:
+            raise SchemaVersionError(
+                f"the database {redact(self.dsn)} holds litecoord schema version {version}, older than "
+                f"{SCHEMA_VERSION}; run setup() (`litecoord setup`) to migrate it",
+                found=version,
+                supported=SCHEMA_VERSION,
+            )
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            # One creator at a time: concurrent CREATE ... IF NOT EXISTS can still collide.
+            cur.execute("SELECT pg_advisory_xact_lock(7396541190321)")
+            version = self.schema_version(conn)
+            if version is None or version < SCHEMA_VERSION:
+                for step in range((version or 0) + 1, SCHEMA_VERSION + 1):
+                    if version is not None and step in MIGRATIONS:
+                        cur.execute(MIGRATIONS[step])
+                cur.execute(load_schema())
+                cur.execute("UPDATE litecoord_meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            cur.execute("COMMIT")
+        except BaseException:
+            if not conn.closed and not conn.broken:
+                cur.execute("ROLLBACK")
+            raise
+        self._schema_checked = True
+
+    def migrate(self) -> None:
+        """Bring the database to this package's schema version (``setup()`` calls it)."""
+        deadline = time.monotonic() + self.connect_timeout
+        conn = self._checkout(deadline)
+        try:
+            self.check_schema(conn, migrate=True)
+        finally:
+            self._checkin(conn)

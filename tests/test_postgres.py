@@ -1,0 +1,307 @@
+"""What only the PostgreSQL backend has: its schema version, its connections, the database's clock.
+
+The contract itself (the same results and errors as SQLite) is proven by the
+conformance suite, which runs against ``postgres`` and ``http-postgres``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pg_support import fresh_schema
+
+from litecoord import (
+    DatabaseUnavailableError,
+    FakeClock,
+    LitecoordError,
+    NoAvailableWorkToBeDone,
+    SchemaVersionError,
+    WorkCoordinationConfig,
+    WorkItemAndDuration,
+    connect,
+)
+
+CTX = multiprocessing.get_context("spawn")
+
+
+@pytest.fixture
+def dsn() -> Iterator[str]:
+    with fresh_schema() as dsn:
+        yield dsn
+
+
+def coordinator(dsn: str, **kwargs):
+    from litecoord import PostgresCoordinator
+
+    return PostgresCoordinator(dsn, **kwargs)
+
+
+def sql(dsn: str, statement: str, *params) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(statement, params or None)
+        return cur.fetchall() if cur.description else []
+
+
+# -- schema ----------------------------------------------------------------------------
+
+
+def test_a_newer_schema_is_refused_and_nothing_is_written(dsn: str) -> None:
+    coord = coordinator(dsn, session="s", worker_id="w")
+    coord.create_unassigned_work_item("a")
+    sql(dsn, "UPDATE litecoord_meta SET value = '99' WHERE key = 'schema_version'")
+    for call in (lambda c: c.create_unassigned_work_item("b"), lambda c: c.setup(), lambda c: c.status()):
+        fresh = coordinator(dsn, session="s", worker_id="w")
+        with pytest.raises(SchemaVersionError, match="version 99, newer than this litecoord's 1; upgrade"):
+            call(fresh)
+    assert sql(dsn, "SELECT work_item_id FROM work_items") == [("a",)]
+
+
+def test_an_older_schema_is_refused_until_setup_migrates_it(dsn: str) -> None:
+    coordinator(dsn, session="s", worker_id="w").create_unassigned_work_item("a")
+    sql(dsn, "UPDATE litecoord_meta SET value = '0' WHERE key = 'schema_version'")
+    old = coordinator(dsn, session="s", worker_id="w")
+    with pytest.raises(SchemaVersionError, match=r"older than 1; run setup\(\)"):
+        old.acquire_next_work_item()
+    old.setup()
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("1",)]
+    assert isinstance(old.acquire_next_work_item(), WorkItemAndDuration)
+
+
+def test_the_schema_lives_in_the_dsns_search_path(dsn: str) -> None:
+    coordinator(dsn, session="s").create_unassigned_work_item("a")
+    schema = sql(dsn, "SELECT current_schema()")[0][0]
+    tables = {r[0] for r in sql(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = %s", schema)}
+    assert {"work_items", "sessions", "session_counters", "progress_samples", "litecoord_meta"} <= tables
+    options = sql(
+        dsn, "SELECT reloptions FROM pg_class WHERE relname = 'work_items' AND relnamespace = %s::regnamespace", schema
+    )
+    assert "fillfactor=80" in options[0][0]
+
+
+# -- connections ---------------------------------------------------------------------
+
+
+def test_an_unreachable_database_is_one_clear_error_without_the_password(tmp_path) -> None:
+    dsn = f"postgresql://someone:s3cret@/backfill?host={tmp_path}&connect_timeout=1"
+    coord = coordinator(dsn, session="s", worker_id="w")
+    with pytest.raises(DatabaseUnavailableError) as err:
+        coord.status()
+    message = str(err.value)
+    assert "cannot reach the PostgreSQL database" in message and str(tmp_path) in message
+    assert "s3cret" not in message and "\n" not in message
+    assert err.value.http_status == 503 and err.value.code == "database_unavailable"
+
+
+def test_the_cli_reports_an_unreachable_database_in_one_line(tmp_path) -> None:
+    dsn = f"postgresql://someone:s3cret@/backfill?host={tmp_path}&connect_timeout=1"
+    result = subprocess.run(
+        [sys.executable, "-m", "litecoord.cli", "status", "--db", dsn],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot reach the PostgreSQL database"), result.stderr
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def _terminate_others(dsn: str) -> int:
+    return len(
+        sql(
+            dsn,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database() AND backend_type = 'client backend' "
+            "AND application_name = 'lc-test-victim'",
+        )
+    )
+
+
+def test_a_connection_lost_between_calls_is_reopened_for_every_call(dsn: str) -> None:
+    victim = dsn + "&application_name=lc-test-victim"
+    coord = coordinator(victim, session="s", worker_id="w")
+    coord.create_work_items([{"work_item_id": "a"}, {"work_item_id": "b"}])
+    assert _terminate_others(dsn) == 1
+    # Not safe to repeat after a commit, but this connection died before the
+    # transaction began: nothing was sent, so it runs again on a new connection.
+    assert coord.create_unassigned_work_item("c") is True
+    assert _terminate_others(dsn) == 1
+    lease = coord.acquire_next_work_item()
+    assert isinstance(lease, WorkItemAndDuration)
+    assert _terminate_others(dsn) == 1
+    assert coord.release_work_item(lease.work_item_id) is True
+    assert coord.status().total_work_items == 3
+
+
+def _use_in_child(dsn: str, results) -> None:
+    coord = _INHERITED_COORD
+    try:
+        results.put(coord.create_unassigned_work_item(f"child-{os.getpid()}"))
+    except BaseException as exc:  # noqa: BLE001
+        results.put(repr(exc))
+
+
+_INHERITED_COORD = None
+
+
+def test_a_coordinator_keeps_working_across_fork_and_never_shares_the_parents_connection(dsn: str) -> None:
+    global _INHERITED_COORD
+    coord = coordinator(dsn, session="s", worker_id="w")
+    coord.create_unassigned_work_item("parent-1")
+    _INHERITED_COORD = coord
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    child = fork.Process(target=_use_in_child, args=(dsn, results))
+    child.start()
+    assert results.get(timeout=60) is True
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    # The parent's connection survived the child (which would have ended it by closing it).
+    assert coord.create_unassigned_work_item("parent-2") is True
+    assert {i.work_item_id for i in coord.list_work_items()} == {"parent-1", "parent-2", f"child-{child.pid}"}
+
+
+def test_a_pool_serves_more_threads_than_it_has_connections(dsn: str) -> None:
+    import threading
+
+    coord = coordinator(dsn, session="s", worker_id="w", pool_size=2)
+    coord.create_work_items([{"work_item_id": f"i{n}"} for n in range(40)])
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def take(k: int) -> None:
+        worker = coord.bind(worker_id=f"t{k}")
+        for _ in range(5):
+            lease = worker.acquire_next_work_item()
+            assert isinstance(lease, WorkItemAndDuration)
+            worker.complete_work_item(lease.work_item_id)
+            with lock:
+                got.append(lease.work_item_id)
+
+    threads = [threading.Thread(target=take, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == sorted(f"i{n}" for n in range(40))
+    assert len(coord.store._opened) <= 2
+
+
+# -- durability and configuration --------------------------------------------------------
+
+
+def test_normal_durability_turns_synchronous_commit_off_for_its_own_transactions_only(dsn: str) -> None:
+    seen = {}
+    for durability in ("full", "normal"):
+        coord = coordinator(dsn, session="s", durability=durability)
+        seen[durability] = coord.store.run(
+            lambda cur, now: cur.execute("SELECT current_setting('synchronous_commit')").fetchone()[0],
+            now=None,
+            idempotent=True,
+        )
+        # Outside litecoord's transaction the connection keeps the server's setting.
+        conn = coord.store._local.conn
+        assert conn.execute("SELECT current_setting('synchronous_commit')").fetchone()[0] == "on"
+    assert seen == {"full": "on", "normal": "off"}
+
+
+def test_bad_arguments_are_refused_before_connecting() -> None:
+    with pytest.raises(LitecoordError, match="durability"):
+        coordinator("postgresql://nowhere/x", durability="fast")
+    with pytest.raises(LitecoordError, match="pool_size"):
+        coordinator("postgresql://nowhere/x", pool_size=0)
+
+
+def test_config_and_properties_select_postgres_with_the_password_from_the_environment(dsn, monkeypatch) -> None:
+    props = {
+        "workcoordination.backend": "postgres",
+        "workcoordination.postgres.url": "postgresql://backfill@db.internal/backfill",
+        "workcoordination.postgres.password_env": "BACKFILL_PW",
+        "workcoordination.sessionName": "s1",
+        "workcoordination.workerId": "w1",
+    }
+    config = WorkCoordinationConfig.from_mapping(props)
+    assert config == WorkCoordinationConfig.postgres(
+        "postgresql://backfill@db.internal/backfill", "s1", "w1", password_env="BACKFILL_PW"
+    )
+    with pytest.raises(LitecoordError, match="BACKFILL_PW, which is not set"):
+        connect(config)
+    monkeypatch.setenv("BACKFILL_PW", "pw")
+    made = connect(config)
+    assert "password=pw" in made.dsn and "pw" not in repr(made)
+    # Against the test server: a working coordinator.
+    live = connect(WorkCoordinationConfig.postgres(dsn, "s1", "w1"))
+    assert live.create_unassigned_work_item("x") is True
+    with pytest.raises(LitecoordError, match="workcoordination.postgres.url"):
+        WorkCoordinationConfig.from_mapping({**props, "workcoordination.postgres.url": "backfill.db"})
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+def _acquire_with_skewed_clock(dsn: str, worker: str, skew_seconds: float, results) -> None:
+    """Acquire with this process's wall clock running ``skew_seconds`` off (time.time patched, no clock=)."""
+    import time
+
+    from litecoord import PostgresCoordinator
+
+    real = time.time
+    time.time = lambda: real() + skew_seconds  # this host's clock is wrong, by a lot
+    try:
+        coord = PostgresCoordinator(dsn, session="skew", worker_id=worker)
+        outcome = coord.acquire_next_work_item(timedelta(minutes=1))
+        local_now = time.time()
+        if isinstance(outcome, WorkItemAndDuration):
+            expiry = outcome.lease_expiration_time.timestamp()
+            results.put((worker, outcome.work_item_id, expiry, local_now))
+        else:
+            results.put((worker, None, outcome.remaining, local_now))
+    except BaseException as exc:  # noqa: BLE001 - report, never hang the parent
+        results.put((worker, "error", repr(exc), 0))
+
+
+def _in_process(dsn: str, worker: str, skew: float) -> tuple:
+    results = CTX.Queue()
+    proc = CTX.Process(target=_acquire_with_skewed_clock, args=(dsn, worker, skew, results))
+    proc.start()
+    out = results.get(timeout=120)
+    proc.join(timeout=30)
+    assert proc.exitcode == 0
+    assert out[1] != "error", out
+    return out
+
+
+def test_leases_follow_the_database_clock_whatever_each_hosts_clock_says(dsn: str) -> None:
+    coordinator(dsn, session="skew", worker_id="creator").create_unassigned_work_item("only")
+    db_now = sql(dsn, "SELECT extract(epoch FROM now())::float8")[0][0]
+    # A host whose clock is an hour slow takes the item with a 1-minute lease...
+    slow = _in_process(dsn, "slow-host", -3600)
+    assert slow[1] == "only"
+    assert slow[3] < db_now - 3000  # its own clock really was an hour behind
+    # ...and the lease runs one minute of the database's time, not of the slow host's.
+    assert abs(slow[2] - (db_now + 60)) < 30
+    # A host whose clock is two hours fast would, by its own clock, see that lease
+    # as long lapsed and take the item; by the database's it is live, so it cannot.
+    fast = _in_process(dsn, "fast-host", +7200)
+    assert fast[3] > db_now + 7000
+    assert fast[1] is None and fast[2] == 1  # no work for it: the one item is leased
+    assert [i.worker_id for i in coordinator(dsn, session="skew").list_work_items()] == ["slow-host"]
+
+
+def test_an_injected_clock_wins_over_the_database_clock(dsn: str) -> None:
+    clock = FakeClock(datetime(2001, 1, 1, tzinfo=timezone.utc))
+    coord = coordinator(dsn, session="s", worker_id="w", clock=clock)
+    coord.create_unassigned_work_item("a")
+    lease = coord.acquire_next_work_item(timedelta(minutes=1))
+    assert isinstance(lease, WorkItemAndDuration)
+    assert lease.lease_expiration_time == datetime(2001, 1, 1, 0, 1, tzinfo=timezone.utc)
+    clock.advance(minutes=2)
+    other = coordinator(dsn, session="s", worker_id="other", clock=clock)
+    assert isinstance(other.acquire_next_work_item(), WorkItemAndDuration)
+    assert isinstance(coord.acquire_next_work_item(), NoAvailableWorkToBeDone)
