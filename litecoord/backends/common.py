@@ -39,6 +39,7 @@ __all__ = [
     "item_from_row",
     "lease_from_row",
     "not_found",
+    "parse_cursor",
     "refusal",
     "setup_settings",
     "shares",
@@ -280,3 +281,17 @@ def status_from(
         finished_at=from_micros(last) if finished else None,
         retrying_work_items=retrying,
     )
+
+
+def parse_cursor(after: str | None, parts: int) -> tuple[int, ...]:
+    """The position a ``next_cursor`` of a database backend names (before everything when ``None``).
+
+    Cursors are ``parts`` integers joined by dots: ``<expiry>.<seq>`` for
+    leases, ``<seq>`` for failed items.
+    """
+    if after is None:
+        return (-(2**63),) * parts
+    pieces = after.split(".") if isinstance(after, str) else []
+    if len(pieces) != parts or not all(p.lstrip("-").isdigit() and len(p) < 21 for p in pieces):
+        raise ValidationError("after", f"is not a cursor of this listing: {after!r}")
+    return tuple(int(p) for p in pieces)

@@ -29,12 +29,16 @@ from ...types import (
     AcquireOrder,
     AcquisitionOutcome,
     AlreadyCompleted,
+    AttentionKind,
     Clock,
+    IndexProgress,
     LeaseMode,
     LeaseOutcome,
     NoAvailableWorkToBeDone,
+    ProgressSample,
     SessionInfo,
     WorkItem,
+    WorkItemPage,
     WorkItemStatus,
     WorkQueueStatus,
     from_micros,
@@ -49,6 +53,7 @@ from ..common import (
     item_from_row,
     lease_from_row,
     not_found,
+    parse_cursor,
     refusal,
     setup_settings,
     shares,
@@ -195,6 +200,30 @@ FROM session_counters WHERE session_id = %s::bigint"""
 
 _LIVE_LEASES = """
 SELECT count(*) FROM work_items WHERE session_id = %s::bigint AND status = 'assigned' AND lease_expiry > %s::bigint"""
+
+# One pass over the session's rows. Documents and bytes totals count root
+# items only, as the session counters do.
+_INDEX_PROGRESS = """
+SELECT index_name, count(*), count(*) FILTER (WHERE status = 'pending'),
+       count(*) FILTER (WHERE status = 'assigned'),
+       count(*) FILTER (WHERE status = 'assigned' AND lease_expiry <= %(now)s::bigint),
+       count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
+       sum(CASE WHEN parent_id IS NULL THEN coalesce(document_count, 0) ELSE 0 END), sum(documents_processed),
+       sum(CASE WHEN parent_id IS NULL THEN coalesce(total_size_bytes, 0) ELSE 0 END), sum(bytes_processed)
+FROM work_items WHERE session_id = %(session)s::bigint
+GROUP BY index_name ORDER BY index_name IS NULL, index_name"""
+
+# Pages read the head of a partial index from the cursor on: leases in
+# (expiry, seq) order, failed items in creation order.
+_LEASED_PAGE = f"""
+SELECT {_COLS}, seq FROM work_items
+WHERE session_id = %(session)s::bigint AND status = 'assigned'
+  AND (lease_expiry, seq) > (%(expiry)s::bigint, %(seq)s::bigint)
+ORDER BY lease_expiry, seq LIMIT %(limit)s::int"""
+_FAILED_PAGE = f"""
+SELECT {_COLS}, seq FROM work_items
+WHERE session_id = %(session)s::bigint AND status = 'failed' AND seq > %(seq)s::bigint
+ORDER BY seq LIMIT %(limit)s::int"""
 
 _CREATE_SESSION = """
 WITH made AS (
@@ -725,6 +754,63 @@ class PostgresCoordinator:
             ]
 
         return self._read(rows)
+
+    # -- monitoring ------------------------------------------------------------------
+
+    def index_progress(self) -> list[IndexProgress]:
+        def read(cur: Any, now: int) -> list[Any]:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return []
+            cur.execute(_INDEX_PROGRESS, {"session": sid, "now": now})
+            return cur.fetchall()
+
+        return [IndexProgress(row[0], *(int(v or 0) for v in row[1:])) for row in self._read(read)]
+
+    def progress_samples(self) -> list[ProgressSample]:
+        def read(cur: Any, now: int) -> list[Any]:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return []
+            cur.execute(
+                "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
+                "FROM progress_samples WHERE session_id = %s::bigint ORDER BY sampled_at",
+                (sid,),
+            )
+            return cur.fetchall()
+
+        return [ProgressSample(from_micros(r[0]), r[1], r[2], r[3]) for r in self._read(read)]  # type: ignore[arg-type]
+
+    def list_attention_items(
+        self, kind: AttentionKind | str, *, limit: int = 50, after: str | None = None
+    ) -> WorkItemPage:
+        kind = check.choice("kind", kind, AttentionKind)
+        limit = check.page_limit(limit)
+        leased = kind is AttentionKind.LEASED
+        position = parse_cursor(after, 2 if leased else 1)
+
+        def read(cur: Any, now: int) -> WorkItemPage:
+            sid = self._sid(cur, now, create=False)
+            if sid is None:
+                return WorkItemPage((), 0)
+            cur.execute(
+                _LEASED_PAGE if leased else _FAILED_PAGE,
+                {"session": sid, "limit": limit + 1, "expiry": position[0], "seq": position[-1]},
+            )
+            rows = cur.fetchall()
+            column = "assigned_items" if leased else "failed_items"
+            cur.execute(
+                f"SELECT coalesce(sum({column}), 0)::bigint FROM session_counters WHERE session_id = %s", (sid,)
+            )
+            total = cur.fetchone()[0]
+            cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                last = rows[-1]
+                cursor = f"{last[EXPIRY]}.{last[-1]}" if leased else str(last[-1])
+            return WorkItemPage(tuple(item_from_row(self.session, r, now) for r in rows), int(total), cursor)
+
+        return self._read(read)
 
     # -- housekeeping -------------------------------------------------------------
 

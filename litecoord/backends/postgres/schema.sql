@@ -130,6 +130,10 @@ CREATE INDEX IF NOT EXISTS work_items_assigned_expiry
 -- The lease a worker already holds (a retried acquire returns it unchanged):
 CREATE INDEX IF NOT EXISTS work_items_assigned_holder
     ON work_items (session_id, worker_id) WHERE status = 'assigned';
+-- The status page pages through failed items; they are few, so this index
+-- costs a write only when an item is parked or retried:
+CREATE INDEX IF NOT EXISTS work_items_failed
+    ON work_items (session_id, seq) WHERE status = 'failed';
 
 -- Totals of recent progress, one row at most every 10 seconds per session,
 -- kept for an hour: the throughput behind status()'s ETA. Written by the

@@ -61,6 +61,7 @@ from ..common import (
     item_from_row,
     lease_from_row,
     not_found,
+    parse_cursor,
     refusal,
     setup_settings,
     shares,
@@ -775,7 +776,7 @@ class SqliteCoordinator:
         kind = check.choice("kind", kind, AttentionKind)
         limit = check.page_limit(limit)
         leased = kind is AttentionKind.LEASED
-        position = _parse_cursor(after, 2 if leased else 1)
+        position = parse_cursor(after, 2 if leased else 1)
         sid = self._sid(create=False)
         if sid is None:
             return WorkItemPage((), 0)
@@ -840,13 +841,3 @@ class SqliteCoordinator:
         summary = transfer.import_session(self._store, self.session, records, self._now(), replace=replace)
         self._session_id = None  # a new session row may have been created
         return summary
-
-
-def _parse_cursor(after: str | None, parts: int) -> tuple[int, ...]:
-    """The position a ``next_cursor`` of this backend names (before everything when ``None``)."""
-    if after is None:
-        return (-(2**63),) * parts
-    pieces = after.split(".") if isinstance(after, str) else []
-    if len(pieces) != parts or not all(p.lstrip("-").isdigit() and len(p) < 21 for p in pieces):
-        raise ValidationError("after", f"is not a cursor of this listing: {after!r}")
-    return tuple(int(p) for p in pieces)
