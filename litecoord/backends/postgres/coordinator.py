@@ -18,7 +18,8 @@ The contract is :class:`litecoord.protocol.Coordinator`, kept as on SQLite
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -82,7 +83,8 @@ _NOW = "%(now)s::bigint"
 _TAKE_SET = f"""
     status = 'assigned', worker_id = %(worker)s::text, lease_epoch = lease_epoch + 1,
     lease_micros = {_GRANT}, lease_expiry = {_NOW} + {_GRANT},
-    started_at = coalesce(started_at, {_NOW}), leased_at = {_NOW}, last_heartbeat = {_NOW}, updated_at = {_NOW}"""
+    started_at = coalesce(started_at, {_NOW}), leased_at = {_NOW}, last_heartbeat = {_NOW}, updated_at = {_NOW},
+    next_attempt_at = NULL"""
 
 _HELD_BY_WORKER = f"""
 SELECT {_COLS} FROM work_items
@@ -91,8 +93,9 @@ WHERE session_id = %(session)s::bigint AND status = 'assigned' AND worker_id = %
 LIMIT 1"""
 
 # Lapsed leases come back first (they were started earliest and may carry
-# progress); then pending items in the session's order. Each subquery reads
-# the head of a partial index and locks what it picks; SKIP LOCKED passes over
+# progress); then failed items whose retry delay has passed, earliest due
+# first; then pending items in the session's order. Each subquery reads the
+# head of a partial index and locks what it picks; SKIP LOCKED passes over
 # rows another transaction is claiming (after their commit, the row no longer
 # matches), so claimers never wait on each other and never take the same row.
 _ACQUIRE = f"""
@@ -102,7 +105,11 @@ WHERE seq = coalesce(
      WHERE session_id = %(session)s::bigint AND status = 'assigned' AND lease_expiry <= {_NOW}
      ORDER BY lease_expiry LIMIT 1 FOR UPDATE SKIP LOCKED),
     (SELECT seq FROM work_items
-     WHERE session_id = %(session)s::bigint AND status = 'pending'
+     WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL
+       AND next_attempt_at <= {_NOW}
+     ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED),
+    (SELECT seq FROM work_items
+     WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NULL
      ORDER BY order_key, seq LIMIT 1 FOR UPDATE SKIP LOCKED))
 RETURNING {_COLS}"""
 
@@ -153,11 +160,26 @@ UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL,
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING seq"""
 
+# The retry delay after the n-th failure (failure_count is n - 1 in SET, which
+# reads the old row): d = min(cap, base x 2^(n-1)), drawn between d/2 and d by
+# %(jitter)s in [0, 1). The shift stops at 20 so the product stays inside 64
+# bits; no delay (base 0) leaves the item plainly pending.
+_SESSION_RETRY = "(SELECT {} FROM sessions WHERE id = %(session)s::bigint)"
+_RETRY_BACKOFF = (
+    f"least({_SESSION_RETRY.format('max_retry_delay_micros')}, "
+    f"{_SESSION_RETRY.format('retry_delay_micros')} << least(failure_count, 20))"
+)
+_NEXT_ATTEMPT = (
+    f"CASE WHEN {_SESSION_RETRY.format('retry_delay_micros')} = 0 THEN NULL "
+    f"ELSE {_NOW} + {_RETRY_BACKOFF} - trunc({_RETRY_BACKOFF} * %(jitter)s::float8 / 2)::bigint END"
+)
 _FAIL = f"""
 UPDATE work_items SET
     failure_count = failure_count + 1, last_error = %(error)s::text,
     status = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = %(session)s::bigint)
         THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = %(session)s::bigint)
+        THEN NULL ELSE {_NEXT_ATTEMPT} END,
     worker_id = NULL, lease_expiry = NULL, updated_at = {_NOW}
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING {_COLS}"""
@@ -197,6 +219,13 @@ FROM session_counters WHERE session_id = %s::bigint"""
 _REMAINING = """
 SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint
 FROM session_counters WHERE session_id = %s::bigint"""
+
+# When acquire found nothing: what remains, what failed, and the next retry due.
+_NOTHING_TO_ACQUIRE = """
+SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint,
+       (SELECT min(next_attempt_at) FROM work_items
+        WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL)
+FROM session_counters WHERE session_id = %(session)s::bigint"""
 
 _LIVE_LEASES = """
 SELECT count(*) FROM work_items WHERE session_id = %s::bigint AND status = 'assigned' AND lease_expiry > %s::bigint"""
@@ -275,6 +304,8 @@ class PostgresCoordinator:
         else:
             self._store = PgStore(dsn, durability=durability, pool_size=pool_size, connect_timeout=connect_timeout)
         self._session_id: int | None = None
+        #: Draws the jitter of retry delays, in [0, 1) (replaceable for tests).
+        self._random: Callable[[], float] = random.random
 
     # -- identity ------------------------------------------------------------
 
@@ -349,8 +380,10 @@ class PostgresCoordinator:
         lease_mode: str | None = None,
         acquire_order: str | None = None,
         max_attempts: int | None = None,
+        retry_delay: timedelta | float | None = None,
+        max_retry_delay: timedelta | float | None = None,
     ) -> None:
-        settings = setup_settings(lease_mode, acquire_order, max_attempts)
+        settings = setup_settings(lease_mode, acquire_order, max_attempts, retry_delay, max_retry_delay)
         self._store.migrate()
 
         def apply(cur: Any, now: int) -> int:
@@ -459,14 +492,14 @@ class PostgresCoordinator:
         row = cur.fetchone()
         if row is not None:
             return True, row
-        cur.execute(_REMAINING, (sid,))
+        cur.execute(_NOTHING_TO_ACQUIRE, {"session": sid})
         return False, cur.fetchone()
 
     def _outcome(self, result: tuple[bool, Any], now: int) -> AcquisitionOutcome:
         leased, row = result
         if leased:
             return lease_from_row(self.session, row, now)
-        return NoAvailableWorkToBeDone(remaining=row[0], failed=row[1])
+        return NoAvailableWorkToBeDone(remaining=row[0], failed=row[1], next_attempt_at=from_micros(row[2]))
 
     def create_or_update_lease_for_work_item(
         self, work_item_id: str, lease_duration: timedelta = DEFAULT_LEASE_DURATION
@@ -580,6 +613,7 @@ class PostgresCoordinator:
     def fail_work_item(self, work_item_id: str, error: str, *, lease_epoch: int | None = None) -> WorkItem:
         params = self._holder_params(work_item_id, lease_epoch)
         params["error"] = check.error_text(error)
+        params["jitter"] = self._random()
         return self._holder_write(_FAIL, params, idempotent=False)
 
     def retry_work_item(self, work_item_id: str) -> WorkItem:
@@ -588,7 +622,8 @@ class PostgresCoordinator:
         def retry(cur: Any, now: int) -> WorkItem:
             sid = self._sid(cur, now)
             cur.execute(
-                "UPDATE work_items SET status = 'pending', failure_count = 0, updated_at = %s::bigint "
+                "UPDATE work_items SET status = 'pending', failure_count = 0, next_attempt_at = NULL, "
+                "updated_at = %s::bigint "
                 "WHERE session_id = %s::bigint AND work_item_id = %s::text AND status = 'failed'",
                 (now, sid, work_item_id),
             )
@@ -736,7 +771,8 @@ class PostgresCoordinator:
         def rows(cur: Any, now: int) -> list[SessionInfo]:
             cur.execute(
                 "SELECT s.name, s.created_at, s.lease_mode, s.acquire_order, s.max_attempts, "
-                "coalesce(sum(c.total_items), 0)::bigint, coalesce(sum(c.completed_items), 0)::bigint "
+                "coalesce(sum(c.total_items), 0)::bigint, coalesce(sum(c.completed_items), 0)::bigint, "
+                "s.retry_delay_micros, s.max_retry_delay_micros "
                 "FROM sessions s LEFT JOIN session_counters c ON c.session_id = s.id "
                 "GROUP BY s.id ORDER BY s.name"
             )
@@ -749,6 +785,8 @@ class PostgresCoordinator:
                     max_attempts=r[4],
                     total_work_items=r[5],
                     completed_work_items=r[6],
+                    retry_delay=timedelta(0, 0, r[7]),
+                    max_retry_delay=timedelta(0, 0, r[8]),
                 )
                 for r in cur.fetchall()
             ]

@@ -41,7 +41,11 @@ CREATE TABLE IF NOT EXISTS sessions (
                         CHECK (acquire_order IN ('largest_first', 'fifo')),
     max_attempts        INTEGER NOT NULL DEFAULT 3 CHECK (max_attempts >= 1),
     created_at          BIGINT NOT NULL,
-    last_sample_at      BIGINT              -- latest row in progress_samples
+    last_sample_at      BIGINT,             -- latest row in progress_samples
+    -- Backoff after a failure: the n-th failure delays the item by
+    -- min(max_retry_delay_micros, retry_delay_micros << (n - 1)), jittered.
+    retry_delay_micros     BIGINT NOT NULL DEFAULT 10000000 CHECK (retry_delay_micros >= 0),
+    max_retry_delay_micros BIGINT NOT NULL DEFAULT 600000000 CHECK (max_retry_delay_micros >= 0)
 );
 
 -- A session's totals, split over COUNTER_SHARDS rows (created with the
@@ -98,6 +102,10 @@ CREATE TABLE IF NOT EXISTS work_items (
     started_at           BIGINT,
     completed_at         BIGINT,
     updated_at           BIGINT NOT NULL,
+    -- Set by a failure with a retry delay: not handed out before this time.
+    -- NULL on every other item (a lease clears it), so the pending index below
+    -- holds only items available now.
+    next_attempt_at      BIGINT,
     UNIQUE (session_id, work_item_id)   -- lookups by id, and creation's ON CONFLICT
 )
 -- A queue churns: every lease, renewal and completion rewrites the row, and
@@ -121,9 +129,12 @@ WITH (
 -- Acquire reads the head of one of these partial indexes: an index lookup at
 -- any table size, however much completed history the table holds. Each index
 -- is written on every change of state, so there are as few as the queries allow.
--- Pending items in the session's acquire order (the claim's second choice):
+-- Pending items available now, in the session's acquire order (the claim's last choice):
 CREATE INDEX IF NOT EXISTS work_items_pending
-    ON work_items (session_id, order_key, seq) WHERE status = 'pending';
+    ON work_items (session_id, order_key, seq) WHERE status = 'pending' AND next_attempt_at IS NULL;
+-- Failed items waiting out their retry delay, earliest due first (the claim's second choice):
+CREATE INDEX IF NOT EXISTS work_items_retry_wait
+    ON work_items (session_id, next_attempt_at) WHERE status = 'pending' AND next_attempt_at IS NOT NULL;
 -- Leases by expiry: lapsed leases first in the claim, live ones counted by status():
 CREATE INDEX IF NOT EXISTS work_items_assigned_expiry
     ON work_items (session_id, lease_expiry) WHERE status = 'assigned';
