@@ -254,6 +254,11 @@ SELECT {_COLS}, seq FROM work_items
 WHERE session_id = %(session)s::bigint AND status = 'failed' AND seq > %(seq)s::bigint
 ORDER BY seq LIMIT %(limit)s::int"""
 
+# Failed items back in the queue, waiting out their retry delay or due (the retry_wait index).
+_RETRY_WAITING = """
+SELECT count(*) FROM work_items
+WHERE session_id = %s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL"""
+
 _CREATE_SESSION = """
 WITH made AS (
     INSERT INTO sessions (name, created_at) VALUES (%(name)s::text, %(now)s::bigint)
@@ -752,18 +757,20 @@ class PostgresCoordinator:
         def read(cur: Any, now: int) -> WorkQueueStatus:
             sid = self._sid(cur, now, create=False)
             if sid is None:
-                return status_from(self.session, now, None, 0, None)
+                return status_from(self.session, now, None, 0, None, 0)
             cur.execute(_TOTALS, (sid,))
             totals = cur.fetchone()
             cur.execute(_LIVE_LEASES, (sid, now))
             live = cur.fetchone()[0]
+            cur.execute(_RETRY_WAITING, (sid,))
+            retrying = cur.fetchone()[0]
             cur.execute(
                 "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
                 "FROM progress_samples WHERE session_id = %s::bigint AND sampled_at >= %s::bigint "
                 "ORDER BY sampled_at LIMIT 1",
                 (sid, now - micros_of(THROUGHPUT_WINDOW)),
             )
-            return status_from(self.session, now, totals, live, cur.fetchone())
+            return status_from(self.session, now, totals, live, cur.fetchone(), retrying)
 
         return self._read(read)
 
