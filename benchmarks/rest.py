@@ -18,6 +18,7 @@ import http.client
 import inspect
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -45,6 +46,9 @@ from .common import (
 from .cycles import ACQUIRE, COMPLETE, HELD_BY_WORKER, RENEW
 
 CLIENTS = (1, 4, 16)
+#: Whether the litecoord server writes its access log, as `litecoord serve` does by default
+#: (LITECOORD_BENCH_ACCESS_LOG=0 measures it without, for the comparison in BENCHMARKS.md).
+ACCESS_LOG = os.environ.get("LITECOORD_BENCH_ACCESS_LOG", "1") != "0"
 DURABILITIES = ("full", "normal")
 #: waitress threads when litecoord.rest.server is missing (then: what make_server uses by default).
 DEFAULT_THREADS = 8
@@ -68,9 +72,14 @@ def litecoord_server(path: str, durability: str) -> tuple[Any, int, str]:
     except ImportError:  # the REST helper's module is not there: the same app on waitress
         make_server = None
     if make_server is not None:
-        server = make_server(path, host="127.0.0.1", port=0, durability=durability)
+        extra: dict[str, Any] = {}
+        if ACCESS_LOG and "access_log" in inspect.signature(make_server).parameters:
+            # `litecoord serve` logs every request unless --quiet; the lines go to /dev/null here.
+            extra["access_log"] = open(os.devnull, "w")  # noqa: SIM115 - open for the server's life
+        server = make_server(path, host="127.0.0.1", port=0, durability=durability, **extra)
         threads = server.waitress.adj.threads
-        return server, threads, f"litecoord.rest.server.make_server (defaults: {threads} threads)"
+        logged = ", access log" if extra else ""
+        return server, threads, f"litecoord.rest.server.make_server (defaults: {threads} threads{logged})"
     import waitress
 
     from litecoord import SqliteCoordinator

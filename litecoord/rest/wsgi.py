@@ -704,6 +704,9 @@ class App:
         #: Where each request's access-log line goes (``None``: no access log).
         self.access_log = access_log
         self._log_lock = threading.Lock()
+        self._stamp, self._stamp_second = "", -1
+        # A line-buffered stream (stderr) flushes each line itself; anything else is flushed per line.
+        self._flush_log = not getattr(access_log, "line_buffering", False)
         self.stall_after = check.duration(stall_after, "stall_after")
         #: The page's per-index aggregates, recomputed every few seconds at most (they scan the session).
         self.index_cache = monitor.IndexCache()
@@ -805,15 +808,18 @@ class App:
         path = environ.get("REQUEST_URI") or environ.get("RAW_URI") or (environ.get("PATH_INFO") or "")
         if not environ.get("REQUEST_URI") and not environ.get("RAW_URI") and environ.get("QUERY_STRING"):
             path += "?" + environ["QUERY_STRING"]
-        line = (
-            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {environ.get('REMOTE_ADDR') or '-'} "
-            f"{environ.get('REQUEST_METHOD') or '-'} {_printable(path)} {status} {seconds * 1000:.1f}ms "
-            f"worker={_printable(worker) if worker else '-'}\n"
+        rest = (
+            f" {environ.get('REMOTE_ADDR') or '-'} {environ.get('REQUEST_METHOD') or '-'} {_printable(path)} "
+            f"{status} {seconds * 1000:.1f}ms worker={_printable(worker) if worker else '-'}\n"
         )
+        second = int(time.time())
         with self._log_lock:
+            if second != self._stamp_second:  # formatting the time costs more than the rest of the line
+                self._stamp, self._stamp_second = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)), second
             try:
-                self.access_log.write(line)  # type: ignore[union-attr]
-                self.access_log.flush()  # type: ignore[union-attr]
+                self.access_log.write(self._stamp + rest)  # type: ignore[union-attr]
+                if self._flush_log:
+                    self.access_log.flush()  # type: ignore[union-attr]
             except (OSError, ValueError):
                 pass  # a closed or broken log must not fail the request it describes
 
