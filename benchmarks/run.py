@@ -3,7 +3,7 @@
 Options:
   --quick           a smoke run (one run each, small files, no 1M-item file): under a minute
   --runs N          runs per configuration, the median is reported (default 3; --quick: 1)
-  --only G [G ...]  groups to run: cycles, peers, http, scale, page (default: all)
+  --only G [G ...]  groups to run: cycles, peers, http, scale, page, testkit (default: all)
   --workdir DIR     where the SQLite files go (default: a new directory under /tmp, removed after)
   --markdown FILE   also write the results, command and machine into FILE between its
                     '<!-- results: start/end -->' markers (BENCHMARKS.md), keeping the prose around them
@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "benchmarks"  # noqa: A001
 
-from benchmarks import cycles, page, peers, rest, scale  # noqa: E402
+from benchmarks import cycles, page, peers, rest, scale, testkit  # noqa: E402
 from benchmarks.common import Results, Row, Settings, Target, load_average, log, machine  # noqa: E402
 
 GROUPS: dict[str, Callable[[Settings, Results], None]] = {
@@ -36,6 +36,7 @@ GROUPS: dict[str, Callable[[Settings, Results], None]] = {
     "http": rest.run,
     "scale": scale.run,
     "page": page.run,
+    "testkit": testkit.run,
 }
 
 

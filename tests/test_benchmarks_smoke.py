@@ -9,6 +9,7 @@ SQL).
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -57,3 +58,18 @@ def test_round_ratios_pair_each_round_with_its_own_baseline() -> None:
 def test_the_raw_sql_bound_of_the_peers_group_loses_nothing(tmp_path: Path) -> None:
     result = peers.one_run(peers.RawCombinedPeer(str(tmp_path / "raw.db"), "normal"), 40)
     assert (result["duplicates"], result["lost"], result["unacked"]) == (0, 0, 0)
+
+
+def test_the_testkit_groups_suites_pass_and_its_set_ups_make_a_file(tmp_path: Path) -> None:
+    from benchmarks import testkit
+
+    kit = testkit.write_suite(str(tmp_path), "test_kit_suite.py", testkit.KIT_SUITE, 5)
+    base = testkit.write_suite(str(tmp_path), "test_base_suite.py", testkit.BASELINE_SUITE, 5)
+    for suite in (kit, base):
+        wall, cpu = testkit.run_suite(suite, 5)  # raises unless all 5 tests pass
+        assert wall > 0 and cpu > 0
+    testkit.kit_setup(str(tmp_path), 1)
+    testkit.raw_setup(str(tmp_path), 1, testkit.load_schema())
+    for name in ("kit-1.db", "raw-1.db"):
+        with sqlite3.connect(tmp_path / name) as conn:
+            assert conn.execute("SELECT work_item_id FROM work_items").fetchall() == [("idx__0__0",)]

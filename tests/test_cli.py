@@ -552,8 +552,10 @@ def test_serve_defaults_to_loopback(run: Run, monkeypatch: pytest.MonkeyPatch, d
     monkeypatch.setattr(litecoord.rest.server, "serve", lambda *a, **kw: calls.append((a, kw)))
     assert run("serve", "--db", db, env={"LITECOORD_TOKEN": "sekrit"}).exit_code == 0
     log = calls[0][1].pop("access_log")
+    assert calls[0][1].pop("on_ready") is not None
     defaults = {"host": "127.0.0.1", "port": 8000, "token": "sekrit", "threads": 8}
-    assert calls == [((db,), {**defaults, "stall_after": timedelta(seconds=60)})]
+    extras = {"durability": "full", "test_clock": False}  # a lasting file; no test clock
+    assert calls == [((db,), {**defaults, **extras, "stall_after": timedelta(seconds=60)})]
     assert "stderr" in log.name  # the access log goes to stderr
     calls.clear()
     assert run("serve", "--db", db, "--quiet").exit_code == 0

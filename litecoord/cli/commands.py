@@ -22,8 +22,9 @@ import signal
 import socket
 import sqlite3
 import sys
+import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, TypeVar
@@ -983,7 +984,39 @@ def import_(target: Target, file: IO[str], replace: bool, as_json: bool) -> None
     metavar="SECONDS",
     help="The page and the metrics flag a lease stalled when its progress stands still this long.",
 )
-def serve(db: str, host: str, port: int, token: str | None, threads: int, quiet: bool, stall_after: float) -> None:
+@click.option(
+    "--ephemeral",
+    is_flag=True,
+    help="For test harnesses: serve a new temporary file (removed at exit) on a free port (unless --port "
+    "is given), and print the base URL alone as the first line on stdout.",
+)
+@click.option(
+    "--test-clock",
+    is_flag=True,
+    help="For tests only: run on a fake clock that POST /_test/clock moves "
+    '({"advance_seconds": 360} or {"now": "2025-01-19T20:36:00Z"}) and GET /_test/clock reads. '
+    "Loopback hosts only.",
+)
+@click.option(
+    "--port-file",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="PATH",
+    help="Once listening, write the base URL to PATH (atomically; removed at exit).",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    db: str,
+    host: str,
+    port: int,
+    token: str | None,
+    threads: int,
+    quiet: bool,
+    ephemeral: bool,
+    test_clock: bool,
+    port_file: str | None,
+    stall_after: float,
+) -> None:
     """Serve the console REST API for the --db file or database (needs `pip install 'litecoord[server]'`).
 
     Workers on other hosts then use `--url http://HOST:PORT`. Over PostgreSQL
@@ -991,28 +1024,69 @@ def serve(db: str, host: str, port: int, token: str | None, threads: int, quiet:
     http://HOST:PORT/ shows the live status page; /metrics serves Prometheus
     metrics. Each request is logged on stderr (time, client, method, path,
     status, duration, worker id) unless --quiet. Ctrl-C stops it with exit
-    code 130; SIGTERM (a service manager's stop) with 0.
+    code 130; SIGTERM (a service manager's stop) with 0. Tests of clients in
+    any language start `litecoord serve --ephemeral --test-clock`, read the
+    base URL from its first line of output, and stop it with SIGTERM.
     """
     try:
         from ..rest.server import serve as run_server
     except ImportError as exc:
         raise CliError(f"the REST server is not available in this installation ({exc})") from None
+    source = click.core.ParameterSource
+    if ephemeral and ctx.get_parameter_source("db") is source.COMMANDLINE:
+        raise CliError("--ephemeral serves a new temporary file: leave out --db", EXIT_USAGE)
+    if ephemeral and ctx.get_parameter_source("port") is not source.COMMANDLINE:
+        port = 0
+
+    def announce(server: Any) -> None:
+        # The file first: whoever reads the line on stdout may look for the file next.
+        if port_file:
+            _write_atomically(port_file, server.url + "\n")
+        if ephemeral:
+            click.echo(server.url)  # alone on the first line: what a harness reads
+            sys.stdout.flush()
+
     try:
-        stopped_by = run_server(
-            db,
-            host=host,
-            port=port,
-            token=token,
-            threads=threads,
-            access_log=None if quiet else sys.stderr,
-            stall_after=timedelta(seconds=stall_after),
-        )
+        with _ephemeral_file() if ephemeral else contextlib.nullcontext(db) as path:
+            try:
+                stopped_by = run_server(
+                    path,
+                    host=host,
+                    port=port,
+                    token=token,
+                    threads=threads,
+                    access_log=None if quiet else sys.stderr,
+                    stall_after=timedelta(seconds=stall_after),
+                    # A file removed at exit cannot need to survive a power loss: skip the syncs.
+                    durability="normal" if ephemeral else "full",
+                    test_clock=test_clock,
+                    on_ready=announce,
+                )
+            finally:
+                if port_file:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(port_file)  # a stale URL must not outlive the server
     except KeyboardInterrupt:
         stopped_by = signal.SIGINT
     except (ImportError, RuntimeError) as exc:
         raise CliError(_one_line(str(exc))) from None
     if stopped_by == signal.SIGINT:
         sys.exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _ephemeral_file() -> Iterator[str]:
+    """A new coordination file in a temporary directory, removed (with its WAL) on the way out."""
+    with tempfile.TemporaryDirectory(prefix="litecoord-ephemeral-") as directory:
+        yield os.path.join(directory, "litecoord.db")
+
+
+def _write_atomically(path: str, text: str) -> None:
+    # A harness polling the file must never read half a URL: write beside it, then rename over it.
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(temporary, path)
 
 
 # -- the worker runner ----------------------------------------------------------------------------

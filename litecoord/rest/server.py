@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import IO, Any
 
@@ -19,8 +20,8 @@ from ..backends.choose import display_name, open_coordinator
 from ..backends.sqlite.store import Durability
 from ..errors import ValidationError
 from ..monitor import STALL_AFTER
-from ..types import Clock
-from .wsgi import App, create_app
+from ..types import Clock, FakeClock
+from .wsgi import App
 
 __all__ = ["Server", "make_server", "serve", "require_waitress"]
 
@@ -184,6 +185,7 @@ def make_server(
     switch_interval: float | None = SWITCH_INTERVAL,
     access_log: IO[str] | None = None,
     stall_after: timedelta = STALL_AFTER,
+    test_clock: bool = False,
 ) -> Server:
     """A waitress server for the REST API over ``db_path`` (a SQLite path or a ``postgresql://`` URI),
     bound but not running.
@@ -204,16 +206,31 @@ def make_server(
     ``access_log`` (a text stream) gets one line per request: time, client,
     method, path, status, duration, worker id (``litecoord serve`` writes it
     to stderr unless ``--quiet``).
+    ``test_clock=True`` runs the server on a :class:`~litecoord.FakeClock`
+    (``clock`` if it is one, else a new one at the current time) that
+    ``POST /_test/clock`` moves (:mod:`.testclock`); it is refused
+    (``ValidationError``) unless ``host`` is a loopback address.
     """
     if switch_interval is not None and (
         isinstance(switch_interval, bool) or not isinstance(switch_interval, int | float) or not switch_interval > 0
     ):
         raise ValidationError("switch_interval", f"must be positive seconds or None (got {switch_interval!r})")
+    fake: FakeClock | None = None
+    if test_clock:
+        from .testclock import new_test_clock, require_loopback
+
+        require_loopback(host)
+        clock = fake = new_test_clock(clock)  # the coordinator reads the very clock the routes move
     waitress = require_waitress()
     # PostgreSQL: one pool of as many connections as request threads; SQLite: one per thread.
     root = open_coordinator(db_path, clock=clock, durability=durability, pool_size=threads)
-    app = create_app(
-        root, token=token, max_body_bytes=max_body_bytes, access_log=access_log, stall_after=stall_after
+    app = App(
+        root,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        access_log=access_log,
+        stall_after=stall_after,
+        test_clock=fake,
     )
     dispatcher = _dispatcher_class(waitress)(root)
     dispatcher.set_thread_count(threads)
@@ -273,12 +290,16 @@ def serve(
     max_body_bytes: int = 1_048_576,
     access_log: IO[str] | None = None,
     stall_after: timedelta = STALL_AFTER,
+    test_clock: bool = False,
+    on_ready: Callable[[Server], None] | None = None,
 ) -> int | None:
     """Serve the REST API over ``db_path`` until interrupted (``litecoord serve``).
 
     Returns the signal that stopped it (``signal.SIGINT`` for Ctrl-C,
     ``signal.SIGTERM``), or ``None`` if the server stopped otherwise.
     ``access_log`` gets one line per request (see :class:`~litecoord.rest.wsgi.App`).
+    ``on_ready(server)`` runs once the socket is bound, before the first
+    request is served (``litecoord serve --ephemeral`` announces the URL there).
     """
     server = make_server(
         db_path,
@@ -291,6 +312,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         access_log=access_log,
         stall_after=stall_after,
+        test_clock=test_clock,
     )
     ping = getattr(server.app.root.store, "ping", None)
     if ping is not None:  # PostgreSQL: an unreachable database is one clear error now, not 503s later
@@ -299,16 +321,11 @@ def serve(
         except BaseException:
             server.close()
             raise
-    # One line on stderr, like waitress's own "Serving on ...": the user learns the URL and port.
-    print(
-        f"litecoord: serving {display_name(db_path)} on {server.url} (auth: {'bearer token' if token else 'none'}); "
-        f"status page: {server.url}/",
-        file=sys.stderr,
-        flush=True,
-    )
     # SIGTERM (service managers, docker stop) shuts down as cleanly as Ctrl-C does.
     # SIGINT is installed explicitly too: a process started in the background by a
     # non-interactive shell inherits SIGINT ignored, and Python then leaves it so.
+    # Both are in place before anyone learns the URL: a harness that reads it and
+    # stops the server at once still gets a clean stop (and its temporary file removed).
     previous: dict[int, Any] = {}
     received: list[int] = []
 
@@ -320,6 +337,16 @@ def serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, interrupt)
     try:
+        # One line on stderr, like waitress's own "Serving on ...": the user learns the URL and port.
+        extra = "; test clock at /_test/clock" if test_clock else ""
+        print(
+            f"litecoord: serving {display_name(db_path)} on {server.url} "
+            f"(auth: {'bearer token' if token else 'none'}{extra}); status page: {server.url}/",
+            file=sys.stderr,
+            flush=True,
+        )
+        if on_ready is not None:
+            on_ready(server)
         server.run()
     except KeyboardInterrupt:
         received.append(signal.SIGINT)

@@ -47,6 +47,8 @@ GET      /sessions/{s}/backfill/attention list_attention_items (``?kind=&limit=&
 
 The monitoring routes live beside ``work-items``, not under it, so they
 take no name an item could have.
+An app built with ``test_clock=True`` also serves ``GET``/``POST /_test/clock``
+(:mod:`.testclock`); no other app has those routes.
 
 Path segments are matched on the raw request URI when the server provides
 it (waitress: ``REQUEST_URI``; gunicorn: ``RAW_URI``), because WSGI's
@@ -78,7 +80,7 @@ from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..backends.sqlite.store import Store
 from ..errors import AuthenticationError, LitecoordError, ValidationError, WorkItemExistsError
 from ..protocol import DEFAULT_LEASE_DURATION
-from ..types import Clock, NoAvailableWorkToBeDone
+from ..types import Clock, FakeClock, NoAvailableWorkToBeDone
 from . import ui
 from .openapi import openapi_document
 
@@ -544,14 +546,21 @@ RESERVED_ITEM_IDS = frozenset(
     if len(r.segments) == len(_template_segments(BASE_PATH)) + 1 and "{" not in r.segments[-1]
 )
 
-# Routes by segment count (only routes of the request's length can match it,
-# and a 405 names the methods of exactly those), each pattern as
-# (parameter name, or None for a literal; the literal).
-_BY_LENGTH: dict[int, list[tuple[Route, tuple[tuple[str | None, str], ...]]]] = {}
-for _route in ROUTES:
-    _pattern = tuple((s[1:-1], s) if s.startswith("{") else (None, s) for s in _route.segments)
-    _BY_LENGTH.setdefault(len(_pattern), []).append((_route, _pattern))
-del _route, _pattern
+RouteIndex = dict[int, list[tuple[Route, tuple[tuple[str | None, str], ...]]]]
+
+
+def _index(routes: Iterable[Route]) -> RouteIndex:
+    """Routes by segment count (only routes of the request's length can match it,
+    and a 405 names the methods of exactly those), each pattern as
+    (parameter name, or None for a literal; the literal)."""
+    index: RouteIndex = {}
+    for route in routes:
+        pattern = tuple((s[1:-1], s) if s.startswith("{") else (None, s) for s in route.segments)
+        index.setdefault(len(pattern), []).append((route, pattern))
+    return index
+
+
+_BY_LENGTH = _index(ROUTES)
 
 #: Segments as (raw spelling, decoded text).
 Segments = list[tuple[str, str]]
@@ -592,10 +601,13 @@ def _split(path: str) -> list[str]:
     return [] if parts == [""] else parts
 
 
-def match(method: str, segments: Segments) -> tuple[Route, dict[str, str]]:
-    """The route for ``method`` and the path; ``HttpError`` 404 or 405 (with ``allow``) otherwise."""
+def match(method: str, segments: Segments, index: RouteIndex | None = None) -> tuple[Route, dict[str, str]]:
+    """The route for ``method`` and the path; ``HttpError`` 404 or 405 (with ``allow``) otherwise.
+
+    ``index`` is the table to search (default: :data:`ROUTES`).
+    """
     allowed: list[str] = []
-    for route, pattern in _BY_LENGTH.get(len(segments), ()):
+    for route, pattern in (_BY_LENGTH if index is None else index).get(len(segments), ()):
         params: dict[str, str] = {}
         for (name, literal), (raw, text) in zip(pattern, segments, strict=True):
             if name is None:
@@ -690,6 +702,7 @@ class App:
         max_body_bytes: int = 1_048_576,
         access_log: IO[str] | None = None,
         stall_after: timedelta = monitor.STALL_AFTER,
+        test_clock: FakeClock | None = None,
     ) -> None:
         if token is not None and (not isinstance(token, str) or not token):
             raise ValidationError("token", "must be a non-empty string")
@@ -711,6 +724,16 @@ class App:
         #: The page's per-index aggregates, recomputed every few seconds at most (they scan the session).
         self.index_cache = monitor.IndexCache()
         self._metrics: Any = None
+        #: The clock ``/_test/clock`` moves; only then do those routes exist (see :mod:`.testclock`).
+        self.test_clock = test_clock
+        self._index: RouteIndex | None = None
+        if test_clock is not None:
+            from . import testclock
+
+            if not isinstance(test_clock, FakeClock):
+                raise ValidationError("test_clock", "must be a litecoord.FakeClock")
+            self._index = _index(ROUTES + testclock.routes())
+            self.openapi = testclock.add_to_document(self.openapi)
 
     @property
     def metrics(self) -> Any:
@@ -759,7 +782,7 @@ class App:
         length = (environ.get("CONTENT_LENGTH") or "").strip()
         if length.isdigit() and int(length) > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)  # refuse before routing or reading
-        route, params = match(method, _path_segments(environ))
+        route, params = match(method, _path_segments(environ), self._index)
         environ["litecoord.route"] = route.template
         request = Request(method, params, _query(environ), environ, self.max_body_bytes)
         if self.access_log is not None:
@@ -859,6 +882,7 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     access_log: IO[str] | None = None,
     stall_after: timedelta = monitor.STALL_AFTER,
+    test_clock: bool = False,
 ) -> App:
     """The console REST API over one litecoord database, as a WSGI application.
 
@@ -872,7 +896,17 @@ def create_app(
     ``sys.stderr``) gets one line per request (see :meth:`App._log_access`).
     ``stall_after`` is how long an item's progress may stand still under live
     heartbeats before the page and the metrics flag it stalled.
+
+    With ``test_clock=True`` the app runs on a :class:`~litecoord.FakeClock`
+    (``clock`` if it is one, else a new one at the current time) and serves
+    ``GET``/``POST /_test/clock`` to read and move it (:mod:`.testclock`).
+    For tests only: never in a normal app.
     """
+    fake: FakeClock | None = None
+    if test_clock:
+        from .testclock import new_test_clock
+
+        clock = fake = new_test_clock(clock)
     if isinstance(target, Store):
         root = SqliteCoordinator(target, clock=clock)
     elif isinstance(target, (str, os.PathLike)):
@@ -880,5 +914,10 @@ def create_app(
     else:
         root = target if clock is None else type(target)(target.store, clock=clock)
     return App(
-        root, token=token, max_body_bytes=max_body_bytes, access_log=access_log, stall_after=stall_after
+        root,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        access_log=access_log,
+        stall_after=stall_after,
+        test_clock=fake,
     )
