@@ -82,10 +82,15 @@ def _sqlite_integrity_ok(target) -> None:
 # -- process bodies ------------------------------------------------------------------
 
 
-def drain(db_path, worker_id, durability):
-    """Acquire, renew with progress, complete, until no work remains."""
+def drain(db_path, worker_id, durability, start):
+    """Acquire, renew with progress, complete, until no work remains.
+
+    ``start`` (a barrier of all the processes) makes them begin together: on a
+    loaded machine a process that starts late would otherwise find the work gone.
+    """
     coord = open_coordinator(db_path, session="stress", worker_id=worker_id, durability=durability)
     done = []
+    start.wait(timeout=120)
     while True:
         outcome = coord.acquire_next_work_item(timedelta(minutes=5))
         if isinstance(outcome, NoAvailableWorkToBeDone):
@@ -97,13 +102,20 @@ def drain(db_path, worker_id, durability):
         done.append((outcome.work_item_id, worker_id, outcome.lease_epoch))
 
 
-def drain_in_threads(db_path, prefix, threads, durability):
-    """``drain`` in several threads of this process, one coordinator shared by all (a server's shape)."""
+def drain_in_threads(db_path, prefix, threads, durability, start):
+    """``drain`` in several threads of this process, one coordinator shared by all (a server's shape).
+
+    Every thread of every process waits at one start line (``start`` across the
+    processes, then a barrier of this process's threads), as in ``drain``.
+    """
     coord = open_coordinator(db_path, session="stress", worker_id=f"{prefix}-main", durability=durability)
     done: list[list] = [[] for _ in range(threads)]
+    start.wait(timeout=120)
+    together = threading.Barrier(threads)
 
     def body(k):
         worker = coord.bind(worker_id=f"{prefix}-t{k}")
+        together.wait(timeout=120)
         while True:
             outcome = worker.acquire_next_work_item(timedelta(minutes=5))
             if isinstance(outcome, NoAvailableWorkToBeDone):
@@ -156,7 +168,8 @@ def test_stress_every_item_completed_exactly_once(target, processes, items, dura
     open_coordinator(target, session="stress", worker_id="creator").create_work_items(
         [{"work_item_id": f"idx__{n}__0", "document_count": 10, "total_size_bytes": n % 97} for n in range(items)]
     )
-    results = _run_pool(drain, [(target, f"w{p}", durability) for p in range(processes)])
+    start = CTX.Barrier(processes)
+    results = _run_pool(drain, [(target, f"w{p}", durability, start) for p in range(processes)])
     completions = [c for worker in results for c in worker]
     ids = [c[0] for c in completions]
     assert len(ids) == items, "an item was completed twice or lost"
@@ -182,7 +195,8 @@ def test_threads_of_several_processes_complete_every_item_exactly_once(target):
     open_coordinator(target, session="stress", worker_id="creator").create_work_items(
         [{"work_item_id": f"idx__{n}__0", "document_count": 10} for n in range(items)]
     )
-    results = _run_pool(drain_in_threads, [(target, f"p{p}", threads, "full") for p in range(processes)])
+    start = CTX.Barrier(processes)
+    results = _run_pool(drain_in_threads, [(target, f"p{p}", threads, "full", start) for p in range(processes)])
     per_thread = [thread for process in results for thread in process]
     completions = [c for thread in per_thread for c in thread]
     assert sorted(c[0] for c in completions) == sorted(f"idx__{n}__0" for n in range(items))
