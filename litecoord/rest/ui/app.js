@@ -25,6 +25,7 @@
     cursors: {}, // session -> {leased: [cursor stack], failed: [cursor stack]}
     rendered: {}, // session -> JSON last rendered (skip identical redraws)
     message: {}, // session -> text of the last action (retry)
+    indexesOpen: {}, // session -> whether its index table is unfolded (kept across redraws)
   };
 
   const $ = (id) => document.getElementById(id);
@@ -304,6 +305,7 @@
 
   function renderViews(shown, views, names) {
     const container = $("views");
+    container.classList.toggle("single", shown.length === 1);
     const present = new Set();
     shown.forEach((name, i) => {
       present.add(name);
@@ -502,10 +504,17 @@
       data.indexes_total > data.indexes.length
         ? h("p", { class: "note" }, `Showing ${data.indexes.length} of ${num(data.indexes_total)} indexes.`)
         : null;
+    const open = name in state.indexesOpen ? state.indexesOpen[name] : data.indexes_total <= 20;
     return h(
       "details",
-      { class: "block", open: data.indexes_total <= 20 },
-      h("summary", {}, h("h3", {}, `Indexes (${num(data.indexes_total)})`)),
+      {
+        class: "block",
+        open,
+        ontoggle: (event) => {
+          state.indexesOpen[name] = event.target.open;
+        },
+      },
+      h("summary", { "data-key": `${name}:indexes` }, h("h3", {}, `Indexes (${num(data.indexes_total)})`)),
       h(
         "div",
         { class: "scroll" },
