@@ -37,6 +37,7 @@ __all__ = [
     "INDEX_LIMIT",
     "renewal_interval",
     "item_flags",
+    "last_move",
     "item_view",
     "attention_counts",
     "overview",
@@ -62,24 +63,34 @@ def _age(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else (now - then).total_seconds()
 
 
+def last_move(item: WorkItem) -> datetime | None:
+    """When the current holder last showed progress. Its lease start counts as a move, so an item
+    just taken over from a dead worker (whose progress stood still since) is not taken for stalled."""
+    moves = [t for t in (item.progress_changed_at, item.leased_at or item.started_at) if t is not None]
+    return max(moves) if moves else None
+
+
 def item_flags(item: WorkItem, now: datetime, stall_after: timedelta = STALL_AFTER) -> list[str]:
-    """The flags of ``item`` at ``now``: some of ``lapsed``, ``silent``, ``stalled``, ``failed``."""
+    """The flags of ``item`` at ``now``: some of ``lapsed``, ``silent``, ``stalled``, ``failed``.
+
+    The same rules as ``litecoord status`` (:mod:`litecoord.cli.render`): silent
+    before stalled, and stalled only while heartbeats are recent.
+    """
     if item.status is WorkItemStatus.FAILED:
         return ["failed"]
     if item.worker_id is None or item.lease_expiry is None or item.status is WorkItemStatus.COMPLETED:
         return []
     if item.lease_expiry <= now:
         return ["lapsed"]
-    flags = []
     heartbeat = item.last_heartbeat or item.leased_at
     interval = renewal_interval(item)
-    silent = heartbeat is not None and interval is not None and now - heartbeat > interval
-    if silent:
-        flags.append("silent")
-    moved = item.progress_changed_at or item.leased_at
-    if not silent and moved is not None and now - moved > stall_after:
-        flags.append("stalled")
-    return flags
+    if heartbeat is not None and interval is not None and now - heartbeat > interval:
+        return ["silent"]
+    moved = last_move(item)
+    recent = item.last_heartbeat is not None and now - item.last_heartbeat <= stall_after
+    if recent and moved is not None and now - moved >= stall_after:
+        return ["stalled"]
+    return []
 
 
 def item_view(item: WorkItem, now: datetime, stall_after: timedelta = STALL_AFTER) -> dict[str, Any]:
@@ -89,7 +100,7 @@ def item_view(item: WorkItem, now: datetime, stall_after: timedelta = STALL_AFTE
     data.update(
         flags=item_flags(item, now, stall_after),
         heartbeat_age_seconds=_age(now, item.last_heartbeat or item.leased_at),
-        progress_age_seconds=_age(now, item.progress_changed_at or item.leased_at),
+        progress_age_seconds=_age(now, last_move(item)),
         lease_remaining_seconds=None if expiry is None else (expiry - now).total_seconds(),
     )
     return data

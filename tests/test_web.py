@@ -196,3 +196,23 @@ def test_demo_serve_shows_the_demo_on_the_page_while_it_runs(
     assert codes == [0]
     assert seen is not None and seen["status"]["total_work_items"] == 6
     assert f"watch it at {servers[0].url}/?session=demo" in capsys.readouterr().err
+
+
+def test_an_item_taken_over_from_a_dead_worker_is_not_taken_for_stalled(db_path: Path, clock: FakeClock) -> None:
+    from datetime import timedelta
+
+    from litecoord.monitor import item_flags
+
+    coord = SqliteCoordinator(db_path, session="s", worker_id="dead", clock=clock, durability="normal")
+    coord.create_work_items([{"work_item_id": "x", "document_count": 100}])
+    coord.acquire_next_work_item(timedelta(seconds=30))
+    coord.update_progress_and_renew_lease("x", 40, 0)  # progress moves once, then the worker dies
+    clock.advance(seconds=120)
+    heir = coord.bind(worker_id="heir")
+    heir.acquire_next_work_item(timedelta(seconds=300))  # resumes at 40 documents
+    clock.advance(seconds=10)
+    heir.update_progress_and_renew_lease("x", 40, 0)  # a heartbeat, no progress yet
+    assert item_flags(heir.get_work_item("x"), clock()) == []
+    clock.advance(seconds=55)
+    heir.update_progress_and_renew_lease("x", 40, 0)
+    assert item_flags(heir.get_work_item("x"), clock()) == ["stalled"]  # 65 s without progress under this lease
