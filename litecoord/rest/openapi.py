@@ -456,6 +456,20 @@ _PARAMS: dict[str, Any] = {
         "description": "show only this session's live view",
         "schema": {"type": "string"},
     },
+    "refresh": {
+        "name": "refresh",
+        "in": "query",
+        "required": False,
+        "description": "seconds between the page's refreshes (default 2, at least 0.2)",
+        "schema": {"type": "number"},
+    },
+    "page_size": {
+        "name": "page_size",
+        "in": "query",
+        "required": False,
+        "description": "rows per page of leased and of failed items (default 25)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
     "status": {
         "name": "status",
         "in": "query",
@@ -539,7 +553,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "The live status page (HTML; it asks for the token itself and sends it with each data request)",
                 {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}},
-                params=("session_query",),
+                params=("session_query", "refresh", "page_size"),
                 operation_id="statusPage",
                 public=True,
             )
