@@ -32,7 +32,7 @@ from typing import IO, Any, TypeVar
 import click
 import peewee
 
-from ..backends.choose import is_postgres, open_coordinator
+from ..backends.choose import display_name, is_postgres, open_coordinator
 from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..errors import (
     DatabaseBusyError,
@@ -908,7 +908,7 @@ def export_(target: Target, output: IO[str]) -> None:
     coord = target.open()
     source = _transfer_side(coord, "export")
     if target.session not in {s.session_name for s in coord.list_sessions()}:
-        raise CliError(f"no session {target.session!r} in {target.db}", EXIT_NOT_FOUND)
+        raise CliError(f"no session {target.session!r} in {display_name(target.db)}", EXIT_NOT_FOUND)
     end: dict[str, Any] = {}
 
     def records() -> Iterable[dict[str, Any]]:

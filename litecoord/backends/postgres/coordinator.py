@@ -19,13 +19,14 @@ The contract is :class:`litecoord.protocol.Coordinator`, kept as on SQLite
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from ... import validation as check
 from ...errors import LeaseConflictError, SuccessorConflictError, ValidationError
 from ...protocol import DEFAULT_LEASE_DURATION
+from ...transfer import ImportSummary
 from ...types import (
     AcquireOrder,
     AcquisitionOutcome,
@@ -61,6 +62,7 @@ from ..common import (
     status_from,
     successor_ids,
 )
+from . import transfer
 from .store import Durability, PgStore, redact
 
 __all__ = ["PostgresCoordinator"]
@@ -890,3 +892,13 @@ class PostgresCoordinator:
             return count
 
         return self._write(delete, idempotent=False)
+
+    # -- moving sessions between stores ------------------------------------------------
+
+    def export_session(self) -> Iterator[dict[str, Any]]:
+        """The session as records of :mod:`litecoord.transfer`, read from one snapshot (lazily)."""
+        return transfer.export_session(self)
+
+    def import_session(self, records: Iterable[Any], *, replace: bool = False) -> ImportSummary:
+        """Write an exported session into this session, in one transaction; see :class:`SessionTransfer`."""
+        return transfer.import_session(self, records, replace=replace)
