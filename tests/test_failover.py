@@ -149,3 +149,29 @@ def test_three_servers_over_one_sqlite_file_one_killed(tmp_path: Path, stop_all:
     result = run_failover(tmp_path, db, open_db, stop_all)
     check(result)
     print(f"\nsqlite, {ITEMS} items; done per worker at the kill, at the end:", result["at_kill"], result["at_end"])
+
+
+def test_three_servers_over_one_postgresql_one_killed(tmp_path: Path, stop_all: list[Any]) -> None:
+    from urllib.parse import quote
+
+    from pg_support import admin_dsn, fresh_schema
+    from psycopg.conninfo import conninfo_to_dict
+
+    from litecoord import PostgresCoordinator
+
+    with fresh_schema() as schema_dsn:
+        # `serve --db` takes a postgresql:// URI: the test server's, in this test's schema.
+        uri = admin_dsn()
+        options = conninfo_to_dict(schema_dsn)["options"]
+        uri += ("&" if "?" in uri else "?") + "options=" + quote(str(options), safe="")
+
+        try:
+            result = run_failover(
+                tmp_path, uri, lambda: PostgresCoordinator(uri, session=SESSION, worker_id="checker"), stop_all
+            )
+        finally:
+            for proc in stop_all:  # before the schema is dropped
+                proc.kill()
+                proc.wait()
+    check(result)
+    print(f"\npostgres, {ITEMS} items; done per worker at the kill, at the end:", result["at_kill"], result["at_end"])
