@@ -154,7 +154,8 @@ def machine(workdir: str, load_at_start: str = "") -> list[tuple[str, str]]:
             "packages",
             f"litecoord {litecoord.__version__}, peewee {_version('peewee')}, huey {_version('huey')}, "
             f"persist-queue {_version('persist-queue')}, litequeue {_version('litequeue')}, "
-            f"waitress {_version('waitress')}",
+            f"waitress {_version('waitress')}, psycopg {_version('psycopg')}, pgqueuer {_version('pgqueuer')}, "
+            f"procrastinate {_version('procrastinate')}",
         ),
     ]
 

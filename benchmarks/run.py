@@ -3,10 +3,13 @@
 Options:
   --quick           a smoke run (one run each, small files, no 1M-item file): under a minute
   --runs N          runs per configuration, the median is reported (default 3; --quick: 1)
-  --only G [G ...]  groups to run: cycles, peers, http, scale, page, testkit (default: all)
+  --only G [G ...]  groups to run: cycles, peers, http, scale, page, testkit, and on PostgreSQL
+                    pg-cycles, pg-peers, pg-http, pg-scale (default: all; the PostgreSQL ones when a
+                    server can be had: LITECOORD_BENCH_POSTGRES, or a private one started for the run)
   --workdir DIR     where the SQLite files go (default: a new directory under /tmp, removed after)
   --markdown FILE   also write the results, command and machine into FILE between its
                     '<!-- results: start/end -->' markers (BENCHMARKS.md), keeping the prose around them
+  --section NAME    use the markers '<!-- results NAME: start/end -->' instead (one file, several runs)
 
 The figures depend on the disk's fsync latency (``synchronous=FULL``) and on
 the core count: the machine description is printed with them.
@@ -15,6 +18,7 @@ the core count: the machine description is printed with them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import shutil
@@ -27,7 +31,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "benchmarks"  # noqa: A001
 
-from benchmarks import cycles, page, peers, rest, scale, testkit  # noqa: E402
+from benchmarks import cycles, page, peers, pg_common, rest, scale, testkit  # noqa: E402
 from benchmarks.common import Results, Row, Settings, Target, load_average, log, machine  # noqa: E402
 
 GROUPS: dict[str, Callable[[Settings, Results], None]] = {
@@ -38,6 +42,28 @@ GROUPS: dict[str, Callable[[Settings, Results], None]] = {
     "page": page.run,
     "testkit": testkit.run,
 }
+
+#: Groups that run on PostgreSQL: (module, its run(settings, results, dsn)).
+PG_GROUPS = ("pg-cycles", "pg-peers", "pg-http", "pg-scale")
+
+
+class _Postgres:
+    """The one PostgreSQL server of a run: started at the first group that needs it, stopped at the end."""
+
+    def __init__(self, stack: contextlib.ExitStack, workdir: str) -> None:
+        self.stack, self.workdir, self.dsn = stack, workdir, ""
+
+    def group(self, name: str) -> Callable[[Settings, Results], None]:
+        def run(settings: Settings, results: Results) -> None:
+            import importlib
+
+            if not self.dsn:
+                self.dsn = self.stack.enter_context(pg_common.server(self.workdir))
+                results.notes.append(f"PostgreSQL groups: {pg_common.server_version(self.dsn)}")
+            module = importlib.import_module(f"benchmarks.{name.replace('-', '_')}")
+            module.run(settings, results, self.dsn)
+
+        return run
 
 
 def _figure(value: float | None, unit: str) -> str:
@@ -94,17 +120,21 @@ def render(results: Results, facts: list[tuple[str, str]], command: str, elapsed
 START, END = "<!-- results: start -->", "<!-- results: end -->"
 
 
-def write_markdown(path: str, text: str) -> None:
+def write_markdown(path: str, text: str, section: str | None = None) -> None:
     """Put ``text`` between the results markers of ``path`` (the prose around them stays), or write it anew."""
-    block = f"{START}\n{text}\n{END}"
+    start, end = (START, END) if section is None else (f"<!-- results {section}: start -->",
+                                                       f"<!-- results {section}: end -->")  # fmt: skip
+    block = f"{start}\n{text}\n{end}"
     try:
         with open(path, encoding="utf-8") as f:
             old = f.read()
     except FileNotFoundError:
         old = ""
-    if START in old and END in old:
-        head, _, rest = old.partition(START)
-        new = head + block + rest.partition(END)[2]
+    if start in old and end in old:
+        head, _, rest = old.partition(start)
+        new = head + block + rest.partition(end)[2]
+    elif old:
+        new = old.rstrip("\n") + f"\n\n{block}\n"
     else:
         new = f"# litecoord benchmarks\n\n{block}\n"
     with open(path, "w", encoding="utf-8") as f:
@@ -115,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
     parser.add_argument("--runs", type=int, default=None, help="runs per configuration (median reported)")
-    parser.add_argument("--only", nargs="+", choices=sorted(GROUPS), help="groups to run")
+    parser.add_argument("--only", nargs="+", choices=sorted(GROUPS) + list(PG_GROUPS), help="groups to run")
     parser.add_argument("--workdir", help="directory for the SQLite files (default: a temporary one)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the results as Markdown")
+    parser.add_argument("--section", metavar="NAME", help="the results markers to write between in --markdown")
     args = parser.parse_args(argv)
 
     runs = args.runs or (1 if args.quick else 3)
@@ -131,9 +162,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     load_at_start = load_average()
     start = time.perf_counter()
+    names = args.only or list(GROUPS) + list(PG_GROUPS)
+    missing = pg_common.available()
+    if missing and any(name in PG_GROUPS for name in names):
+        if args.only:
+            parser.error(f"the PostgreSQL groups cannot run: {missing}")
+        results.notes.append(f"PostgreSQL groups skipped: {missing}")
+        names = [name for name in names if name not in PG_GROUPS]
     try:
-        for name in args.only or list(GROUPS):
-            GROUPS[name](settings, results)
+        with contextlib.ExitStack() as stack:
+            postgres = _Postgres(stack, workdir)
+            for name in names:
+                (postgres.group(name) if name in PG_GROUPS else GROUPS[name])(settings, results)
     finally:
         if own_dir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -142,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results, facts, command, elapsed)
     print(text)
     if args.markdown:
-        write_markdown(args.markdown, text)
+        write_markdown(args.markdown, text, args.section)
         log(f"wrote the results into {args.markdown}")
     failed_checks = [r for r in results.rows if (r.dup or 0) > 0 or (r.lost or 0) > 0]
     litecoord_failed = [r for r in failed_checks if "litecoord" in r.case]

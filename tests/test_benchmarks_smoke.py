@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,53 @@ def test_the_testkit_groups_suites_pass_and_its_set_ups_make_a_file(tmp_path: Pa
     for name in ("kit-1.db", "raw-1.db"):
         with sqlite3.connect(tmp_path / name) as conn:
             assert conn.execute("SELECT work_item_id FROM work_items").fetchall() == [("idx__0__0",)]
+
+
+# -- on PostgreSQL (pg_support: skipped locally without a server, fails under CI) ----------------------
+
+
+@pytest.fixture
+def pg_server() -> Any:
+    """The test server's DSN; every schema the runs below create is dropped afterwards."""
+    from pg_support import admin_dsn
+
+    dsn = admin_dsn()
+    yield dsn
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for schema in ("smoke_cycles_raw", "smoke_cycles_litecoord", "smoke_http", "peer_litecoord", "smoke_scale"):
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.mark.parametrize("kind", ["raw", "litecoord"])
+def test_postgres_cycles_hand_out_every_item_exactly_once(pg_server: str, kind: str) -> None:
+    from benchmarks import pg_cycles
+
+    chosen = pg_cycles.RAW if kind == "raw" else pg_cycles.EMBEDDED
+    outcome = pg_cycles.one_run(chosen, pg_server, "normal", procs=3, items=60, schema=f"smoke_cycles_{kind}")
+    assert (outcome.duplicates, outcome.lost, outcome.handed_out) == (0, 0, 60)
+
+
+def test_http_cycles_through_two_serve_processes_over_postgres(pg_server: str) -> None:
+    pytest.importorskip("waitress")
+    from benchmarks import pg_http
+
+    outcome = pg_http.one_run(pg_server, "normal", servers=2, items=40, clients=3, schema="smoke_http")
+    assert (outcome.duplicates, outcome.lost, outcome.handed_out) == (0, 0, 40)
+
+
+def test_litecoord_as_a_postgres_queue_loses_nothing(pg_server: str) -> None:
+    from benchmarks import pg_peers
+
+    result = peers.one_run(pg_peers.LitecoordPgPeer(pg_server, "normal"), 40)
+    assert (result["duplicates"], result["lost"], result["unacked"]) == (0, 0, 0)
+
+
+def test_postgres_scale_sample_counts_what_it_completed(pg_server: str) -> None:
+    from benchmarks import pg_scale
+
+    sample = pg_scale.Sample(1_000, pg_server, rounds=1, schema="smoke_scale")
+    sample.round()
+    result = sample.result()
+    assert (result["duplicates"], result["lost"]) == (0, 0) and result["samples"] > 0
