@@ -68,6 +68,26 @@ def test_the_test_clock_moves_the_leases(db_path: Path) -> None:
     assert CLOCK in app.openapi["paths"] and set(app.openapi["paths"][CLOCK]) == {"get", "post"}
 
 
+def test_the_test_clock_moves_the_leases_on_postgresql() -> None:
+    from pg_support import fresh_schema
+
+    with fresh_schema() as dsn:
+        clock = FakeClock(START)
+        app = create_app(dsn, clock=clock, test_clock=True)
+        try:
+            item = {"work_item_id": "a", "index_name": "i", "shard_number": 0}
+            assert call(app, "POST", BASE + "/", item).status == 201
+            lease = call(app, "GET", BASE + "/acquire?worker_id=w1").json
+            assert lease["work_item"]["lease_expiry"] == "2025-01-19T20:35:00Z"
+            assert call(app, "POST", CLOCK, {"advance_seconds": 360}).json == {"now": "2025-01-19T20:36:00Z"}
+            renew = call(app, "PUT", BASE + "/a/lease", {"worker_id": "w1"})
+            assert (renew.status, renew.json["code"]) == (410, "lease_expired")
+            taken = call(app, "GET", BASE + "/acquire?worker_id=w2").json
+            assert taken["work_item"]["worker_id"] == "w2" and taken["lease_epoch"] == 2
+        finally:
+            app.root.close()
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
