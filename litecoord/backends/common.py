@@ -11,18 +11,28 @@ computes the status summary from the session's totals.
 from __future__ import annotations
 
 import os
+import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import validation as check
-from ..errors import LeaseConflictError, LeaseExpiredError, ValidationError, WorkItemNotFoundError
+from ..errors import (
+    LeaseConflictError,
+    LeaseExpiredError,
+    SuccessorConflictError,
+    ValidationError,
+    WorkItemNotFoundError,
+)
 from ..types import (
     AcquireOrder,
+    AlreadyCompleted,
     LeaseMode,
+    LeaseOutcome,
     WorkItem,
     WorkItemAndDuration,
+    WorkItemPage,
     WorkItemStatus,
     WorkQueueStatus,
     format_time,
@@ -38,8 +48,13 @@ __all__ = [
     "default_worker_id",
     "item_from_row",
     "lease_from_row",
+    "DatabaseCalls",
+    "completed_by",
+    "named_lease",
     "not_found",
+    "page_of",
     "parse_cursor",
+    "split_children",
     "refusal",
     "setup_settings",
     "shares",
@@ -295,3 +310,176 @@ def parse_cursor(after: str | None, parts: int) -> tuple[int, ...]:
     if len(pieces) != parts or not all(p.lstrip("-").isdigit() and len(p) < 21 for p in pieces):
         raise ValidationError("after", f"is not a cursor of this listing: {after!r}")
     return tuple(int(p) for p in pieces)
+
+
+def completed_by(row: Sequence[Any] | None, worker: str, epoch: int | None) -> bool:
+    """Whether ``row`` is an item this worker (at this epoch, if given) already completed:
+    completing it again is a no-op that returns it."""
+    return row is not None and row[1] == "completed" and row[6] == worker and epoch in (None, row[14])
+
+
+def named_lease(session: str, row: Sequence[Any], worker: str, now: int) -> LeaseOutcome | None:
+    """What the named lease (RFS's createOrUpdateLease) answers for an existing item,
+    or ``None`` when the caller is to take the lease now."""
+    work_item_id, status, holder = row[0], row[1], row[6]
+    if status == "completed":
+        return AlreadyCompleted(item_from_row(session, row, now))
+    if status == "failed":
+        raise LeaseConflictError(
+            f"work item {work_item_id!r} is parked as failed; retry it first", work_item_id=work_item_id
+        )
+    if status == "assigned" and row[EXPIRY] > now:
+        if holder == worker:
+            return lease_from_row(session, row, now)  # re-asking returns the live lease unchanged
+        raise LeaseConflictError(
+            f"work item {work_item_id!r} is leased by another worker", work_item_id=work_item_id, holder=holder
+        )
+    return None
+
+
+def split_children(
+    session: str,
+    work_item_id: str,
+    row: Sequence[Any] | None,
+    successors: list[str],
+    worker: str,
+    now: int,
+    epoch: int | None,
+) -> WorkItem | list[tuple[str, int | None, int | None]]:
+    """The split of the item ``row`` (read in the split's transaction) into ``successors``.
+
+    Returns the item itself when this exact split was already made (a repeat
+    is a no-op), else the successors to create as ``(id, documents, bytes)``:
+    they share what the parent had left as their estimates. Raises
+    ``SuccessorConflictError`` for a completed item or another split, and the
+    holder's refusal when the caller does not hold the item.
+    """
+    if row is None:
+        raise not_found(session, work_item_id)
+    recorded = row[18].split(",") if row[18] else None
+    if recorded is not None or row[1] == "completed":
+        if recorded is not None and set(recorded) == set(successors):
+            return item_from_row(session, row, now)  # the same split again: idempotent
+        raise SuccessorConflictError(
+            f"work item {work_item_id!r} is already completed"
+            + (f" with successors {','.join(recorded)}" if recorded else " without successors"),
+            work_item_id=work_item_id,
+        )
+    if row[1] not in ("assigned", "pending") or row[6] != worker or epoch not in (None, row[14]):
+        raise refusal(session, row, work_item_id, worker, now, epoch)
+    docs = shares(row[4], row[8], len(successors))
+    sizes = shares(row[5], row[9], len(successors))
+    return list(zip(successors, docs, sizes, strict=True))
+
+
+def page_of(session: str, rows: list[Any], total: int, limit: int, leased: bool, now: int) -> WorkItemPage:
+    """A page of ``list_attention_items`` from up to ``limit + 1`` rows (each ending in ``seq``)."""
+    cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        cursor = f"{last[EXPIRY]}.{last[-1]}" if leased else str(last[-1])
+    return WorkItemPage(tuple(item_from_row(session, r, now) for r in rows), int(total), cursor)
+
+
+_D = TypeVar("_D", bound="DatabaseCalls")
+
+
+class DatabaseCalls:
+    """The calls whose body is the same on every database backend: check the
+    arguments, then hand them to the backend's own step (``_insert``,
+    ``_holder_params``/``_holder_write`` with its ``_RENEW`` statement)."""
+
+    session: str
+    _worker_id: str | None
+    _clock: Any
+    _store: Any
+    _session_id: Any
+    _RENEW: str
+
+    def _identity(self, session: str, worker_id: str | None, clock: Any) -> None:
+        """Check and keep who this coordinator is (``clock``: ``None`` or a callable)."""
+        self.session = check.session_name(session)
+        self._worker_id = None if worker_id is None else check.worker_id(worker_id)
+        if clock is not None and not callable(clock):
+            raise ValidationError("clock", "must be a callable returning the current time")
+        self._session_id = None
+        #: Draws the jitter of retry delays, in [0, 1) (replaceable for tests).
+        self._random: Callable[[], float] = random.random
+
+    def bind(self: _D, session: str | None = None, worker_id: str | None = None) -> _D:
+        """A coordinator for ``session``/``worker_id`` sharing this one's store (connections) and clock."""
+        return type(self)(  # type: ignore[call-arg]
+            self._store,
+            session=self.session if session is None else session,
+            worker_id=self._worker_id if worker_id is None else worker_id,
+            clock=self._clock,
+        )
+
+    def _insert(self, specs: list[dict[str, Any]]) -> list[WorkItem]:
+        raise NotImplementedError
+
+    def _holder_params(self, work_item_id: str, lease_epoch: int | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _holder_write(self, sql: str, params: dict[str, Any]) -> WorkItem:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def num_work_items_not_yet_complete(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id or default_worker_id()
+
+    def __enter__(self: _D) -> _D:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_unassigned_work_item(self, work_item_id: str) -> bool:
+        return bool(self._insert([check.item_spec({"work_item_id": work_item_id})]))
+
+    def create_work_item_with_metadata(
+        self,
+        work_item_id: str,
+        index_name: str | None,
+        shard_number: int | None,
+        document_count: int | None,
+        total_size_bytes: int | None,
+    ) -> bool:
+        spec = {
+            "work_item_id": work_item_id,
+            "index_name": index_name,
+            "shard_number": shard_number,
+            "document_count": document_count,
+            "total_size_bytes": total_size_bytes,
+        }
+        return bool(self._insert([check.item_spec(spec)]))
+
+    def create_work_items(self, items: Iterable[Mapping[str, Any]]) -> list[WorkItem]:
+        if isinstance(items, (str, bytes, Mapping)):
+            raise ValidationError("items", "must be a list of work item objects")
+        return self._insert([check.item_spec(item, f"items[{i}]") for i, item in enumerate(items)])
+
+    def update_progress_and_renew_lease(
+        self,
+        work_item_id: str,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+        *,
+        lease_duration: timedelta | None = None,
+        lease_epoch: int | None = None,
+    ) -> WorkItem:
+        params = self._holder_params(work_item_id, lease_epoch)
+        params["docs"] = check.count("documents_processed", documents_processed)
+        params["bytes"] = check.count("bytes_processed", bytes_processed)
+        params["duration"] = None if lease_duration is None else micros_of(check.duration(lease_duration))
+        return self._holder_write(self._RENEW, params)
+
+    def work_items_not_yet_complete(self) -> bool:
+        return self.num_work_items_not_yet_complete() > 0

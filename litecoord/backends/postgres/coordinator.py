@@ -18,19 +18,16 @@ The contract is :class:`litecoord.protocol.Coordinator`, kept as on SQLite
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 from ... import validation as check
-from ...errors import LeaseConflictError, SuccessorConflictError, ValidationError
 from ...protocol import DEFAULT_LEASE_DURATION
 from ...transfer import ImportSummary
 from ...types import (
     AcquireOrder,
     AcquisitionOutcome,
-    AlreadyCompleted,
     AttentionKind,
     Clock,
     IndexProgress,
@@ -49,16 +46,18 @@ from ...types import (
 )
 from ..common import (
     COLUMNS,
-    EXPIRY,
     THROUGHPUT_WINDOW,
-    default_worker_id,
+    DatabaseCalls,
+    completed_by,
     item_from_row,
     lease_from_row,
+    named_lease,
     not_found,
+    page_of,
     parse_cursor,
     refusal,
     setup_settings,
-    shares,
+    split_children,
     status_from,
     successor_ids,
 )
@@ -272,7 +271,7 @@ WITH made AS (
 SELECT id FROM made UNION ALL SELECT id FROM sessions WHERE name = %(name)s::text"""
 
 
-class PostgresCoordinator:
+class PostgresCoordinator(DatabaseCalls):
     """Work coordination for one session, over a PostgreSQL database shared by hosts.
 
     ``PostgresCoordinator("postgresql://user@db/backfill", session="s1", worker_id="w1")``
@@ -290,6 +289,8 @@ class PostgresCoordinator:
     is retried before :class:`~litecoord.errors.DatabaseUnavailableError`.
     """
 
+    _RENEW = _RENEW
+
     def __init__(
         self,
         dsn: str | PgStore,
@@ -301,24 +302,14 @@ class PostgresCoordinator:
         pool_size: int | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
-        self.session = check.session_name(session)
-        self._worker_id = None if worker_id is None else check.worker_id(worker_id)
-        if clock is not None and not callable(clock):
-            raise ValidationError("clock", "must be a callable returning the current time")
+        self._identity(session, worker_id, clock)
         self._clock = clock
         if isinstance(dsn, PgStore):
             self._store = dsn
         else:
             self._store = PgStore(dsn, durability=durability, pool_size=pool_size, connect_timeout=connect_timeout)
-        self._session_id: int | None = None
-        #: Draws the jitter of retry delays, in [0, 1) (replaceable for tests).
-        self._random: Callable[[], float] = random.random
 
     # -- identity ------------------------------------------------------------
-
-    @property
-    def worker_id(self) -> str:
-        return self._worker_id or default_worker_id()
 
     @property
     def store(self) -> PgStore:
@@ -327,15 +318,6 @@ class PostgresCoordinator:
     @property
     def dsn(self) -> str:
         return self._store.dsn
-
-    def bind(self, session: str | None = None, worker_id: str | None = None) -> PostgresCoordinator:
-        """A coordinator for ``session``/``worker_id`` sharing this one's connections and clock."""
-        return PostgresCoordinator(
-            self._store,
-            session=self.session if session is None else session,
-            worker_id=self._worker_id if worker_id is None else worker_id,
-            clock=self._clock,
-        )
 
     def __repr__(self) -> str:
         return f"PostgresCoordinator({redact(self.dsn)!r}, session={self.session!r}, worker_id={self.worker_id!r})"
@@ -410,12 +392,6 @@ class PostgresCoordinator:
     def close(self) -> None:
         self._store.close()
 
-    def __enter__(self) -> PostgresCoordinator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- rows --------------------------------------------------------------------
 
     def _refuse(self, cur: Any, sid: int, work_item_id: str, now: int, epoch: int | None) -> None:
@@ -424,31 +400,6 @@ class PostgresCoordinator:
         raise refusal(self.session, cur.fetchone(), work_item_id, self.worker_id, now, epoch)
 
     # -- creating work ---------------------------------------------------------
-
-    def create_unassigned_work_item(self, work_item_id: str) -> bool:
-        return bool(self._insert([check.item_spec({"work_item_id": work_item_id})]))
-
-    def create_work_item_with_metadata(
-        self,
-        work_item_id: str,
-        index_name: str | None,
-        shard_number: int | None,
-        document_count: int | None,
-        total_size_bytes: int | None,
-    ) -> bool:
-        spec = {
-            "work_item_id": work_item_id,
-            "index_name": index_name,
-            "shard_number": shard_number,
-            "document_count": document_count,
-            "total_size_bytes": total_size_bytes,
-        }
-        return bool(self._insert([check.item_spec(spec)]))
-
-    def create_work_items(self, items: Iterable[Mapping[str, Any]]) -> list[WorkItem]:
-        if isinstance(items, (str, bytes, Mapping)):
-            raise ValidationError("items", "must be a list of work item objects")
-        return self._insert([check.item_spec(item, f"items[{i}]") for i, item in enumerate(items)])
 
     def _insert(self, specs: list[dict[str, Any]]) -> list[WorkItem]:
         """Insert checked item specs in one transaction; return the ones that were new."""
@@ -523,40 +474,13 @@ class PostgresCoordinator:
             if row is None:
                 cur.execute(_INSERT_LEASED, params)
                 return lease_from_row(self.session, cur.fetchone(), now)
-            status, holder = row[1], row[6]
-            if status == "completed":
-                return AlreadyCompleted(item_from_row(self.session, row, now))
-            if status == "failed":
-                raise LeaseConflictError(
-                    f"work item {work_item_id!r} is parked as failed; retry it first", work_item_id=work_item_id
-                )
-            if status == "assigned" and row[EXPIRY] > now:
-                if holder == worker:
-                    return lease_from_row(self.session, row, now)  # re-asking returns the live lease unchanged
-                raise LeaseConflictError(
-                    f"work item {work_item_id!r} is leased by another worker",
-                    work_item_id=work_item_id,
-                    holder=holder,
-                )
+            answer = named_lease(self.session, row, worker, now)
+            if answer is not None:
+                return answer
             cur.execute(_TAKE_NAMED, {**params, "seq": row[-1]})
             return lease_from_row(self.session, cur.fetchone(), now)
 
         return self._write(lease)
-
-    def update_progress_and_renew_lease(
-        self,
-        work_item_id: str,
-        documents_processed: int | None = None,
-        bytes_processed: int | None = None,
-        *,
-        lease_duration: timedelta | None = None,
-        lease_epoch: int | None = None,
-    ) -> WorkItem:
-        params = self._holder_params(work_item_id, lease_epoch)
-        params["docs"] = check.count("documents_processed", documents_processed)
-        params["bytes"] = check.count("bytes_processed", bytes_processed)
-        params["duration"] = None if lease_duration is None else micros_of(check.duration(lease_duration))
-        return self._holder_write(_RENEW, params)
 
     def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
         params = self._holder_params(work_item_id, lease_epoch)
@@ -593,12 +517,7 @@ class PostgresCoordinator:
             return row
         cur.execute(_ITEM_BY_ID, (params["session"], params["id"]))
         done = cur.fetchone()
-        if (
-            done is not None
-            and done[1] == "completed"
-            and done[6] == params["worker"]
-            and params["epoch"] in (None, done[14])
-        ):
+        if completed_by(done, params["worker"], params["epoch"]):
             return done  # completing twice is a no-op
         raise refusal(self.session, done, params["id"], params["worker"], now, params["epoch"])
 
@@ -654,23 +573,10 @@ class PostgresCoordinator:
             session = bound["session"]
             cur.execute(_ITEM_FOR_UPDATE, (session, work_item_id))
             row = cur.fetchone()
-            if row is None:
-                self._refuse(cur, session, work_item_id, now, lease_epoch)
-            recorded = row[18].split(",") if row[18] else None
-            if recorded is not None or row[1] == "completed":
-                if recorded is not None and set(recorded) == set(successors):
-                    return item_from_row(self.session, row, now)  # the same split again: idempotent
-                raise SuccessorConflictError(
-                    f"work item {work_item_id!r} is already completed"
-                    + (f" with successors {','.join(recorded)}" if recorded else " without successors"),
-                    work_item_id=work_item_id,
-                )
-            if row[1] not in ("assigned", "pending") or row[6] != bound["worker"] or lease_epoch not in (None, row[14]):
-                self._refuse(cur, session, work_item_id, now, lease_epoch)
-            # The successors share what the parent had left as their estimates.
-            shares_docs = shares(row[4], row[8], len(successors))
-            shares_bytes = shares(row[5], row[9], len(successors))
-            for name, docs, size in zip(successors, shares_docs, shares_bytes, strict=False):
+            children = split_children(self.session, work_item_id, row, successors, bound["worker"], now, lease_epoch)
+            if isinstance(children, WorkItem):
+                return children
+            for name, docs, size in children:
                 cur.execute(
                     _INSERT_ITEM,
                     {"session": session, "id": name, "index": row[2], "shard": row[3], "docs": docs, "size": size,
@@ -751,9 +657,6 @@ class PostgresCoordinator:
             return int(cur.fetchone()[0])
 
         return self._read(count)
-
-    def work_items_not_yet_complete(self) -> bool:
-        return self.num_work_items_not_yet_complete() > 0
 
     def status(self) -> WorkQueueStatus:
         def read(cur: Any, now: int) -> WorkQueueStatus:
@@ -849,13 +752,7 @@ class PostgresCoordinator:
             cur.execute(
                 f"SELECT coalesce(sum({column}), 0)::bigint FROM session_counters WHERE session_id = %s", (sid,)
             )
-            total = cur.fetchone()[0]
-            cursor = None
-            if len(rows) > limit:
-                rows = rows[:limit]
-                last = rows[-1]
-                cursor = f"{last[EXPIRY]}.{last[-1]}" if leased else str(last[-1])
-            return WorkItemPage(tuple(item_from_row(self.session, r, now) for r in rows), int(total), cursor)
+            return page_of(self.session, rows, cur.fetchone()[0], limit, leased, now)
 
         return self._read(read)
 

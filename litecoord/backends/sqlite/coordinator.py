@@ -17,24 +17,17 @@ The contract is :class:`litecoord.protocol.Coordinator`. How it is kept here:
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 from ... import validation as check
-from ...errors import (
-    LeaseConflictError,
-    SuccessorConflictError,
-    ValidationError,
-)
 from ...protocol import DEFAULT_LEASE_DURATION
 from ...transfer import ImportSummary
 from ...types import (
     AcquireOrder,
     AcquisitionOutcome,
-    AlreadyCompleted,
     AttentionKind,
     Clock,
     IndexProgress,
@@ -55,16 +48,18 @@ from ...types import (
 )
 from ..common import (
     COLUMNS,
-    EXPIRY,
     THROUGHPUT_WINDOW,
-    default_worker_id,
+    DatabaseCalls,
+    completed_by,
     item_from_row,
     lease_from_row,
+    named_lease,
     not_found,
+    page_of,
     parse_cursor,
     refusal,
     setup_settings,
-    shares,
+    split_children,
     status_from,
     successor_ids,
 )
@@ -247,7 +242,7 @@ SELECT {_COLS}, seq FROM work_items
 WHERE session_id = :session AND status = 'failed' AND seq > :seq ORDER BY seq LIMIT :limit"""
 
 
-class SqliteCoordinator:
+class SqliteCoordinator(DatabaseCalls):
     """Work coordination for one session, over one SQLite file shared by processes.
 
     ``SqliteCoordinator("backfill.db", session="s1", worker_id="w1")`` opens
@@ -264,6 +259,8 @@ class SqliteCoordinator:
     this one's file and connections (what the REST layer does per request).
     """
 
+    _RENEW = _RENEW
+
     def __init__(
         self,
         path: str | os.PathLike[str] | Store,
@@ -275,25 +272,15 @@ class SqliteCoordinator:
         busy_timeout: float = 60.0,
         fair_lock: bool = True,
     ) -> None:
-        self.session = check.session_name(session)
-        self._worker_id = None if worker_id is None else check.worker_id(worker_id)
-        if clock is not None and not callable(clock):
-            raise ValidationError("clock", "must be a callable returning the current time")
+        self._identity(session, worker_id, clock)
         self._clock = clock or wall_clock
         if isinstance(path, Store):
             self._store = path
         else:
             self._store = Store(path, durability=durability, busy_timeout=busy_timeout, fair_lock=fair_lock)
-        self._session_id: int | None = None
         self._models: Any = None
-        #: Draws the jitter of retry delays, in [0, 1) (replaceable for tests).
-        self._random: Callable[[], float] = random.random
 
     # -- identity ------------------------------------------------------------
-
-    @property
-    def worker_id(self) -> str:
-        return self._worker_id or default_worker_id()
 
     @property
     def store(self) -> Store:
@@ -302,15 +289,6 @@ class SqliteCoordinator:
     @property
     def path(self) -> str:
         return self._store.path
-
-    def bind(self, session: str | None = None, worker_id: str | None = None) -> SqliteCoordinator:
-        """A coordinator for ``session``/``worker_id`` sharing this one's store and clock."""
-        return SqliteCoordinator(
-            self._store,
-            session=self.session if session is None else session,
-            worker_id=self._worker_id if worker_id is None else worker_id,
-            clock=self._clock,
-        )
 
     def __repr__(self) -> str:
         return f"SqliteCoordinator({self.path!r}, session={self.session!r}, worker_id={self.worker_id!r})"
@@ -364,12 +342,6 @@ class SqliteCoordinator:
     def close(self) -> None:
         self._store.close()
 
-    def __enter__(self) -> SqliteCoordinator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- rows --------------------------------------------------------------------
 
     def _item(self, row: Sequence[Any], now: int) -> WorkItem:
@@ -384,31 +356,6 @@ class SqliteCoordinator:
         raise refusal(self.session, row, work_item_id, self.worker_id, now, epoch)
 
     # -- creating work ---------------------------------------------------------
-
-    def create_unassigned_work_item(self, work_item_id: str) -> bool:
-        return bool(self._insert([check.item_spec({"work_item_id": work_item_id})]))
-
-    def create_work_item_with_metadata(
-        self,
-        work_item_id: str,
-        index_name: str | None,
-        shard_number: int | None,
-        document_count: int | None,
-        total_size_bytes: int | None,
-    ) -> bool:
-        spec = {
-            "work_item_id": work_item_id,
-            "index_name": index_name,
-            "shard_number": shard_number,
-            "document_count": document_count,
-            "total_size_bytes": total_size_bytes,
-        }
-        return bool(self._insert([check.item_spec(spec)]))
-
-    def create_work_items(self, items: Iterable[Mapping[str, Any]]) -> list[WorkItem]:
-        if isinstance(items, (str, bytes, Mapping)):
-            raise ValidationError("items", "must be a list of work item objects")
-        return self._insert([check.item_spec(item, f"items[{i}]") for i, item in enumerate(items)])
 
     def _insert(self, specs: list[dict[str, Any]]) -> list[WorkItem]:
         """Insert checked item specs in one transaction; return the ones that were new."""
@@ -475,39 +422,12 @@ class SqliteCoordinator:
             row = conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
             if row is None:
                 return self._lease(conn.execute(_INSERT_LEASED, params).fetchone(), now)
-            status, holder = row[1], row[6]
-            if status == "completed":
-                return AlreadyCompleted(self._item(row, now))
-            if status == "failed":
-                raise LeaseConflictError(
-                    f"work item {work_item_id!r} is parked as failed; retry it first", work_item_id=work_item_id
-                )
-            if status == "assigned" and row[EXPIRY] > now:
-                if holder == worker:
-                    return self._lease(row, now)  # re-asking returns the live lease unchanged
-                raise LeaseConflictError(
-                    f"work item {work_item_id!r} is leased by another worker",
-                    work_item_id=work_item_id,
-                    holder=holder,
-                )
+            answer = named_lease(self.session, row, worker, now)
+            if answer is not None:
+                return answer
             return self._lease(conn.execute(_TAKE_NAMED, {**params, "seq": row[-1]}).fetchone(), now)
 
         return self._store.write(lease)
-
-    def update_progress_and_renew_lease(
-        self,
-        work_item_id: str,
-        documents_processed: int | None = None,
-        bytes_processed: int | None = None,
-        *,
-        lease_duration: timedelta | None = None,
-        lease_epoch: int | None = None,
-    ) -> WorkItem:
-        params = self._holder_params(work_item_id, lease_epoch)
-        params["docs"] = check.count("documents_processed", documents_processed)
-        params["bytes"] = check.count("bytes_processed", bytes_processed)
-        params["duration"] = None if lease_duration is None else micros_of(check.duration(lease_duration))
-        return self._holder_write(_RENEW, params)
 
     def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
         params = self._holder_params(work_item_id, lease_epoch)
@@ -536,15 +456,9 @@ class SqliteCoordinator:
         if row is not None:
             return row
         done = conn.execute(_ITEM_BY_ID, (params["session"], params["id"])).fetchone()
-        if (
-            done is not None
-            and done[1] == "completed"
-            and done[6] == params["worker"]
-            and params["epoch"] in (None, done[14])
-        ):
+        if completed_by(done, params["worker"], params["epoch"]):
             return done  # completing twice is a no-op
-        self._refuse(conn, params["session"], params["id"], params["now"], params["epoch"])
-        raise AssertionError("unreachable: _refuse raises")
+        raise refusal(self.session, done, params["id"], params["worker"], params["now"], params["epoch"])
 
     def release_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> bool:
         params = self._holder_params(work_item_id, lease_epoch)
@@ -592,31 +506,10 @@ class SqliteCoordinator:
 
         def split(conn: sqlite3.Connection) -> WorkItem:
             row = conn.execute(_ITEM_BY_ID, (session, work_item_id)).fetchone()
-            if row is None:
-                self._refuse(conn, session, work_item_id, now, lease_epoch)
-            recorded = row[18].split(",") if row[18] else None
-            if recorded is not None or row[1] == "completed":
-                if recorded is not None and set(recorded) == set(successors):
-                    return self._item(row, now)  # the same split again: idempotent
-                raise SuccessorConflictError(
-                    f"work item {work_item_id!r} is already completed"
-                    + (f" with successors {','.join(recorded)}" if recorded else " without successors"),
-                    work_item_id=work_item_id,
-                )
-            if (
-                row[1] not in ("assigned", "pending")
-                or row[6] != params["worker"]
-                or lease_epoch
-                not in (
-                    None,
-                    row[14],
-                )
-            ):
-                self._refuse(conn, session, work_item_id, now, lease_epoch)
-            # The successors share what the parent had left as their estimates.
-            shares_docs = shares(row[4], row[8], len(successors))
-            shares_bytes = shares(row[5], row[9], len(successors))
-            for name, docs, size in zip(successors, shares_docs, shares_bytes, strict=False):
+            children = split_children(self.session, work_item_id, row, successors, params["worker"], now, lease_epoch)
+            if isinstance(children, WorkItem):
+                return children
+            for name, docs, size in children:
                 conn.execute(
                     _INSERT_ITEM,
                     {"session": session, "id": name, "index": row[2], "shard": row[3], "docs": docs, "size": size,
@@ -698,9 +591,6 @@ class SqliteCoordinator:
             ).fetchone()
         )
         return int(row[0])
-
-    def work_items_not_yet_complete(self) -> bool:
-        return self.num_work_items_not_yet_complete() > 0
 
     def status(self) -> WorkQueueStatus:
         sid = self._sid(create=False)
@@ -790,12 +680,7 @@ class SqliteCoordinator:
             return rows, total
 
         rows, total = self._store.read(read)
-        cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = rows[-1]
-            cursor = f"{last[EXPIRY]}.{last[-1]}" if leased else str(last[-1])
-        return WorkItemPage(tuple(self._item(r, now) for r in rows), int(total), cursor)
+        return page_of(self.session, rows, total, limit, leased, now)
 
     # -- housekeeping -------------------------------------------------------------
 
