@@ -305,3 +305,37 @@ def test_an_injected_clock_wins_over_the_database_clock(dsn: str) -> None:
     other = coordinator(dsn, session="s", worker_id="other", clock=clock)
     assert isinstance(other.acquire_next_work_item(), WorkItemAndDuration)
     assert isinstance(coord.acquire_next_work_item(), NoAvailableWorkToBeDone)
+
+
+# -- serve -------------------------------------------------------------------------------
+
+
+def test_two_servers_over_one_database_serve_the_same_session_from_a_pool(dsn: str) -> None:
+    from litecoord import HttpCoordinator
+    from litecoord.rest.server import make_server
+
+    first = make_server(dsn, port=0, threads=3).start()
+    second = make_server(dsn, port=0, threads=3).start()
+    try:
+        assert first.app.root.store.pool_size == 3  # a pool as large as the request threads
+        a = HttpCoordinator(first.url, session="s", worker_id="a")
+        b = HttpCoordinator(second.url, session="s", worker_id="b")
+        assert a.create_work_items([{"work_item_id": f"i{n}"} for n in range(4)])
+        taken = {a.acquire_next_work_item().work_item_id, b.acquire_next_work_item().work_item_id}
+        assert len(taken) == 2  # two servers, two different items
+        assert b.status().assigned_work_items == 2
+    finally:
+        first.close()
+        second.close()
+
+
+def test_serve_refuses_to_start_on_an_unreachable_database_with_one_line(tmp_path) -> None:
+    dsn = f"postgresql://someone:s3cret@/backfill?host={tmp_path}&connect_timeout=1"
+    result = subprocess.run(
+        [sys.executable, "-m", "litecoord.cli", "serve", "--db", dsn, "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot reach the PostgreSQL database"), result.stderr
+    assert "s3cret" not in result.stderr
