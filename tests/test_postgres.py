@@ -339,3 +339,56 @@ def test_serve_refuses_to_start_on_an_unreachable_database_with_one_line(tmp_pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: cannot reach the PostgreSQL database"), result.stderr
     assert "s3cret" not in result.stderr
+
+
+# -- a connection lost during the commit ----------------------------------------------------
+
+
+def _cut_next_commit(dsn: str) -> None:
+    """Make the next commit that writes an item lose its connection, once.
+
+    A deferred constraint trigger runs inside COMMIT; ending its own server
+    process there breaks the connection during the commit: the one moment
+    when a client cannot know whether its transaction took effect. A
+    sequence counts the commits (nextval is not undone by the rollback), so
+    only the first one is cut.
+    """
+    sql(dsn, "CREATE SEQUENCE IF NOT EXISTS cut_count")
+    sql(dsn, "SELECT setval('cut_count', 1, false)")
+    sql(
+        dsn,
+        """CREATE OR REPLACE FUNCTION cut_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('cut_count') = 1 THEN
+                PERFORM pg_terminate_backend(pg_backend_pid());
+            END IF;
+            RETURN NULL;
+        END $$""",
+    )
+    sql(dsn, "DROP TRIGGER IF EXISTS cut_commit ON work_items")
+    sql(
+        dsn,
+        "CREATE CONSTRAINT TRIGGER cut_commit AFTER INSERT OR UPDATE ON work_items "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cut_commit()",
+    )
+
+
+def test_a_commit_cut_off_is_repeated_for_a_call_that_is_safe_to_repeat(dsn: str) -> None:
+    coord = coordinator(dsn, session="s", worker_id="w")
+    coord.create_unassigned_work_item("a")
+    lease = coord.acquire_next_work_item()
+    assert isinstance(lease, WorkItemAndDuration)
+    _cut_next_commit(dsn)
+    done = coord.complete_work_item("a", lease_epoch=lease.lease_epoch)  # cut once, then run again
+    assert done.status.value == "completed"
+    assert sql(dsn, "SELECT last_value FROM cut_count")[0][0] >= 2  # the first commit really was cut
+
+
+def test_a_commit_cut_off_is_an_error_for_a_call_that_is_not_safe_to_repeat(dsn: str) -> None:
+    coord = coordinator(dsn, session="s", worker_id="w")
+    coord.create_unassigned_work_item("a")
+    _cut_next_commit(dsn)
+    with pytest.raises(DatabaseUnavailableError, match="while committing; the call may or may not have taken effect"):
+        coord.create_unassigned_work_item("b")
+    # Here it had not (the server died before its commit record): the caller checks and decides.
+    assert [i.work_item_id for i in coord.list_work_items()] == ["a"]
