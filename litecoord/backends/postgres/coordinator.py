@@ -209,13 +209,28 @@ VALUES (%(session)s::bigint, %(id)s::text, 'assigned', {_ORDER_KEY.format(size="
 RETURNING {_COLS}"""
 
 # The session's totals: the sum of its counter shards (a fixed number of rows).
-_TOTALS = """
-SELECT coalesce(sum(total_items), 0)::bigint, coalesce(sum(assigned_items), 0)::bigint,
-       coalesce(sum(completed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint,
-       coalesce(sum(total_documents), 0)::bigint, coalesce(sum(total_size_bytes), 0)::bigint,
-       coalesce(sum(documents_processed), 0)::bigint, coalesce(sum(bytes_processed), 0)::bigint,
-       min(started_at), max(last_update)
-FROM session_counters WHERE session_id = %s::bigint"""
+# The whole status in one statement (one snapshot): the sum of the session's
+# counter shards (a fixed number of rows); lapsed leases and waiting retries,
+# counted from the low end of their partial indexes (only lapsed leases and
+# failed items are read, however many items the session holds: live leases are
+# the counters' assigned items minus the lapsed ones); and the oldest progress
+# sample of the throughput window.
+_STATUS = """
+SELECT t.*, l.lapsed, r.retrying, s.sampled_at, s.documents_processed, s.bytes_processed, s.completed_items
+FROM (SELECT coalesce(sum(total_items), 0)::bigint, coalesce(sum(assigned_items), 0)::bigint,
+             coalesce(sum(completed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint,
+             coalesce(sum(total_documents), 0)::bigint, coalesce(sum(total_size_bytes), 0)::bigint,
+             coalesce(sum(documents_processed), 0)::bigint, coalesce(sum(bytes_processed), 0)::bigint,
+             min(started_at), max(last_update)
+      FROM session_counters WHERE session_id = %(session)s::bigint) AS t
+CROSS JOIN (SELECT count(*) AS lapsed FROM work_items
+            WHERE session_id = %(session)s::bigint AND status = 'assigned' AND lease_expiry <= %(now)s::bigint) AS l
+CROSS JOIN (SELECT count(*) AS retrying FROM work_items
+            WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL) AS r
+LEFT JOIN LATERAL (
+    SELECT sampled_at, documents_processed, bytes_processed, completed_items FROM progress_samples
+    WHERE session_id = %(session)s::bigint AND sampled_at >= %(window)s::bigint ORDER BY sampled_at LIMIT 1
+) AS s ON true"""
 
 _REMAINING = """
 SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint
@@ -228,8 +243,6 @@ SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, c
         WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL)
 FROM session_counters WHERE session_id = %(session)s::bigint"""
 
-_LIVE_LEASES = """
-SELECT count(*) FROM work_items WHERE session_id = %s::bigint AND status = 'assigned' AND lease_expiry > %s::bigint"""
 
 # One pass over the session's rows. Documents and bytes totals count root
 # items only, as the session counters do.
@@ -255,10 +268,6 @@ SELECT {_COLS}, seq FROM work_items
 WHERE session_id = %(session)s::bigint AND status = 'failed' AND seq > %(seq)s::bigint
 ORDER BY seq LIMIT %(limit)s::int"""
 
-# Failed items back in the queue, waiting out their retry delay or due (the retry_wait index).
-_RETRY_WAITING = """
-SELECT count(*) FROM work_items
-WHERE session_id = %s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL"""
 
 _CREATE_SESSION = """
 WITH made AS (
@@ -663,19 +672,11 @@ class PostgresCoordinator(DatabaseCalls):
             sid = self._sid(cur, now, create=False)
             if sid is None:
                 return status_from(self.session, now, None, 0, None, 0)
-            cur.execute(_TOTALS, (sid,))
-            totals = cur.fetchone()
-            cur.execute(_LIVE_LEASES, (sid, now))
-            live = cur.fetchone()[0]
-            cur.execute(_RETRY_WAITING, (sid,))
-            retrying = cur.fetchone()[0]
-            cur.execute(
-                "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
-                "FROM progress_samples WHERE session_id = %s::bigint AND sampled_at >= %s::bigint "
-                "ORDER BY sampled_at LIMIT 1",
-                (sid, now - micros_of(THROUGHPUT_WINDOW)),
-            )
-            return status_from(self.session, now, totals, live, cur.fetchone(), retrying)
+            cur.execute(_STATUS, {"session": sid, "now": now, "window": now - micros_of(THROUGHPUT_WINDOW)})
+            row = cur.fetchone()
+            totals, lapsed, retrying, sample = row[:10], row[10], row[11], row[12:]
+            live = totals[1] - lapsed
+            return status_from(self.session, now, totals, live, None if sample[0] is None else sample, retrying)
 
         return self._read(read)
 
