@@ -15,6 +15,7 @@ Series (names after the conventions queue exporters use):
   and the expected totals ``litecoord_documents_expected``, ``litecoord_bytes_expected``.
 * ``litecoord_lease_expired_items``, ``litecoord_stalled_items``,
   ``litecoord_silent_items`` (see :mod:`litecoord.monitor` for the flags),
+  ``litecoord_retrying_items`` (failed once, waiting out the retry delay),
   ``litecoord_eta_seconds`` (when known).
 * From the server only: ``litecoord_http_requests_total{route,status}``,
   ``litecoord_http_request_duration_seconds{route}`` (``route`` is the
@@ -82,6 +83,11 @@ class CoordinatorCollector(Collector):
             "Live leases without a heartbeat for longer than a third of the lease",
             labels=["session"],
         )
+        retrying = GaugeMetricFamily(
+            "litecoord_retrying_items",
+            "Pending items that failed and wait out their retry delay (counted as pending above)",
+            labels=["session"],
+        )
         eta = GaugeMetricFamily("litecoord_eta_seconds", "Estimated time to completion", labels=["session"])
         for info in self.coordinator.list_sessions():
             name = info.session_name
@@ -105,9 +111,10 @@ class CoordinatorCollector(Collector):
             lapsed.add_metric([name], expired)
             stalled.add_metric([name], counts["stalled"])
             silent.add_metric([name], counts["silent"])
+            retrying.add_metric([name], status.retrying_work_items)
             if status.eta_seconds is not None:
                 eta.add_metric([name], status.eta_seconds)
-        yield from (items, docs, size, docs_expected, size_expected, lapsed, stalled, silent, eta)
+        yield from (items, docs, size, docs_expected, size_expected, lapsed, stalled, silent, retrying, eta)
 
 
 class ServerMetrics:

@@ -107,6 +107,7 @@ def test_metrics_report_the_status_figures_and_the_flags(root: SqliteCoordinator
     assert got[("litecoord_stalled_items", one)] == 1
     assert got[("litecoord_silent_items", one)] == 1
     assert got[("litecoord_lease_expired_items", one)] == 1
+    assert got[("litecoord_retrying_items", one)] == status["retrying_work_items"] == 0
     # The status request above was counted, by route template; so was the refused one.
     call(app, "GET", "/metrics")
     again = samples(call(app, "GET", "/metrics", headers=AUTH).raw.decode())
@@ -216,3 +217,13 @@ def test_an_item_taken_over_from_a_dead_worker_is_not_taken_for_stalled(db_path:
     clock.advance(seconds=55)
     heir.update_progress_and_renew_lease("x", 40, 0)
     assert item_flags(heir.get_work_item("x"), clock()) == ["stalled"]  # 65 s without progress under this lease
+
+
+def test_items_waiting_to_retry_are_counted_in_the_metrics(db_path: Path, clock: FakeClock) -> None:
+    coord = SqliteCoordinator(db_path, session="r", worker_id="w", clock=clock, durability="normal")
+    coord.setup(max_attempts=3)
+    coord.create_work_items([{"work_item_id": "x"}, {"work_item_id": "y"}])
+    coord.acquire_next_work_item()
+    coord.fail_work_item(coord.list_work_items("assigned")[0].work_item_id, "boom")  # back to pending, to retry
+    got = samples(call(create_app(coord), "GET", "/metrics").raw.decode())
+    assert got[("litecoord_retrying_items", (("session", "r"),))] == coord.status().retrying_work_items == 1

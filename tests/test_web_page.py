@@ -144,7 +144,13 @@ def number(text: str) -> int:
 def test_the_page_shows_the_figures_of_status(page: Any, served: Served) -> None:
     open_session(page, served)
     status = served.get("/sessions/demo/backfill/work-items/status")
-    for name in ("total_work_items", "completed_work_items", "in_progress_work_items", "failed_work_items"):
+    for name in (
+        "total_work_items",
+        "completed_work_items",
+        "in_progress_work_items",
+        "failed_work_items",
+        "retrying_work_items",
+    ):
         assert number(field(page, name)) == status[name], name
     assert number(field(page, "expired_lease_work_items")) == status["expired_lease_work_items"] == 1
     assert number(field(page, "pending_only")) == status["pending_work_items"] - status["expired_lease_work_items"]

@@ -359,6 +359,7 @@
         stateItem("Completed", st.completed_work_items, "completed_work_items"),
         stateItem("In progress", st.in_progress_work_items, "in_progress_work_items"),
         stateItem("Pending", pending, "pending_only"),
+        stateItem("Retrying", st.retrying_work_items || 0, "retrying_work_items"),
         stateItem("Lapsed leases", st.expired_lease_work_items, "expired_lease_work_items", counts.lapsed > 0),
         stateItem("Failed", st.failed_work_items, "failed_work_items", st.failed_work_items > 0),
         stateItem("Stalled", counts.stalled, "stalled", counts.stalled > 0),
