@@ -13,6 +13,9 @@ LitecoordError             500     ``error``              base class; never rais
 ValidationError            422     ``validation_error``   bad input; nothing was written
 AuthenticationError        401     ``unauthorized``       missing or wrong bearer token
 WorkItemNotFoundError      404     ``work_item_not_found`` the item id is unknown
+SessionNotFoundError       404     ``session_not_found``  the session does not exist (a read,
+                                                          or an operation on existing items,
+                                                          named a session nothing created)
 WorkItemExistsError        409     ``work_item_exists``   creating an id that exists (REST)
 LeaseConflictError         409     ``lease_conflict``     another worker holds the lease,
                                                           the caller is not the holder, or
@@ -49,6 +52,7 @@ __all__ = [
     "ValidationError",
     "AuthenticationError",
     "WorkItemNotFoundError",
+    "SessionNotFoundError",
     "WorkItemExistsError",
     "LeaseConflictError",
     "SuccessorConflictError",
@@ -106,6 +110,19 @@ class WorkItemNotFoundError(LitecoordError, LookupError):
     """No work item with that id exists in the session."""
 
     code = "work_item_not_found"
+    http_status = 404
+
+
+class SessionNotFoundError(LitecoordError, LookupError):
+    """The session does not exist: nothing ever created an item in it or set it up.
+
+    Raised by every operation that only reads or works on existing items, so
+    that a mistyped session name is an error rather than an empty queue that
+    reads like a finished backfill. Operations that create items (create,
+    batch, the named lease, setup) create the session instead.
+    """
+
+    code = "session_not_found"
     http_status = 404
 
 
@@ -192,6 +209,7 @@ _BY_CODE: dict[str, type[LitecoordError]] = {
         ValidationError,
         AuthenticationError,
         WorkItemNotFoundError,
+        SessionNotFoundError,
         WorkItemExistsError,
         LeaseConflictError,
         SuccessorConflictError,

@@ -6,11 +6,13 @@ field, before anything is written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .errors import ValidationError
+from .errors import LitecoordError, ValidationError
+from .types import to_micros
 
 __all__ = [
     "MAX_WORK_ITEM_ID_LENGTH",
@@ -19,6 +21,8 @@ __all__ = [
     "MAX_INDEX_NAME_LENGTH",
     "MAX_ERROR_LENGTH",
     "MAX_LEASE_DURATION",
+    "MAX_COUNT",
+    "MAX_TOKEN_LENGTH",
     "ITEM_FIELDS",
 ]
 
@@ -31,7 +35,18 @@ MAX_ERROR_LENGTH = 8192
 MAX_LEASE_DURATION = timedelta(days=365)
 #: The longest retry delay a session may set (base or cap).
 MAX_RETRY_DELAY = timedelta(days=1)
-_MAX_INT = 2**63 - 1
+#: The largest count (documents, bytes, shard number, epoch...) accepted: 2**53 - 1,
+#: the largest integer every JSON parser reads exactly (JavaScript's and
+#: Jackson's doubles included). It also keeps session totals exact: they pass
+#: SQLite's 64 bits only beyond 1024 items at this bound, and the status then
+#: adds them up again exactly (see SqliteCoordinator.status).
+MAX_COUNT = 2**53 - 1
+MAX_TOKEN_LENGTH = 4096
+#: MAX_LEASE_DURATION in microseconds (exponential lease growth stops there too).
+MAX_LEASE_MICROS = MAX_LEASE_DURATION // timedelta(microseconds=1)
+#: Clock readings run from the Unix epoch to this bound, so that a lease of any
+#: allowed length still ends at a time Python's datetime can hold (year 9999).
+CLOCK_MAX_MICROS = to_micros(datetime(9999, 1, 1, tzinfo=timezone.utc)) - MAX_LEASE_MICROS
 
 #: The keys a work-item description may carry.
 ITEM_FIELDS = ("work_item_id", "index_name", "shard_number", "document_count", "total_size_bytes")
@@ -79,8 +94,8 @@ def count(field: str, value: Any, *, optional: bool = True) -> int | None:
         raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
     if value < 0:
         raise ValidationError(field, f"must not be negative (got {value})")
-    if value > _MAX_INT:
-        raise ValidationError(field, f"must be at most {_MAX_INT}")
+    if value > MAX_COUNT:
+        raise ValidationError(field, f"must be at most {MAX_COUNT} (2**53 - 1)")
     return value
 
 
@@ -93,8 +108,11 @@ def duration(value: Any, field: str = "lease_duration") -> timedelta:
     if isinstance(value, bool):
         raise ValidationError(field, "must be a duration, not bool")
     if isinstance(value, (int, float)):
-        if value != value:  # NaN
-            raise ValidationError(field, "must be a number of seconds")
+        # Checked as a number first: timedelta() overflows on -inf or -1e300.
+        if not math.isfinite(value):
+            raise ValidationError(field, f"must be a finite number of seconds (got {value})")
+        if value <= 0:
+            raise ValidationError(field, "must be positive")
         if value > MAX_LEASE_DURATION.total_seconds():
             raise ValidationError(field, f"must be at most {MAX_LEASE_DURATION.days} days")
         value = timedelta(seconds=value)
@@ -122,6 +140,73 @@ def delay(value: Any, field: str) -> timedelta:
     if value < timedelta(0) or value > MAX_RETRY_DELAY:
         raise ValidationError(field, f"must be from 0 to {MAX_RETRY_DELAY.total_seconds():g} seconds")
     return value
+
+
+def finite(field: str, value: Any) -> float:
+    """A finite real number: NaN and the infinities compare false (or true) with every bound, so they
+    slip past range checks (a NaN heartbeat never fires; an infinite one never renews)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(field, f"must be a number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValidationError(field, f"must be a finite number (got {value})")
+    return value
+
+
+def seconds(field: str, value: Any, *, minimum: float = 0.0, maximum: float | None = None) -> float:
+    """A finite number of seconds above ``minimum`` (and at most ``maximum``): timeouts, intervals."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(field, f"must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValidationError(field, f"must be a finite number of seconds (got {value})")
+    if not value > minimum:
+        raise ValidationError(field, f"must be more than {minimum:g} seconds (got {value:g})")
+    if maximum is not None and value > maximum:
+        raise ValidationError(field, f"must be at most {maximum:g} seconds (got {value:g})")
+    return float(value)
+
+
+def token(value: Any) -> str:
+    """A bearer token: printable ASCII without spaces, the one rule of server, client and CLI.
+
+    HTTP header values are bytes; a token outside ASCII would be encoded
+    differently by each side (or not at all: http.client refuses it).
+    """
+    if not isinstance(value, str):
+        raise ValidationError("token", f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise ValidationError("token", "must not be empty")
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise ValidationError("token", f"is {len(value)} characters long; the limit is {MAX_TOKEN_LENGTH}")
+    bad = next((ch for ch in value if not "!" <= ch <= "~"), None)
+    if bad is not None:
+        raise ValidationError(
+            "token", f"must be printable ASCII without spaces; it contains U+{ord(bad):04X} ({bad!r})"
+        )
+    return value
+
+
+def clock_micros(clock: Any, value: Any) -> int:
+    """A clock reading (seconds since the epoch, or a datetime) in microseconds, checked.
+
+    A clock is code the caller supplied: one that returns something else, or a
+    time outside 1970-9998 (where every lease still ends at a time a datetime
+    can hold), is refused before anything is written.
+    """
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, datetime)):
+            raise TypeError(type(value).__name__)
+        micros = to_micros(value)
+    except (TypeError, ValueError, OverflowError):
+        raise LitecoordError(
+            f"the clock {clock!r} returned {value!r}; a clock must return seconds since the epoch or a datetime",
+            clock=repr(clock),
+        ) from None
+    if not 0 <= micros <= CLOCK_MAX_MICROS:
+        raise LitecoordError(
+            f"the clock {clock!r} reads {value!r}, outside 1970-01-01..9998-01-01 (leases must end before year 9999)",
+            clock=repr(clock),
+        )
+    return micros
 
 
 def error_text(value: Any) -> str:

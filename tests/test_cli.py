@@ -620,6 +620,55 @@ def test_work_with_several_processes_gives_each_its_own_worker_id(
     assert {i.worker_id for i in items} <= {"team-1", "team-2"}
 
 
+# -- an unknown session is an error, never "all done" -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("acquire",),
+        ("status",),
+        ("status", "--json"),
+        ("list",),
+        ("show", "logs__0__0"),
+        ("renew", "logs__0__0"),
+        ("complete", "logs__0__0"),
+        ("release", "logs__0__0"),
+        ("fail", "logs__0__0", "-e", "boom"),
+        ("retry", "logs__0__0"),
+        ("split", "logs__0__0", "x"),
+        ("cleanup-expired",),
+        ("delete-session", "--yes"),
+        ("work", "--", sys.executable, "-c", "raise SystemExit(0)"),
+        ("work", "-q", "--", sys.executable, "-c", "raise SystemExit(0)"),
+        ("work", "--workers", "2", "--", sys.executable, "-c", "raise SystemExit(0)"),
+    ],
+    ids=lambda args: "-".join(a for a in args if not a.startswith(("/", "raise"))),
+)
+def test_an_unknown_session_exits_9_with_one_line_and_creates_nothing(
+    loaded: Run, db: str, clock: FakeClock, args: tuple[str, ...]
+) -> None:
+    argv = list(args)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    result = loaded(*argv[:cut], "--db", db, "--session", "typo", *argv[cut:], db_args=False)
+    assert result.exit_code == 9, result.output
+    assert "typo" in result.stderr and "not found" in result.stderr
+    assert "all work done" not in result.output and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert [s.session_name for s in coordinator(db, clock).list_sessions()] == ["s1"]  # no empty session left
+
+
+def test_creating_commands_still_create_the_session(run: Run, db: str, clock: FakeClock) -> None:
+    assert run("create", "a", "--session", "one", "--db", db, db_args=False).exit_code == 0
+    assert run("lease", "b", "--session", "two", "--db", db, db_args=False).exit_code == 0
+    assert run("setup", "--session", "three", "--db", db, db_args=False).exit_code == 0
+    batch = run("batch", "-", "--session", "four", "--db", db, input='{"work_item_id": "c"}', db_args=False)
+    assert batch.exit_code == 0
+    empty = run("acquire", "--session", "three", "--db", db, db_args=False)
+    assert empty.exit_code == 3  # a session that exists but holds no work: no work left, as before
+    assert sorted(s.session_name for s in coordinator(db, clock).list_sessions()) == ["four", "one", "three", "two"]
+
+
 # -- the demo's safety check ----------------------------------------------------------------
 
 
@@ -656,6 +705,8 @@ def test_every_kind_of_command_works_over_url(run: Run, server: Any, tmp_path: P
     assert remote("complete", "logs__1__0", "-w", "w2").exit_code == 6
     assert remote("complete", "logs__1__0", "-w", "w1").exit_code == 0
     assert remote("show", "nope").exit_code == 5
+    for typo in (("status", "-s", "typo"), ("acquire", "-s", "typo"), ("work", "-s", "typo", "--", "true")):
+        assert remote(*typo).exit_code == 9  # session_not_found over HTTP too
     status = json.loads(remote("status", "--json").stdout)
     assert (status["session_name"], status["completed_work_items"], status["total_work_items"]) == ("remote", 1, 3)
     assert [s["session_name"] for s in json.loads(remote("sessions", "--json").stdout)] == ["remote"]
@@ -786,3 +837,54 @@ def test_url_takes_several_comma_separated_servers_and_skips_a_dead_one(run: Run
         assert listed.exit_code == 0 and "logs__1__0" in listed.stdout
         bad = run("list", "--url", f"{server.url},localhost:9", db_args=False)
         assert bad.exit_code == 2 and "base_url" in bad.stderr and "'localhost:9'" in bad.stderr
+# -- bad numbers and bad encodings are usage errors -------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "infinity"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("acquire", "--lease", "{}"),
+        ("lease", "x", "--lease", "{}"),
+        ("renew", "logs__0__0", "--lease", "{}"),
+        ("status", "--interval", "{}", "--watch"),
+        ("status", "--stall-after", "{}"),
+        ("work", "--heartbeat", "{}", "--", "true"),
+        ("work", "--poll", "{}", "--", "true"),
+        ("work", "--grace", "{}", "--", "true"),
+        ("work", "--lease", "{}", "--", "true"),
+        ("demo", "--lease", "{}"),
+    ],
+    ids=lambda args: " ".join(a for a in args if a not in ("{}", "--", "true")),
+)
+def test_non_finite_seconds_are_usage_errors(loaded: Run, db: str, args: tuple[str, ...], value: str) -> None:
+    argv = [value if a == "{}" else a for a in args]
+    result = loaded(*argv)
+    assert result.exit_code == 2, result.output
+    assert "is not a finite number of seconds" in result.stderr or "not in the range" in result.stderr
+    assert coordinator(db, FakeClock()).status().assigned_work_items == 0
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("utf-16", "the file is UTF-16"),
+        ("latin-1", "the file is not UTF-8 (byte 0xe9"),
+    ],
+)
+def test_a_batch_file_in_another_encoding_is_one_line_naming_it(
+    run: Run, tmp_path: Path, db: str, encoding: str, message: str
+) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"work_item_id": "caf\u00e9__0__0"}\n', encoding=encoding)
+    result = run("batch", str(path))
+    assert result.exit_code == 2
+    assert error_line(result).startswith(f"Error: {path}: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not Path(db).exists() or coordinator(db, FakeClock()).list_sessions() == []
+
+
+def test_a_batch_file_with_a_utf8_byte_order_mark_is_read(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"work_item_id": "a"}\n', encoding="utf-8-sig")
+    assert run("batch", str(path)).exit_code == 0

@@ -7,7 +7,9 @@ moves ``clock``.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -15,7 +17,9 @@ from litecoord import (
     AlreadyCompleted,
     LeaseConflictError,
     LeaseExpiredError,
+    LitecoordError,
     NoAvailableWorkToBeDone,
+    SessionNotFoundError,
     SuccessorConflictError,
     ValidationError,
     WorkItemAndDuration,
@@ -23,6 +27,7 @@ from litecoord import (
     WorkItemStatus,
 )
 from litecoord.types import format_time
+from litecoord.validation import MAX_COUNT
 
 FIVE_MIN = timedelta(minutes=5)
 
@@ -85,11 +90,13 @@ def test_invalid_batch_names_the_entry_and_writes_nothing(make):
     with pytest.raises(ValidationError) as err:
         coord.create_work_items([{"work_item_id": "ok"}, {"work_item_id": "x", "shard_number": -1}])
     assert err.value.field == "items[1].shard_number"
-    assert coord.list_work_items() == []
+    with pytest.raises(SessionNotFoundError):  # not even the session was created
+        coord.list_work_items()
     with pytest.raises(ValidationError) as err:
         coord.create_work_items([{"work_item_id": "ok", "shards": 3}])
     assert err.value.field == "items[0].shards"
-    assert coord.list_work_items() == []
+    with pytest.raises(SessionNotFoundError):
+        coord.list_work_items()
 
 
 @pytest.mark.parametrize(
@@ -119,7 +126,8 @@ def test_bad_input_is_named_and_nothing_is_written(make, kwargs, field):
         )  # fmt: skip
     assert err.value.field == field
     assert field in str(err.value)
-    assert coord.list_work_items() == []
+    with pytest.raises(SessionNotFoundError):  # not even the session was created
+        coord.list_work_items()
 
 
 def test_ids_are_opaque_printable_unicode(make):
@@ -134,9 +142,9 @@ def test_ids_are_opaque_printable_unicode(make):
 
 def test_unknown_item_is_not_found(make):
     coord = make()
+    coord.create_unassigned_work_item("x")
     with pytest.raises(WorkItemNotFoundError):
         coord.get_work_item("nope")
-    coord.create_unassigned_work_item("x")
     for call in (
         lambda: coord.update_progress_and_renew_lease("nope", 1, 1),
         lambda: coord.complete_work_item("nope"),
@@ -251,6 +259,98 @@ def test_bad_lease_duration_is_refused(make):
             coord.acquire_next_work_item(bad)
         assert err.value.field == "lease_duration"
     assert coord.get_work_item("a").status is WorkItemStatus.PENDING
+
+
+NON_FINITE_OR_HUGE = (float("-inf"), float("inf"), float("nan"), -1e300, -(2.0**63), 1e300)
+
+
+@pytest.mark.parametrize("bad", NON_FINITE_OR_HUGE)
+def test_non_finite_or_huge_lease_durations_are_refused_everywhere(make, bad):
+    coord = make()
+    coord.create_work_items([{"work_item_id": "a"}, {"work_item_id": "b"}])
+    calls = {
+        "acquire": lambda: coord.acquire_next_work_item(bad),
+        "named lease": lambda: coord.create_or_update_lease_for_work_item("b", bad),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValidationError) as err:
+            call()
+        assert err.value.field == "lease_duration", name
+    lease = lease_of(coord.acquire_next_work_item(FIVE_MIN))
+    for name, call in {
+        "renew": lambda: coord.update_progress_and_renew_lease(lease.work_item_id, lease_duration=bad),
+        "complete and acquire": lambda: coord.complete_and_acquire_next(lease.work_item_id, bad),
+    }.items():
+        with pytest.raises(ValidationError) as err:
+            call()
+        assert err.value.field == "lease_duration", name
+    assert coord.get_work_item(lease.work_item_id).status is WorkItemStatus.ASSIGNED  # nothing was written
+    assert coord.status().assigned_work_items == 1
+
+
+def test_counts_stop_at_2_53_so_json_and_totals_stay_exact(make):
+    coord = make()
+    with pytest.raises(ValidationError) as err:
+        coord.create_work_item_with_metadata("a", None, None, 2**63 - 1, None)
+    assert err.value.field == "document_count"
+    with pytest.raises(ValidationError) as err:
+        coord.create_work_items([{"work_item_id": "a", "total_size_bytes": MAX_COUNT + 1}])
+    assert err.value.field == "items[0].total_size_bytes"
+    # 1100 items at the bound: the totals pass 2**63 - 1 and must stay exact integers.
+    coord.create_work_items(
+        [{"work_item_id": f"i{n}", "document_count": MAX_COUNT, "total_size_bytes": MAX_COUNT} for n in range(1100)]
+    )
+    lease = lease_of(coord.acquire_next_work_item(FIVE_MIN))
+    with pytest.raises(ValidationError) as err:
+        coord.update_progress_and_renew_lease(lease.work_item_id, MAX_COUNT + 1, 0)
+    assert err.value.field == "documents_processed"
+    coord.update_progress_and_renew_lease(lease.work_item_id, MAX_COUNT, MAX_COUNT)
+    status = coord.status()
+    assert status.total_documents == status.total_size_bytes == 1100 * MAX_COUNT > 2**63
+    assert type(status.total_documents) is int and status.total_documents_processed == MAX_COUNT
+    text = json.dumps(status.to_dict())
+    assert str(1100 * MAX_COUNT) in text and "e+" not in text
+
+
+def test_a_clock_whose_leases_would_end_after_year_9999_is_refused_before_writing(make, clock, db_path):
+    coord = make()
+    coord.create_unassigned_work_item("a")
+    clock.set(datetime(9999, 12, 31, 12, tzinfo=timezone.utc))
+    for call in (
+        lambda: coord.acquire_next_work_item(timedelta(days=1)),
+        lambda: coord.create_or_update_lease_for_work_item("b", timedelta(days=1)),
+    ):
+        with pytest.raises(LitecoordError, match="clock") as err:
+            call()
+        assert not isinstance(err.value, ValidationError)
+    with sqlite3.connect(db_path) as conn:  # nothing was written
+        assert conn.execute("SELECT count(*), max(lease_expiry) FROM work_items").fetchone() == (1, None)
+    clock.set(datetime(2025, 1, 19, 20, 30, tzinfo=timezone.utc))
+    assert coord.get_work_item("a").status is WorkItemStatus.PENDING  # reads still work
+    assert lease_of(coord.acquire_next_work_item(timedelta(days=365))).work_item_id == "a"
+
+
+def test_exponential_lease_growth_stops_at_a_year_and_never_overflows_a_date(make, clock):
+    coord = make()
+    coord.setup(lease_mode="exponential")
+    coord.create_unassigned_work_item("a")
+    for _ in range(18):  # 2**17 years without the cap: past year 9999
+        lease = lease_of(coord.acquire_next_work_item(timedelta(days=200)))
+        assert lease.lease_duration <= timedelta(days=365)
+        clock.advance(lease.lease_duration + timedelta(seconds=1))
+    assert coord.get_work_item("a").lease_duration == timedelta(days=365)
+    assert coord.status().total_work_items == 1
+
+
+def test_an_eta_beyond_any_date_has_no_completion_date(make, clock):
+    coord = make()
+    coord.create_work_item_with_metadata("a", None, None, MAX_COUNT, None)
+    lease_of(coord.acquire_next_work_item(FIVE_MIN))
+    clock.advance(seconds=60)
+    coord.update_progress_and_renew_lease("a", 1, None)  # one document a minute: 2**53 minutes to go
+    status = coord.status()
+    assert status.eta_seconds is not None and status.eta_seconds > 1e17
+    assert status.estimated_completion is None
 
 
 def test_fixed_leases_by_default_exponential_as_an_option(make, clock):
@@ -787,16 +887,65 @@ def test_status_counts_items_waiting_to_be_retried(make, clock):
     assert a.status().retrying_work_items == 1
 
 
-def test_empty_or_unknown_session_reads_as_empty(make):
-    ghost = make("w", session="never-written")
-    status = ghost.status()
+def test_an_existing_empty_session_reads_as_empty(make):
+    empty = make("w", session="set-up-only")
+    empty.setup()
+    status = empty.status()
     assert (status.total_work_items, status.pending_work_items, status.percent_complete) == (0, 0, 0.0)
-    assert ghost.list_work_items() == []
-    assert ghost.num_work_items_not_yet_complete() == 0
-    assert ghost.work_items_not_yet_complete() is False
-    outcome = ghost.acquire_next_work_item()
+    assert empty.list_work_items() == []
+    assert empty.num_work_items_not_yet_complete() == 0
+    assert empty.work_items_not_yet_complete() is False
+    outcome = empty.acquire_next_work_item()
     assert isinstance(outcome, NoAvailableWorkToBeDone) and outcome.all_work_done
-    assert "never-written" not in [s.session_name for s in ghost.list_sessions()]
+    assert empty.cleanup_expired() == 0 and empty.delete_session() == 0
+
+
+# Every call that only reads or works on existing items, on a session nothing created.
+UNKNOWN_SESSION_CALLS = {
+    "acquire": lambda c: c.acquire_next_work_item(FIVE_MIN),
+    "status": lambda c: c.status(),
+    "list": lambda c: c.list_work_items(),
+    "list_pending": lambda c: c.list_work_items("pending"),
+    "get": lambda c: c.get_work_item("x"),
+    "num_not_complete": lambda c: c.num_work_items_not_yet_complete(),
+    "not_complete": lambda c: c.work_items_not_yet_complete(),
+    "renew": lambda c: c.update_progress_and_renew_lease("x", 1, 1),
+    "complete": lambda c: c.complete_work_item("x"),
+    "complete_with_epoch": lambda c: c.complete_work_item("x", lease_epoch=1),
+    "complete_and_acquire": lambda c: c.complete_and_acquire_next("x", FIVE_MIN),
+    "release": lambda c: c.release_work_item("x"),
+    "fail": lambda c: c.fail_work_item("x", "boom"),
+    "retry": lambda c: c.retry_work_item("x"),
+    "successors": lambda c: c.create_successor_work_items_and_mark_complete("x", ["y"]),
+    "cleanup": lambda c: c.cleanup_expired(),
+    "delete_session": lambda c: c.delete_session(),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(UNKNOWN_SESSION_CALLS))
+def test_an_unknown_session_is_an_error_and_creates_nothing(make, operation):
+    make("other", session="real").create_unassigned_work_item("x")
+    typo = make("w", session="reall")
+    with pytest.raises(SessionNotFoundError) as err:
+        UNKNOWN_SESSION_CALLS[operation](typo)
+    assert err.value.code == "session_not_found" and err.value.http_status == 404
+    assert "reall" in str(err.value) and err.value.context["session"] == "reall"
+    assert [s.session_name for s in typo.list_sessions()] == ["real"]  # no empty session row left behind
+
+
+def test_creating_items_creates_the_session(make):
+    creators = {
+        "one": lambda c: c.create_unassigned_work_item("a"),
+        "meta": lambda c: c.create_work_item_with_metadata("a", "idx", 0, 10, 20),
+        "batch": lambda c: c.create_work_items([{"work_item_id": "a"}]),
+        "named-lease": lambda c: c.create_or_update_lease_for_work_item("a", FIVE_MIN),
+        "setup": lambda c: c.setup(),
+    }
+    for session, create in creators.items():
+        coord = make("w", session=session)
+        create(coord)
+        assert coord.status().session_name == session
+    assert [s.session_name for s in make().list_sessions()] == sorted(creators)
 
 
 def test_sessions_are_separate_namespaces(make):

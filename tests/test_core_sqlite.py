@@ -360,3 +360,15 @@ def test_a_version_1_file_is_refused_with_the_way_out_until_setup_upgrades_it(tm
     coord.bind(worker_id="a").fail_work_item("i1", "boom")
     assert isinstance(coord.bind(worker_id="c").acquire_next_work_item(), NoAvailableWorkToBeDone)
     coord.close()
+@pytest.mark.parametrize("reading", ["noon", None, float("nan"), float("inf"), object()])
+def test_a_clock_that_returns_no_time_is_a_litecoord_error_naming_the_clock(db_path, reading):
+    def broken_clock():
+        return reading
+
+    SqliteCoordinator(db_path, session="s").create_unassigned_work_item("a")
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w", clock=broken_clock)
+    for call in (coord.acquire_next_work_item, coord.status, lambda: coord.create_unassigned_work_item("b")):
+        with pytest.raises(litecoord.LitecoordError, match="broken_clock") as err:
+            call()
+        assert "clock" in err.value.context
+    assert [i.work_item_id for i in SqliteCoordinator(db_path, session="s").list_work_items()] == ["a"]

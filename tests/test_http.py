@@ -383,7 +383,7 @@ def test_bearer_token_through_a_real_server(db_path: Path, clock: FakeClock) -> 
         with pytest.raises(AuthenticationError):
             HttpCoordinator(srv.url, session="s1", worker_id="w1", token="wrong").status()
         authorized = HttpCoordinator(srv.url, session="s1", worker_id="w1", token="s3cret")
-        assert authorized.status().total_work_items == 0
+        assert authorized.list_sessions() == []
         health = http.client.HTTPConnection("127.0.0.1", srv.effective_port, timeout=10)
         health.request("GET", "/health")
         assert health.getresponse().status == 200
@@ -397,7 +397,7 @@ def test_close_stops_a_server_wherever_it_runs(db_path: Path) -> None:
     on_user_thread = make_server(db_path, port=0, threads=2)
     thread = threading.Thread(target=on_user_thread.run)
     thread.start()
-    assert HttpCoordinator(on_user_thread.url, session="s1").status().total_work_items == 0
+    assert HttpCoordinator(on_user_thread.url, session="s1").list_sessions() == []
     on_user_thread.close()
     thread.join(10)
     assert not thread.is_alive()
@@ -414,14 +414,14 @@ def test_a_running_server_shortens_the_thread_switch_interval_and_restores_it(db
     assert server.switch_interval == SWITCH_INTERVAL < before
     server.start()
     try:
-        HttpCoordinator(server.url, session="s1").status()  # the loop is running
+        HttpCoordinator(server.url, session="s1").list_sessions()  # the loop is running
         assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
     finally:
         server.close()
     assert sys.getswitchinterval() == pytest.approx(before)
     left_alone = make_server(db_path, port=0, threads=2, switch_interval=None).start()
     try:
-        HttpCoordinator(left_alone.url, session="s1").status()
+        HttpCoordinator(left_alone.url, session="s1").list_sessions()
         assert sys.getswitchinterval() == pytest.approx(before)
     finally:
         left_alone.close()
@@ -429,7 +429,7 @@ def test_a_running_server_shortens_the_thread_switch_interval_and_restores_it(db
     first, second = make_server(db_path, port=0, threads=2).start(), make_server(db_path, port=0, threads=2).start()
     try:
         for running in (first, second):
-            HttpCoordinator(running.url, session="s1").status()
+            HttpCoordinator(running.url, session="s1").list_sessions()
         first.close()
         assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
     finally:

@@ -31,6 +31,7 @@ from litecoord.cli.runner import (
     EXIT_ERROR,
     EXIT_FAILED_REMAIN,
     EXIT_INTERRUPTED,
+    EXIT_SESSION_NOT_FOUND,
     Runner,
     RunnerOptions,
     RunResult,
@@ -136,9 +137,19 @@ def test_runs_every_item_with_its_environment_and_completes_it(
     assert unknown["LITECOORD_DOCUMENT_COUNT"] == "" and unknown["LITECOORD_SHARD_NUMBER"] == "1"
 
 
-def test_empty_session_means_all_work_done(coord: SqliteCoordinator, clock: FakeClock) -> None:
+def test_an_existing_empty_session_means_all_work_done(coord: SqliteCoordinator, clock: FakeClock) -> None:
+    coord.setup()
     result = Runner(coord, options(py("raise SystemExit(9)")), clock=clock).run()
     assert (result.exit_code, result.completed, result.failed) == (EXIT_ALL_DONE, [], [])
+
+
+def test_an_unknown_session_is_not_all_work_done(coord: SqliteCoordinator, clock: FakeClock) -> None:
+    coord.create_unassigned_work_item("a")
+    typo = coord.bind(session="typo")
+    result = Runner(typo, options(py("raise SystemExit(0)")), clock=clock).run()
+    assert (result.exit_code, result.completed) == (EXIT_SESSION_NOT_FOUND, [])
+    assert "typo" in result.reason and "not found" in result.reason
+    assert [s.session_name for s in coord.list_sessions()] == ["s"]
 
 
 def test_progress_from_stdout_and_fd_is_recorded_and_progress_lines_are_not_echoed(
@@ -700,3 +711,19 @@ def test_a_lease_left_by_a_dead_process_with_the_same_worker_id_is_renewed_befor
     assert bg.thread.is_alive() and not (tmp_path / "terminated").exists()
     bg.runner.request_stop()
     assert bg.join().released == ["a"]
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("heartbeat", float("nan")),
+        ("heartbeat", float("inf")),
+        ("poll_interval", float("nan")),
+        ("poll_interval", float("inf")),
+        ("grace", float("nan")),
+        ("lease_duration", float("-inf")),
+    ],
+)
+def test_runner_options_refuse_non_finite_seconds(field: str, value: float) -> None:
+    # A NaN heartbeat never renewed: the lease was lost every cycle, at 99% CPU.
+    with pytest.raises(ValidationError) as err:
+        RunnerOptions(command=["true"], **{field: value})
+    assert err.value.field == ("lease_duration" if field == "lease_duration" else field)

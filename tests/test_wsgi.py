@@ -97,7 +97,7 @@ def test_batch_returns_only_newly_created_items(app: App) -> None:
 def test_batch_with_one_invalid_entry_names_it_and_creates_nothing(app: App) -> None:
     reply = call(app, "POST", f"{BASE}/batch", [{"work_item_id": "a"}, {"work_item_id": "b", "shard_number": -1}])
     assert_error(reply, 422, "validation_error", "items[1].shard_number")
-    assert call(app, "GET", f"{BASE}/").json == []
+    assert_error(call(app, "GET", f"{BASE}/"), 404, "session_not_found")  # not even the session exists
 
 
 @pytest.mark.parametrize(
@@ -167,9 +167,10 @@ def test_acquire_retried_returns_the_held_lease(app: App) -> None:
     assert again == first
 
 
-def test_acquire_404_says_all_leased_or_none_remain(app: App, clock: FakeClock) -> None:
-    none = acquire(app)
-    assert none.status == 404 and none.json["reason"] == "none_remain" and none.json["code"] == "no_available_work"
+def test_acquire_404_says_unknown_session_all_leased_or_none_remain(app: App, clock: FakeClock) -> None:
+    # The Java client reads any 404 as "no work"; the code tells an unknown session from an empty queue.
+    unknown = assert_error(acquire(app), 404, "session_not_found")
+    assert unknown["session"] == "s1" and "reason" not in unknown
     create(app, "a")
     assert acquire(app, "w1").status == 200
     leased = acquire(app, "w2")
@@ -178,6 +179,9 @@ def test_acquire_404_says_all_leased_or_none_remain(app: App, clock: FakeClock) 
     assert "leased" in leased.json["detail"]
     clock.advance(minutes=6)  # w1's lease lapses: w2 may take the item
     assert acquire(app, "w2").json["work_item"]["worker_id"] == "w2"
+    assert call(app, "PUT", f"{BASE}/a/complete", "w2", headers=JSON_HEADERS).status == 200
+    none = acquire(app, "w3")
+    assert none.status == 404 and none.json["reason"] == "none_remain" and none.json["code"] == "no_available_work"
 
 
 @pytest.mark.parametrize(
@@ -190,6 +194,10 @@ def test_acquire_404_says_all_leased_or_none_remain(app: App, clock: FakeClock) 
         ("?worker_id=w&lease_duration_seconds=-5", "lease_duration_seconds"),
         ("?worker_id=w&lease_duration_seconds=nan", "lease_duration_seconds"),
         ("?worker_id=w&lease_duration_seconds=1e99", "lease_duration_seconds"),
+        ("?worker_id=w&lease_duration_seconds=-inf", "lease_duration_seconds"),
+        ("?worker_id=w&lease_duration_seconds=-1e999", "lease_duration_seconds"),
+        ("?worker_id=w&lease_duration_seconds=-9223372036854775808000", "lease_duration_seconds"),
+        ("?worker_id=w&lease_duration_seconds=Infinity", "lease_duration_seconds"),
     ],
 )
 def test_acquire_bad_query_is_422(app: App, query: str, field: str) -> None:
@@ -378,9 +386,11 @@ def test_status_has_the_seed_fields_and_counts(app: App, clock: FakeClock) -> No
     assert body["total_documents"] == 100000 and body["started_at"] == "2025-01-19T20:30:00Z"
 
 
-def test_status_of_an_unknown_session_is_all_zero(app: App) -> None:
-    body = call(app, "GET", "/sessions/never/backfill/work-items/status").json
-    assert body["total_work_items"] == 0 and body["session_name"] == "never"
+def test_status_of_an_unknown_session_is_404_session_not_found(app: App) -> None:
+    body = assert_error(call(app, "GET", "/sessions/never/backfill/work-items/status"), 404, "session_not_found")
+    assert body["session"] == "never" and "total_work_items" not in body
+    create(app, "a")  # the session exists from its first item on
+    assert call(app, "GET", f"{BASE}/status").json["total_work_items"] == 1
 
 
 def test_list_and_get_items(app: App) -> None:
@@ -574,8 +584,8 @@ def test_bearer_token_is_required_everywhere_but_health(db_path: Path, clock: Fa
         assert_error(reply, 401, "unauthorized")
         assert reply.headers["WWW-Authenticate"].startswith("Bearer")
     assert call(app, "GET", "/nope").status == 401  # no route discovery without the token
-    assert call(app, "GET", f"{BASE}/status", headers={"Authorization": "Bearer s3cret"}).status == 200
-    assert call(app, "GET", f"{BASE}/status", headers={"Authorization": "bearer s3cret"}).status == 200
+    assert call(app, "GET", "/sessions/", headers={"Authorization": "Bearer s3cret"}).status == 200
+    assert call(app, "GET", "/sessions/", headers={"Authorization": "bearer s3cret"}).status == 200
     assert call(app, "GET", "/health").status == 200
 
 
@@ -674,3 +684,18 @@ def test_the_access_log_has_one_line_per_request(db_path: Path, clock: FakeClock
 
 def test_no_access_log_by_default(app: App) -> None:
     assert app.access_log is None
+@pytest.mark.parametrize("seconds", ["-1e999", "1e999", "-1e300", "-9223372036854775808000"])
+def test_huge_or_infinite_lease_durations_in_bodies_are_422_everywhere(app: App, seconds: str) -> None:
+    # JSON has no infinity, but 1e999 parses to one.
+    create(app, "a", "b")
+    lease = acquire(app, "w1").json
+    item = lease["work_item"]["work_item_id"]
+    for method, path, body in (
+        ("POST", f"{BASE}/acquire", f'{{"worker_id": "w2", "lease_duration_seconds": {seconds}}}'),
+        ("POST", f"{BASE}/b/acquire", f'{{"worker_id": "w2", "lease_duration_seconds": {seconds}}}'),
+        ("PUT", f"{BASE}/{item}/lease", f'{{"worker_id": "w1", "lease_duration_seconds": {seconds}}}'),
+        ("POST", f"{BASE}/{item}/complete-and-acquire", f'{{"worker_id": "w1", "lease_duration_seconds": {seconds}}}'),
+    ):
+        reply = call(app, method, path, raw=body.encode(), headers=JSON_HEADERS)
+        assert_error(reply, 422, "validation_error", "lease_duration_seconds")
+    assert call(app, "GET", f"{BASE}/status").json["assigned_work_items"] == 1  # nothing changed

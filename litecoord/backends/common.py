@@ -14,7 +14,7 @@ import os
 import random
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from .. import validation as check
@@ -39,6 +39,7 @@ from ..types import (
     from_micros,
     micros_of,
     new_frozen,
+    to_micros,
 )
 
 __all__ = [
@@ -223,6 +224,17 @@ def shares(total: int | None, done: int, parts: int) -> list[int | None]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
+#: The last microsecond a datetime can hold.
+_MAX_MICROS = to_micros(datetime.max.replace(tzinfo=timezone.utc))
+
+
+def _completion_at(now: int, eta: float | None) -> datetime | None:
+    # An ETA past what a datetime holds (a crawl through 2**53 documents) has no date.
+    if eta is None or eta * 1e6 > _MAX_MICROS - now:
+        return None
+    return from_micros(now + int(eta * 1e6))
+
+
 def status_from(
     session: str,
     now: int,
@@ -290,7 +302,7 @@ def status_from(
         documents_per_second=docs_rate,
         bytes_per_second=bytes_rate,
         eta_seconds=eta,
-        estimated_completion=None if eta is None else from_micros((end if finished else now) + int(eta * 1e6)),
+        estimated_completion=_completion_at(end if finished else now, eta),
         as_of=from_micros(now),
         elapsed_seconds=elapsed,
         finished_at=from_micros(last) if finished else None,

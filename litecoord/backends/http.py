@@ -294,8 +294,7 @@ class HttpCoordinator:
         urls = split_urls(base_url)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValidationError("retries", "must be a non-negative integer")
-        if not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValidationError("timeout", "must be a positive number of seconds")
+        check.seconds("timeout", timeout)
         self.token = token
         self.timeout = float(timeout)
         self.retries = retries

@@ -32,6 +32,7 @@ from typing import IO, Any, TypeVar
 import click
 import peewee
 
+from .. import validation as check
 from ..backends.choose import display_name, is_postgres, open_coordinator
 from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..errors import (
@@ -40,6 +41,7 @@ from ..errors import (
     LeaseExpiredError,
     LitecoordError,
     SessionNotEmptyError,
+    SessionNotFoundError,
     SuccessorConflictError,
     ValidationError,
     WorkItemExistsError,
@@ -66,6 +68,7 @@ EXIT_NOT_FOUND = 5
 EXIT_CONFLICT = 6
 EXIT_LEASE_EXPIRED = 7
 EXIT_BUSY = 8
+EXIT_SESSION_NOT_FOUND = runner.EXIT_SESSION_NOT_FOUND  # 9, the same for `work`
 EXIT_INTERRUPTED = 130
 
 #: Exit codes of every command except ``work`` (whose codes are :data:`litecoord.cli.runner.EXIT_CODES`).
@@ -80,6 +83,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_CONFLICT: "lease or item conflict: another holder, stale epoch, existing id, import into a non-empty session",
     EXIT_LEASE_EXPIRED: "the caller's lease expired (LeaseExpiredError, HTTP 410)",
     EXIT_BUSY: "the database stayed locked (DatabaseBusyError, HTTP 503)",
+    EXIT_SESSION_NOT_FOUND: "unknown session: nothing was ever created in it (SessionNotFoundError, HTTP 404)",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C",
 }
 
@@ -92,6 +96,7 @@ _EXIT_FOR_ERROR: tuple[tuple[type[LitecoordError], int], ...] = (
     (SessionNotEmptyError, EXIT_CONFLICT),
     (LeaseExpiredError, EXIT_LEASE_EXPIRED),
     (DatabaseBusyError, EXIT_BUSY),
+    (SessionNotFoundError, EXIT_SESSION_NOT_FOUND),
 )
 
 
@@ -310,6 +315,19 @@ def _choose_store(ctx: click.Context, url: str | None, db: str) -> tuple[str | N
     return url, db
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds in a range, finite: ``nan`` and ``inf`` pass any FloatRange bound."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        try:
+            return check.finite(param.name if param and param.name else "seconds", number)
+        except ValidationError:
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+
+
 def _json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
 
@@ -346,8 +364,8 @@ def cli() -> None:
     Every command takes its options after its name, e.g.
     `litecoord batch --db backfill.db --session s1 items.jsonl`.
     Exit codes: 0 success, 1 error, 2 bad input, 3/4 no work (acquire),
-    5 unknown item, 6 conflict, 7 lease expired, 8 database busy; `work`
-    documents its own.
+    5 unknown item, 6 conflict, 7 lease expired, 8 database busy, 9 unknown
+    session; `work` documents its own.
     """
 
 
@@ -376,7 +394,10 @@ def create(target: Target, work_item_id: str, as_json: bool, **metadata: Any) ->
 
 def _read_items(stream: IO[str], name: str) -> list[Any]:
     """A JSON array of items, or JSON Lines (one object per line; blank lines skipped)."""
-    text = stream.read()
+    try:
+        text = stream.read()
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{name}: {_not_utf8(exc)}", EXIT_USAGE) from None
     if not text.strip():
         raise CliError(f"{name}: no work items (the file is empty)", EXIT_USAGE)
     if text.lstrip().startswith("["):
@@ -402,9 +423,19 @@ def _read_items(stream: IO[str], name: str) -> list[Any]:
     return items
 
 
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    """Why a file is not UTF-8, in one phrase (UTF-16 announces itself with a byte order mark)."""
+    head = exc.object[:2] if isinstance(exc.object, bytes) and exc.start < 2 else b""
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        return "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8"
+    byte = f"byte 0x{exc.object[exc.start]:02x}: " if isinstance(exc.object, bytes) else ""
+    return f"the file is not UTF-8 ({byte}{exc.reason}; Latin-1 or another legacy encoding?); save it as UTF-8"
+
+
 @cli.command()
 @coordinator_options(worker=False)
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+# utf-8-sig: UTF-8 with or without the byte order mark some editors write.
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @_json_option
 def batch(target: Target, file: IO[str], as_json: bool) -> None:
     """Create many work items from FILE (a JSON array or JSON Lines; `-` reads stdin).
@@ -413,7 +444,8 @@ def batch(target: Target, file: IO[str], as_json: bool) -> None:
     `shard_number`, `document_count`, `total_size_bytes`. Existing ids are
     skipped; if any item is invalid, nothing is created.
     """
-    name = "stdin" if file.name == "<stdin>" else file.name
+    name = getattr(file, "name", "<stdin>")  # a wrapped stdin may have none
+    name = "stdin" if name == "<stdin>" else name
     items = _read_items(file, name)
     coord = target.open(create=True)
     created = coord.create_work_items(items)
@@ -477,7 +509,7 @@ def _lease_option(default: float | None) -> Callable[[F], F]:
     return click.option(
         "--lease",
         "lease_seconds",
-        type=click.FloatRange(min=0.001, max=365 * 86400),
+        type=Seconds(min=0.001, max=365 * 86400),
         default=default,
         show_default=default is not None,
         metavar="SECONDS",
@@ -763,10 +795,10 @@ def draw_frame(frame: str, *, redraw: bool) -> None:
 @coordinator_options(worker=False)
 @_json_option
 @click.option("--watch", is_flag=True, help="Redraw the view every --interval seconds until all work is done.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Seconds per frame.")
+@click.option("--interval", type=Seconds(min=0.1), default=2.0, show_default=True, help="Seconds per frame.")
 @click.option(
     "--stall-after",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=DEFAULT_STALL_AFTER.total_seconds(),
     show_default=True,
     metavar="SECONDS",
@@ -1133,12 +1165,12 @@ Example: litecoord work --db backfill.db --workers 4 -- ./reindex-shard.sh
 @_lease_option(DEFAULT_LEASE_DURATION.total_seconds())
 @click.option(
     "--heartbeat",
-    type=click.FloatRange(min=0.01),
+    type=Seconds(min=0.01),
     metavar="SECONDS",
     help=f"Seconds between renewals [default: a third of the lease, at most {runner.DEFAULT_MAX_HEARTBEAT:g}].",
 )
 @click.option(
-    "--poll", type=click.FloatRange(min=0.01), default=1.0, show_default=True, help="Seconds between acquire attempts."
+    "--poll", type=Seconds(min=0.01), default=1.0, show_default=True, help="Seconds between acquire attempts."
 )
 @click.option(
     "--wait/--no-wait",
@@ -1147,7 +1179,7 @@ Example: litecoord work --db backfill.db --workers 4 -- ./reindex-shard.sh
     help="While all remaining work is leased elsewhere, keep polling (a holder may die) or exit 4 at once.",
 )
 @click.option(
-    "--grace", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds from SIGTERM to SIGKILL."
+    "--grace", type=Seconds(min=0), default=5.0, show_default=True, help="Seconds from SIGTERM to SIGKILL."
 )
 @click.option(
     "--timeout",
@@ -1195,6 +1227,8 @@ def work(
         prefix = workers > 1
     base = target.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     coord = target.open(worker_id=base)
+    if workers > 1:
+        coord.status()  # an unknown session: one error line (exit 9), not one per worker process
     stop, urgent = threading.Event(), threading.Event()
 
     def log(line: str) -> None:
@@ -1315,7 +1349,7 @@ def _announce_stop(worker_id: str, grace: float, count: int) -> None:
 @click.option("--items", type=click.IntRange(4, 1000), default=24, show_default=True, help="Simulated shards.")
 @click.option(
     "--lease",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=4.0,
     show_default=True,
     help="Lease seconds (short: fast recovery).",

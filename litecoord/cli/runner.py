@@ -55,11 +55,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
+from .. import validation as check
 from ..errors import (
     DatabaseBusyError,
     LeaseConflictError,
     LeaseExpiredError,
     LitecoordError,
+    SessionNotFoundError,
+    ValidationError,
     WorkItemNotFoundError,
 )
 from ..protocol import Coordinator
@@ -80,6 +83,7 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_FAILED_REMAIN",
     "EXIT_ALL_LEASED",
+    "EXIT_SESSION_NOT_FOUND",
     "EXIT_INTERRUPTED",
     "EXIT_CODES",
     "PROGRESS_PREFIX",
@@ -104,6 +108,8 @@ EXIT_USAGE = 2
 EXIT_FAILED_REMAIN = 3
 #: Work remains, all of it leased to other workers (only with ``wait=False``).
 EXIT_ALL_LEASED = 4
+#: The session does not exist (a mistyped name is not "all work done"); same code as the other commands.
+EXIT_SESSION_NOT_FOUND = 9
 #: Stopped by Ctrl-C or SIGTERM; the running item was released.
 EXIT_INTERRUPTED = 130
 
@@ -113,6 +119,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_USAGE: "bad command line",
     EXIT_FAILED_REMAIN: "no work left, but failed items await `litecoord retry`",
     EXIT_ALL_LEASED: "work remains but all of it is leased to other workers (--no-wait)",
+    EXIT_SESSION_NOT_FOUND: "unknown session: nothing was ever created in it (check --session)",
     EXIT_INTERRUPTED: "stopped by Ctrl-C or SIGTERM; running items were released",
 }
 
@@ -164,6 +171,15 @@ class RunnerOptions:
     timeout: float | None = None
     #: Extra environment variables for the command.
     env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A NaN heartbeat never fires and an infinite poll never returns: both slip past range checks.
+        check.duration(self.lease_duration)
+        if self.heartbeat is not None:
+            check.seconds("heartbeat", self.heartbeat)
+        check.seconds("poll_interval", self.poll_interval)
+        if check.finite("grace", self.grace) < 0:
+            raise ValidationError("grace", "must not be negative")
 
 
 @dataclass
@@ -523,6 +539,8 @@ class Runner:
                     (outcome, started), self._prefetched = self._prefetched, None
                 else:
                     outcome = self.coordinator.acquire_next_work_item(self.options.lease_duration)
+            except SessionNotFoundError as exc:
+                return self._finish(result, EXIT_SESSION_NOT_FOUND, str(exc))
             except (LitecoordError, OSError) as exc:
                 failing_since = time.monotonic() if failing_since is None else failing_since
                 if not _is_transient(exc) or time.monotonic() - failing_since > _TRANSIENT_BUDGET:

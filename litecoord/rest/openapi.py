@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..validation import MAX_SESSION_NAME_LENGTH, MAX_WORK_ITEM_ID_LENGTH, MAX_WORKER_ID_LENGTH
+from ..validation import MAX_COUNT, MAX_SESSION_NAME_LENGTH, MAX_WORK_ITEM_ID_LENGTH, MAX_WORKER_ID_LENGTH
 
 __all__ = ["openapi_document"]
 
@@ -110,9 +110,11 @@ _SCHEMAS: dict[str, Any] = {
             "detail": {"type": "string", "description": "human-readable"},
             "code": {
                 "type": "string",
-                "description": "stable: validation_error, unauthorized, work_item_not_found, work_item_exists, "
-                "lease_conflict, successor_conflict, lease_expired, database_busy, database_unavailable, "
-                "schema_version, malformed_json, bad_request, not_found, method_not_allowed, payload_too_large",
+                "description": "stable: validation_error, unauthorized, work_item_not_found, session_not_found, "
+                "work_item_exists, lease_conflict, successor_conflict, lease_expired, database_busy, "
+                "database_unavailable, schema_version, malformed_json, bad_request, not_found, "
+                "method_not_allowed, payload_too_large, "
+                "unsupported_media_type, forbidden_host, forbidden_origin",
             },
             "field": {"type": "string", "description": "the invalid field (validation_error only)"},
         },
@@ -195,7 +197,7 @@ _SCHEMAS: dict[str, Any] = {
         {
             "lease_mode": {"type": "string", "enum": ["fixed", "exponential"]},
             "acquire_order": {"type": "string", "enum": ["largest_first", "fifo"]},
-            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
             "retry_delay_seconds": {
                 "type": "number",
                 "minimum": 0,
@@ -210,9 +212,9 @@ _SCHEMAS: dict[str, Any] = {
         {
             "work_item_id": _ITEM_ID,
             "index_name": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024},
-            "shard_number": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
-            "document_count": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
-            "total_size_bytes": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
+            "shard_number": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
+            "document_count": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
+            "total_size_bytes": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
         },
         ("work_item_id",),
         closed=True,
@@ -232,8 +234,8 @@ _SCHEMAS: dict[str, Any] = {
             "worker_id": _WORKER_ID,
             "progress": _obj(
                 {
-                    "documents_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
-                    "bytes_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
+                    "documents_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
+                    "bytes_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
                 },
                 closed=True,
                 description="absolute totals for the item (a retried renewal is harmless)",
@@ -374,7 +376,8 @@ _PARAMS: dict[str, Any] = {
         "name": "session",
         "in": "path",
         "required": True,
-        "description": "session name (a namespace of work items, created on first write)",
+        "description": "session name (a namespace of work items, created by the first call that creates items; "
+        "every other call on a session nothing created answers 404 session_not_found)",
         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SESSION_NAME_LENGTH},
     },
     "work_item_id": {
@@ -490,10 +493,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 _ERROR_TEXT = {
     "400": "malformed JSON, path or query",
     "401": "missing or wrong bearer token (when the server has one)",
-    "404": "unknown work item",
+    "404": "unknown work item (`work_item_not_found`) or unknown session (`session_not_found`)",
     "409": "conflict",
     "410": "the caller's lease expired",
     "413": "request body over the size limit",
+    "415": "a request body that is not sent as Content-Type: application/json",
     "422": "an invalid field; `field` names it",
     "501": "the server lacks an optional dependency (prometheus_client for /metrics)",
     "503": "the database stayed locked past its deadline",
@@ -504,7 +508,7 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {c: {"$ref": f"#/components/responses/E{c}"} for c in codes}
 
 
-_COMMON = ("400", "401", "413", "422", "503")
+_COMMON = ("400", "401", "413", "415", "422", "503")
 _HOLDER = ("404", "409", "410")
 
 
@@ -534,6 +538,11 @@ def _op(
 
 
 _ITEM_OK = _json(_ref("WorkItem"), "the work item")
+# The Java client reads any 404 from acquire as "no work"; `code` tells an empty queue from an unknown session.
+_NO_WORK = _json(
+    {"anyOf": [_ref("NoAvailableWork"), _ref("Error")]},
+    "no work available (`no_available_work`), or the session does not exist (`session_not_found`)",
+)
 _ITEM_PARAMS = ("session", "work_item_id")
 
 
@@ -626,11 +635,13 @@ def _paths() -> dict[str, Any]:
                 "List the session's work items in creation order",
                 {"200": _json({"type": "array", "items": _ref("WorkItem")}, "the items")},
                 params=("session", "status"),
+                errors=("404",),
                 operation_id="listWorkItems",
             ),
             "delete": _op(
                 "Delete every work item of the session",
                 {"200": _json(_ref("DeleteResult"), "how many were deleted")},
+                errors=("404",),
                 operation_id="deleteSession",
             ),
         },
@@ -654,7 +665,7 @@ def _paths() -> dict[str, Any]:
                 "Lease the next available work item",
                 {
                     "200": _json(_ref("WorkItemAndDuration"), "the lease"),
-                    "404": _json(_ref("NoAvailableWork"), "no work available"),
+                    "404": _NO_WORK,
                 },
                 params=("session", "worker_id", "lease_duration_seconds"),
                 operation_id="acquireWorkItem",
@@ -664,7 +675,7 @@ def _paths() -> dict[str, Any]:
                 "Lease the next available work item (fields in the query or the body)",
                 {
                     "200": _json(_ref("WorkItemAndDuration"), "the lease"),
-                    "404": _json(_ref("NoAvailableWork"), "no work available"),
+                    "404": _NO_WORK,
                 },
                 params=("session", "worker_id_optional", "lease_duration_seconds"),
                 body="AcquireRequest",
@@ -676,6 +687,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "The session summary",
                 {"200": _json(_ref("WorkQueueStatus"), "the summary")},
+                errors=("404",),
                 operation_id="getStatus",
             )
         },
@@ -683,6 +695,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Mark items with lapsed leases as pending",
                 {"200": _json(_ref("CleanupResult"), "how many were marked")},
+                errors=("404",),
                 operation_id="cleanupExpired",
             )
         },

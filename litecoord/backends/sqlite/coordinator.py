@@ -23,6 +23,9 @@ from datetime import timedelta
 from typing import Any
 
 from ... import validation as check
+from ...errors import (
+    SessionNotFoundError,
+)
 from ...protocol import DEFAULT_LEASE_DURATION
 from ...transfer import ImportSummary
 from ...types import (
@@ -74,10 +77,12 @@ __all__ = ["SqliteCoordinator"]
 _COLS = ", ".join(COLUMNS)
 
 # In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
-# so far). The exponent stops at 16 so the product stays inside 64 bits.
+# so far). The exponent stops at 16 so the product stays inside 64 bits, and
+# the grant at the longest lease allowed, so every expiry stays a time a
+# datetime can hold (the clock is checked to leave that much room).
 _GRANT = (
-    "CASE WHEN (SELECT lease_mode FROM sessions WHERE id = :session) = 'exponential' "
-    "THEN :duration << min(lease_epoch, 16) ELSE :duration END"
+    "min(CASE WHEN (SELECT lease_mode FROM sessions WHERE id = :session) = 'exponential' "
+    f"THEN :duration << min(lease_epoch, 16) ELSE :duration END, {check.MAX_LEASE_MICROS})"
 )
 _TAKE_SET = f"""
     status = 'assigned', worker_id = :worker, lease_epoch = lease_epoch + 1,
@@ -209,6 +214,8 @@ VALUES (:session, :id, 'assigned', {_ORDER_KEY.replace(':size', 'NULL')}, :worke
         :now + :duration, :now, :now, :now, :now, :now)
 RETURNING {_COLS}"""
 
+_SESSION_ID = "SELECT id FROM sessions WHERE name = ?"
+
 _SESSION_TOTALS = """
 SELECT total_items, assigned_items, completed_items, failed_items, total_documents,
        total_size_bytes, documents_processed, bytes_processed, started_at, last_update
@@ -294,28 +301,51 @@ class SqliteCoordinator(DatabaseCalls):
         return f"SqliteCoordinator({self.path!r}, session={self.session!r}, worker_id={self.worker_id!r})"
 
     def _now(self) -> int:
-        return to_micros(self._clock())
+        value = self._clock()
+        try:
+            micros = to_micros(value)
+            if 0 <= micros <= check.CLOCK_MAX_MICROS:
+                return micros
+        except (TypeError, ValueError, OverflowError, AttributeError):
+            pass
+        # Only a bad reading gets here: the check raises the error that names the clock.
+        return check.clock_micros(self._clock, value)
 
     # -- sessions ------------------------------------------------------------
 
-    def _sid(self, *, create: bool = True) -> int | None:
-        """The session's row id; created on first write, ``None`` for reads of an unknown one."""
-        if self._session_id is None:
-            row = self._store.read(
-                lambda conn: conn.execute("SELECT id FROM sessions WHERE name = ?", (self.session,)).fetchone()
-            )
-            if row is None and create:
-                row = self._store.write(self._create_session)
-            if row is not None:
-                self._session_id = row[0]
-        return self._session_id
+    def _sid(self) -> int:
+        """The session's row id, or ``SessionNotFoundError`` if nothing ever created the session.
 
-    def _create_session(self, conn: sqlite3.Connection, **settings: Any) -> tuple[int]:
-        conn.execute("INSERT OR IGNORE INTO sessions (name, created_at) VALUES (?, ?)", (self.session, self._now()))
+        Only calls that create items (and ``setup``) create a session, inside
+        their own transaction (:meth:`_session_in`): a mistyped name must not
+        read as an empty, finished queue, nor leave an empty session behind.
+        """
+        sid = self._session_id
+        if sid is None:
+            row = self._store.read(lambda conn: conn.execute(_SESSION_ID, (self.session,)).fetchone())
+            if row is None:
+                raise SessionNotFoundError(
+                    f"session {self.session!r} not found: nothing was ever created in it (check the name)",
+                    session=self.session,
+                )
+            sid = self._session_id = row[0]
+        return sid
+
+    def _session_in(self, conn: sqlite3.Connection, now: int) -> int:
+        """Inside a write that creates items: the session's id, its row created if missing.
+
+        The id is cached by the caller only once the write committed.
+        """
+        if self._session_id is not None:
+            return self._session_id
+        return self._create_session(conn, now)[0]
+
+    def _create_session(self, conn: sqlite3.Connection, now: int, **settings: Any) -> tuple[int]:
+        conn.execute("INSERT OR IGNORE INTO sessions (name, created_at) VALUES (?, ?)", (self.session, now))
         for column, value in settings.items():
             if value is not None:
                 conn.execute(f"UPDATE sessions SET {column} = ? WHERE name = ?", (value, self.session))
-        return conn.execute("SELECT id FROM sessions WHERE name = ?", (self.session,)).fetchone()
+        return conn.execute(_SESSION_ID, (self.session,)).fetchone()
 
     def setup(
         self,
@@ -329,10 +359,11 @@ class SqliteCoordinator(DatabaseCalls):
         settings = setup_settings(lease_mode, acquire_order, max_attempts, retry_delay, max_retry_delay)
         # setup() is where a file of an older schema version is upgraded (see Store.ensure_schema).
         self._store.ensure_schema(upgrade=True)
+        now = self._now()
 
         def apply(conn: sqlite3.Connection) -> tuple[int]:
             before = conn.execute("SELECT acquire_order FROM sessions WHERE name = ?", (self.session,)).fetchone()
-            row = self._create_session(conn, **settings)
+            row = self._create_session(conn, now, **settings)
             if before is not None and settings["acquire_order"] not in (None, before[0]):
                 conn.execute(_REORDER, {"session": row[0]})
             return row
@@ -361,31 +392,30 @@ class SqliteCoordinator(DatabaseCalls):
         """Insert checked item specs in one transaction; return the ones that were new."""
         if not specs:
             return []
-        sid = self._sid()
         now = self._now()
         rows = [
-            {"session": sid, "id": s["work_item_id"], "index": s["index_name"], "shard": s["shard_number"],
+            {"id": s["work_item_id"], "index": s["index_name"], "shard": s["shard_number"],
              "docs": s["document_count"], "size": s["total_size_bytes"], "parent": None, "now": now}
             for s in specs
         ]  # fmt: skip
 
-        def insert(conn: sqlite3.Connection) -> list[WorkItem]:
+        def insert(conn: sqlite3.Connection) -> tuple[int, list[WorkItem]]:
+            sid = self._session_in(conn, now)
             created = []
             for params in rows:
-                row = conn.execute(_INSERT_ITEM, params).fetchone()
+                row = conn.execute(_INSERT_ITEM, {**params, "session": sid}).fetchone()
                 if row is not None:
                     created.append(self._item(row, now))
-            return created
+            return sid, created
 
-        return self._store.write(insert)
+        self._session_id, created = self._store.write(insert)
+        return created
 
     # -- leasing -----------------------------------------------------------------
 
     def acquire_next_work_item(self, lease_duration: timedelta = DEFAULT_LEASE_DURATION) -> AcquisitionOutcome:
         duration = micros_of(check.duration(lease_duration))
-        sid = self._sid(create=False)
-        if sid is None:
-            return NoAvailableWorkToBeDone()  # an unknown session has no work (and is not created)
+        sid = self._sid()  # an unknown session is an error, never "no work left"
         worker = self.worker_id
         now = self._now()
         # Rows become objects after COMMIT: the write lock is held for SQL only.
@@ -413,12 +443,16 @@ class SqliteCoordinator(DatabaseCalls):
     ) -> LeaseOutcome:
         work_item_id = check.work_item_id(work_item_id)
         duration = micros_of(check.duration(lease_duration))
-        sid = self._sid()
         worker = self.worker_id
         now = self._now()
-        params = {"session": sid, "id": work_item_id, "worker": worker, "now": now, "duration": duration}
 
-        def lease(conn: sqlite3.Connection) -> LeaseOutcome:
+        def lease(conn: sqlite3.Connection) -> tuple[int, LeaseOutcome]:
+            # The named lease creates its item, so it creates the session too (RFS).
+            sid = self._session_in(conn, now)
+            return sid, lease_in(conn, sid)
+
+        def lease_in(conn: sqlite3.Connection, sid: int) -> LeaseOutcome:
+            params = {"session": sid, "id": work_item_id, "worker": worker, "now": now, "duration": duration}
             row = conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
             if row is None:
                 return self._lease(conn.execute(_INSERT_LEASED, params).fetchone(), now)
@@ -427,7 +461,8 @@ class SqliteCoordinator(DatabaseCalls):
                 return answer
             return self._lease(conn.execute(_TAKE_NAMED, {**params, "seq": row[-1]}).fetchone(), now)
 
-        return self._store.write(lease)
+        self._session_id, outcome = self._store.write(lease)
+        return outcome
 
     def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
         params = self._holder_params(work_item_id, lease_epoch)
@@ -544,15 +579,15 @@ class SqliteCoordinator(DatabaseCalls):
 
     # -- reading -------------------------------------------------------------------
 
-    def _get(self, conn: sqlite3.Connection, sid: int | None, work_item_id: str, now: int) -> WorkItem:
-        row = None if sid is None else conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
+    def _get(self, conn: sqlite3.Connection, sid: int, work_item_id: str, now: int) -> WorkItem:
+        row = conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
         if row is None:
             raise not_found(self.session, work_item_id)
         return self._item(row, now)
 
     def get_work_item(self, work_item_id: str) -> WorkItem:
         work_item_id = check.work_item_id(work_item_id)
-        sid = self._sid(create=False)
+        sid = self._sid()
         now = self._now()
         return self._store.read(lambda conn: self._get(conn, sid, work_item_id, now))
 
@@ -563,9 +598,7 @@ class SqliteCoordinator(DatabaseCalls):
 
     def list_work_items(self, status: WorkItemStatus | str | None = None) -> list[WorkItem]:
         wanted = None if status is None else check.choice("status", status, WorkItemStatus)
-        sid = self._sid(create=False)
-        if sid is None:
-            return []
+        sid = self._sid()
         now = self._now()
         WI = self._model().WorkItem
 
@@ -582,9 +615,7 @@ class SqliteCoordinator(DatabaseCalls):
         return self._store.read(rows)
 
     def num_work_items_not_yet_complete(self) -> int:
-        sid = self._sid(create=False)
-        if sid is None:
-            return 0
+        sid = self._sid()
         row = self._store.read(
             lambda conn: conn.execute(
                 "SELECT total_items - completed_items - failed_items FROM sessions WHERE id = ?", (sid,)
@@ -593,14 +624,14 @@ class SqliteCoordinator(DatabaseCalls):
         return int(row[0])
 
     def status(self) -> WorkQueueStatus:
-        sid = self._sid(create=False)
+        sid = self._sid()
         now = self._now()
-        if sid is None:
-            return status_from(self.session, now, None, 0, None, 0)
         window_start = now - micros_of(THROUGHPUT_WINDOW)
 
         def read(conn: sqlite3.Connection) -> WorkQueueStatus:
             totals = conn.execute(_SESSION_TOTALS, (sid,)).fetchone()
+            if any(type(value) is float for value in totals[4:8]):
+                totals = _exact_totals(conn, sid, totals)
             live = conn.execute(_LIVE_LEASES, (sid, now)).fetchone()[0]
             retrying = conn.execute(_RETRY_WAITING, (sid,)).fetchone()[0]
             sample = conn.execute(
@@ -640,17 +671,13 @@ class SqliteCoordinator(DatabaseCalls):
     # -- monitoring ----------------------------------------------------------------
 
     def index_progress(self) -> list[IndexProgress]:
-        sid = self._sid(create=False)
-        if sid is None:
-            return []
+        sid = self._sid()
         params = {"session": sid, "now": self._now()}
         rows = self._store.read(lambda conn: conn.execute(_INDEX_PROGRESS, params).fetchall())
         return [IndexProgress(row[0], *(int(v or 0) for v in row[1:])) for row in rows]
 
     def progress_samples(self) -> list[ProgressSample]:
-        sid = self._sid(create=False)
-        if sid is None:
-            return []
+        sid = self._sid()
         rows = self._store.read(
             lambda conn: conn.execute(
                 "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
@@ -667,9 +694,7 @@ class SqliteCoordinator(DatabaseCalls):
         limit = check.page_limit(limit)
         leased = kind is AttentionKind.LEASED
         position = parse_cursor(after, 2 if leased else 1)
-        sid = self._sid(create=False)
-        if sid is None:
-            return WorkItemPage((), 0)
+        sid = self._sid()
         now = self._now()
         params = {"session": sid, "limit": limit + 1, "expiry": position[0], "seq": position[-1]}
 
@@ -685,9 +710,7 @@ class SqliteCoordinator(DatabaseCalls):
     # -- housekeeping -------------------------------------------------------------
 
     def cleanup_expired(self) -> int:
-        sid = self._sid(create=False)
-        if sid is None:
-            return 0
+        sid = self._sid()
         now = self._now()
         return self._store.write(
             lambda conn: (
@@ -700,16 +723,19 @@ class SqliteCoordinator(DatabaseCalls):
         )
 
     def delete_session(self) -> int:
-        sid = self._sid(create=False)
-        if sid is None:
-            return 0
+        sid = self._sid()
 
         def delete(conn: sqlite3.Connection) -> int:
             count = conn.execute("DELETE FROM work_items WHERE session_id = ?", (sid,)).rowcount
             conn.execute("DELETE FROM progress_samples WHERE session_id = ?", (sid,))
-            # The row (and its id) stays, so other processes' cached ids stay valid.
+            # The row (and its id) stays, so other processes' cached ids stay valid. Its
+            # totals are set, not left to the triggers' subtractions: a total that passed
+            # 64 bits became a float, and subtracting would not bring it back to 0 exactly.
             conn.execute(
-                "UPDATE sessions SET started_at = NULL, last_update = NULL, last_sample_at = NULL WHERE id = ?", (sid,)
+                "UPDATE sessions SET started_at = NULL, last_update = NULL, last_sample_at = NULL, "
+                "total_documents = 0, total_size_bytes = 0, documents_processed = 0, bytes_processed = 0 "
+                "WHERE id = ?",
+                (sid,),
             )
             return count
 
@@ -719,6 +745,7 @@ class SqliteCoordinator(DatabaseCalls):
 
     def export_session(self) -> Iterator[dict[str, Any]]:
         """The session as records of :mod:`litecoord.transfer`, read from one snapshot (lazily)."""
+        self._sid()  # exporting a mistyped session is an error, not an empty file
         return transfer.export_session(self._store, self.session, self._now())
 
     def import_session(self, records: Iterable[Any], *, replace: bool = False) -> ImportSummary:
@@ -726,3 +753,24 @@ class SqliteCoordinator(DatabaseCalls):
         summary = transfer.import_session(self._store, self.session, records, self._now(), replace=replace)
         self._session_id = None  # a new session row may have been created
         return summary
+
+
+def _exact_totals(conn: sqlite3.Connection, sid: int, totals: Sequence[Any]) -> tuple[Any, ...]:
+    """The session's totals added up again in Python integers.
+
+    SQLite's integers are 64 bits: the triggers' running totals turn into
+    floats past 2**63 - 1 (possible beyond 1024 items at the largest counts
+    allowed). Only then is the session summed again, exactly.
+    """
+    docs = size = docs_done = bytes_done = 0
+    for count, nbytes, done, done_bytes, root in conn.execute(
+        "SELECT document_count, total_size_bytes, documents_processed, bytes_processed, parent_id IS NULL "
+        "FROM work_items WHERE session_id = ?",
+        (sid,),
+    ):
+        if root:  # successors re-count a share of their parent's estimate
+            docs += count or 0
+            size += nbytes or 0
+        docs_done += done
+        bytes_done += done_bytes
+    return (*totals[:4], docs, size, docs_done, bytes_done, *totals[8:])
