@@ -919,6 +919,9 @@ UNKNOWN_SESSION_CALLS = {
     "successors": lambda c: c.create_successor_work_items_and_mark_complete("x", ["y"]),
     "cleanup": lambda c: c.cleanup_expired(),
     "delete_session": lambda c: c.delete_session(),
+    "index_progress": lambda c: c.index_progress(),
+    "progress_samples": lambda c: c.progress_samples(),
+    "attention_items": lambda c: c.list_attention_items("leased"),
 }
 
 
@@ -1110,7 +1113,11 @@ def test_index_progress_aggregates_each_index(make, clock):
     docs = by_name["docs"]
     assert (docs.assigned_work_items, docs.lapsed_work_items, docs.pending_work_items) == (1, 1, 0)
     assert by_name[None].pending_work_items == 1
-    assert make("e", session="empty").index_progress() == []
+    empty = make("e", session="empty")
+    with pytest.raises(SessionNotFoundError):
+        empty.index_progress()
+    empty.setup()
+    assert empty.index_progress() == []
 
 
 def test_progress_samples_record_totals_over_time(make, clock):

@@ -307,7 +307,7 @@ def test_cli_export_then_import_moves_a_running_session(
     assert "nothing was imported" in bad.stderr
 
     missing = runner.invoke(cli, ["export", "--db", str(tmp_path / "source.db"), "-s", "nope"])
-    assert missing.exit_code == 5 and "no session 'nope'" in missing.stderr
+    assert missing.exit_code == 9 and "session 'nope' not found" in missing.stderr  # SessionNotFoundError
     remote = runner.invoke(cli, ["export", "--url", "http://127.0.0.1:9", "-s", "s1"])
     assert remote.exit_code == 2 and "give --db, not --url" in remote.stderr
 

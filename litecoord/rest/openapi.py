@@ -785,6 +785,7 @@ def _paths() -> dict[str, Any]:
                 "one page each of leased and failed items (the status page's data request)",
                 {"200": _json(_ref("Overview"), "the view")},
                 params=("session", "limit", "leased_after", "failed_after", "stall_after_seconds"),
+                errors=("404",),
                 operation_id="getOverview",
             )
         },
@@ -792,6 +793,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Aggregates per index, by index name",
                 {"200": _json({"type": "array", "items": _ref("IndexProgress")}, "one entry per index")},
+                errors=("404",),
                 operation_id="getIndexProgress",
             )
         },
@@ -799,6 +801,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Progress samples of the last hour, oldest first",
                 {"200": _json({"type": "array", "items": _ref("ProgressSample")}, "the samples")},
+                errors=("404",),
                 operation_id="getProgressSamples",
             )
         },
@@ -807,6 +810,7 @@ def _paths() -> dict[str, Any]:
                 "One page of the items that need watching: leases (live and lapsed) or failed items",
                 {"200": _json(_ref("WorkItemPage"), "the page")},
                 params=("session", "kind", "limit", "after"),
+                errors=("404",),
                 operation_id="listAttentionItems",
             )
         },
