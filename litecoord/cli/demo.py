@@ -148,6 +148,12 @@ def run_demo(
     """
     echo = click.echo
     _prepare_file(db)
+    # The session and its items exist before the page can be opened (a page asking
+    # for a session nothing created yet would get 404 session_not_found).
+    shards = make_shards(items, seed)
+    with SqliteCoordinator(db, session=DEMO_SESSION, worker_id="demo-narrator") as creator:
+        creator.setup(max_attempts=3)
+        creator.create_work_items(shards)
     server = None
     if serve_port is not None:
         from ..rest.server import make_server
@@ -158,7 +164,7 @@ def run_demo(
             raise click.ClickException(f"cannot serve the demo: {exc}") from None
         echo(f"litecoord demo: watch it at {server.url}/?session={DEMO_SESSION}", err=not tty)
     try:
-        return _run(db, server, workers, items, lease, seed, tty, unicode, width, full_seconds, timeout, hold)
+        return _run(db, server, workers, shards, lease, tty, unicode, width, full_seconds, timeout, hold)
     finally:
         if server is not None:
             server.close()
@@ -168,9 +174,8 @@ def _run(
     db: str,
     server: object,
     workers: int,
-    items: int,
+    shards: list[dict[str, object]],
     lease: float,
-    seed: int,
     tty: bool,
     unicode: bool,
     width: int,
@@ -180,9 +185,7 @@ def _run(
 ) -> int:
     echo = click.echo
     coord = SqliteCoordinator(db, session=DEMO_SESSION, worker_id="demo-narrator")
-    coord.setup(max_attempts=3)
-    shards = make_shards(items, seed)
-    coord.create_work_items(shards)
+    items = len(shards)
     largest = max(int(s["document_count"]) for s in shards)  # type: ignore[call-overload]
     ids = [f"demo-worker-{i}" for i in range(1, workers + 1)]
     heartbeat = min(0.5, lease / 4)
