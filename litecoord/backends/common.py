@@ -21,6 +21,7 @@ from .. import validation as check
 from ..errors import (
     LeaseConflictError,
     LeaseExpiredError,
+    SessionNotFoundError,
     SuccessorConflictError,
     ValidationError,
     WorkItemNotFoundError,
@@ -44,6 +45,7 @@ from ..types import (
 
 __all__ = [
     "COLUMNS",
+    "session_not_found",
     "EXPIRY",
     "THROUGHPUT_WINDOW",
     "default_worker_id",
@@ -233,6 +235,13 @@ def _completion_at(now: int, eta: float | None) -> datetime | None:
     if eta is None or eta * 1e6 > _MAX_MICROS - now:
         return None
     return from_micros(now + int(eta * 1e6))
+
+
+def session_not_found(session: str) -> SessionNotFoundError:
+    """The error for a session nothing created: a mistyped name is not an empty queue."""
+    return SessionNotFoundError(
+        f"session {session!r} not found: nothing was ever created in it (check the name)", session=session
+    )
 
 
 def status_from(

@@ -42,7 +42,6 @@ from ...types import (
     WorkQueueStatus,
     from_micros,
     micros_of,
-    to_micros,
 )
 from ..common import (
     COLUMNS,
@@ -56,6 +55,7 @@ from ..common import (
     page_of,
     parse_cursor,
     refusal,
+    session_not_found,
     setup_settings,
     split_children,
     status_from,
@@ -75,10 +75,12 @@ COUNTER_SHARDS = 32
 _COLS = ", ".join(COLUMNS)
 
 # In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
-# so far). The exponent stops at 16 so the product stays inside 64 bits.
+# so far). The exponent stops at 16 so the product stays inside 64 bits, and
+# the grant at the longest lease allowed (as on SQLite: expiries stay datetimes).
 _GRANT = (
-    "CASE WHEN (SELECT lease_mode FROM sessions WHERE id = %(session)s::bigint) = 'exponential' "
-    "THEN %(duration)s::bigint << least(lease_epoch, 16)::int ELSE %(duration)s::bigint END"
+    "least(CASE WHEN (SELECT lease_mode FROM sessions WHERE id = %(session)s::bigint) = 'exponential' "
+    "THEN %(duration)s::bigint << least(lease_epoch, 16)::int ELSE %(duration)s::bigint END, "
+    f"{check.MAX_LEASE_MICROS}::bigint)"
 )
 _NOW = "%(now)s::bigint"
 _TAKE_SET = f"""
@@ -333,7 +335,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def _now(self) -> int | None:
         """The caller's time, or ``None``: the database's, read when the transaction starts."""
-        return None if self._clock is None else to_micros(self._clock())
+        return None if self._clock is None else check.clock_micros(self._clock, self._clock())
 
     def _write(self, fn: Any, *, idempotent: bool = True) -> Any:
         known = self._session_id
@@ -371,6 +373,13 @@ class PostgresCoordinator(DatabaseCalls):
             if row is not None:
                 self._session_id = row[0]
         return self._session_id
+
+    def _existing(self, cur: Any, now: int) -> int:
+        """The session's row id, or ``SessionNotFoundError``: only creating items (or setup) creates a session."""
+        sid = self._sid(cur, now, create=False)
+        if sid is None:
+            raise session_not_found(self.session)
+        return sid
 
     def setup(
         self,
@@ -439,9 +448,7 @@ class PostgresCoordinator(DatabaseCalls):
         worker = self.worker_id
 
         def acquire(cur: Any, now: int) -> AcquisitionOutcome:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return NoAvailableWorkToBeDone()  # an unknown session has no work (and is not created)
+            sid = self._existing(cur, now)
             return self._outcome(self._acquire_row(cur, sid, worker, now, duration), now)
 
         # Repeating it is safe: the worker's live lease is returned unchanged.
@@ -511,7 +518,7 @@ class PostgresCoordinator(DatabaseCalls):
 
         def step(cur: Any, now: int) -> tuple[WorkItem, AcquisitionOutcome]:
             done = self._complete_row(cur, params, now)
-            acquired = self._acquire_row(cur, self._sid(cur, now), params["worker"], now, duration)
+            acquired = self._acquire_row(cur, self._existing(cur, now), params["worker"], now, duration)
             return item_from_row(self.session, done, now), self._outcome(acquired, now)
 
         # Repeating it is safe: completing again is a no-op and the new lease is returned unchanged.
@@ -555,7 +562,7 @@ class PostgresCoordinator(DatabaseCalls):
         work_item_id = check.work_item_id(work_item_id)
 
         def retry(cur: Any, now: int) -> WorkItem:
-            sid = self._sid(cur, now)
+            sid = self._existing(cur, now)
             cur.execute(
                 "UPDATE work_items SET status = 'pending', failure_count = 0, next_attempt_at = NULL, "
                 "updated_at = %s::bigint "
@@ -609,7 +616,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def _bind_holder(self, cur: Any, params: dict[str, Any], now: int) -> dict[str, Any]:
         """``params`` with the session id and the transaction's time."""
-        return {**params, "session": self._sid(cur, now), "now": now}
+        return {**params, "session": self._existing(cur, now), "now": now}
 
     def _holder_write(self, sql: str, params: dict[str, Any], *, idempotent: bool = True) -> WorkItem:
         def run(cur: Any, now: int) -> WorkItem:
@@ -635,7 +642,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def get_work_item(self, work_item_id: str) -> WorkItem:
         work_item_id = check.work_item_id(work_item_id)
-        return self._read(lambda cur, now: self._get(cur, self._sid(cur, now, create=False), work_item_id, now))
+        return self._read(lambda cur, now: self._get(cur, self._existing(cur, now), work_item_id, now))
 
     def list_work_items(self, status: WorkItemStatus | str | None = None) -> list[WorkItem]:
         wanted = None if status is None else check.choice("status", status, WorkItemStatus)
@@ -649,9 +656,7 @@ class PostgresCoordinator(DatabaseCalls):
         sql = f"SELECT {_COLS} FROM work_items WHERE session_id = %(session)s::bigint {where} ORDER BY seq"
 
         def rows(cur: Any, now: int) -> list[WorkItem]:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return []
+            sid = self._existing(cur, now)
             cur.execute(sql, {"session": sid, "now": now})
             return [item_from_row(self.session, r, now) for r in cur.fetchall()]
 
@@ -659,9 +664,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def num_work_items_not_yet_complete(self) -> int:
         def count(cur: Any, now: int) -> int:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return 0
+            sid = self._existing(cur, now)
             cur.execute(_REMAINING, (sid,))
             return int(cur.fetchone()[0])
 
@@ -669,9 +672,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def status(self) -> WorkQueueStatus:
         def read(cur: Any, now: int) -> WorkQueueStatus:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return status_from(self.session, now, None, 0, None, 0)
+            sid = self._existing(cur, now)
             cur.execute(_STATUS, {"session": sid, "now": now, "window": now - micros_of(THROUGHPUT_WINDOW)})
             row = cur.fetchone()
             totals, lapsed, retrying, sample = row[:10], row[10], row[11], row[12:]
@@ -710,9 +711,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def index_progress(self) -> list[IndexProgress]:
         def read(cur: Any, now: int) -> list[Any]:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return []
+            sid = self._existing(cur, now)
             cur.execute(_INDEX_PROGRESS, {"session": sid, "now": now})
             return cur.fetchall()
 
@@ -720,9 +719,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def progress_samples(self) -> list[ProgressSample]:
         def read(cur: Any, now: int) -> list[Any]:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return []
+            sid = self._existing(cur, now)
             cur.execute(
                 "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
                 "FROM progress_samples WHERE session_id = %s::bigint ORDER BY sampled_at",
@@ -741,9 +738,7 @@ class PostgresCoordinator(DatabaseCalls):
         position = parse_cursor(after, 2 if leased else 1)
 
         def read(cur: Any, now: int) -> WorkItemPage:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return WorkItemPage((), 0)
+            sid = self._existing(cur, now)
             cur.execute(
                 _LEASED_PAGE if leased else _FAILED_PAGE,
                 {"session": sid, "limit": limit + 1, "expiry": position[0], "seq": position[-1]},
@@ -761,9 +756,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def cleanup_expired(self) -> int:
         def cleanup(cur: Any, now: int) -> int:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return 0
+            sid = self._existing(cur, now)
             cur.execute(
                 "UPDATE work_items SET status = 'pending', updated_at = %s::bigint "
                 "WHERE session_id = %s::bigint AND status = 'assigned' AND lease_expiry <= %s::bigint",
@@ -775,9 +768,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def delete_session(self) -> int:
         def delete(cur: Any, now: int) -> int:
-            sid = self._sid(cur, now, create=False)
-            if sid is None:
-                return 0
+            sid = self._existing(cur, now)
             cur.execute("DELETE FROM work_items WHERE session_id = %s::bigint", (sid,))
             count = cur.rowcount
             cur.execute("DELETE FROM progress_samples WHERE session_id = %s::bigint", (sid,))

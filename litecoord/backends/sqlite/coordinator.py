@@ -23,9 +23,6 @@ from datetime import timedelta
 from typing import Any
 
 from ... import validation as check
-from ...errors import (
-    SessionNotFoundError,
-)
 from ...protocol import DEFAULT_LEASE_DURATION
 from ...transfer import ImportSummary
 from ...types import (
@@ -61,6 +58,7 @@ from ..common import (
     page_of,
     parse_cursor,
     refusal,
+    session_not_found,
     setup_settings,
     split_children,
     status_from,
@@ -324,10 +322,7 @@ class SqliteCoordinator(DatabaseCalls):
         if sid is None:
             row = self._store.read(lambda conn: conn.execute(_SESSION_ID, (self.session,)).fetchone())
             if row is None:
-                raise SessionNotFoundError(
-                    f"session {self.session!r} not found: nothing was ever created in it (check the name)",
-                    session=self.session,
-                )
+                raise session_not_found(self.session)
             sid = self._session_id = row[0]
         return sid
 
