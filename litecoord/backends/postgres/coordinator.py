@@ -786,6 +786,7 @@ class PostgresCoordinator(DatabaseCalls):
 
     def export_session(self) -> Iterator[dict[str, Any]]:
         """The session as records of :mod:`litecoord.transfer`, read from one snapshot (lazily)."""
+        self._read(self._existing)  # exporting a mistyped session is an error, not an empty file
         return transfer.export_session(self)
 
     def import_session(self, records: Iterable[Any], *, replace: bool = False) -> ImportSummary:
