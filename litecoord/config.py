@@ -93,8 +93,8 @@ class WorkCoordinationConfig:
         else:
             # One URL, or several comma-separated servers over one database (HttpCoordinator fails over).
             split_urls(self.base_url or "")
-        if self.token is not None and (not isinstance(self.token, str) or not self.token):
-            raise ValidationError("token", "must be a non-empty string")
+        if self.token is not None:
+            check.token(self.token)
 
     @classmethod
     def sqlite(

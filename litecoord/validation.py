@@ -6,6 +6,7 @@ field, before anything is written.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -183,6 +184,27 @@ def token(value: Any) -> str:
             "token", f"must be printable ASCII without spaces; it contains U+{ord(bad):04X} ({bad!r})"
         )
     return value
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an address or name, IPv6 optionally in brackets) names this machine only."""
+    name = host.strip().lower().rstrip(".")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address
+
+
+def host_header_name(value: str) -> str:
+    """The host part of a ``Host`` header value: ``localhost:8000`` -> ``localhost``, ``[::1]:80`` -> ``[::1]``."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[: value.find("]") + 1] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 def clock_micros(clock: Any, value: Any) -> int:

@@ -42,6 +42,8 @@ def call(
     """
     if body is not None:
         raw = json.dumps(body).encode("utf-8")
+        if not any(name.lower() == "content-type" for name in (headers or {})):
+            headers = {**(headers or {}), "Content-Type": "application/json"}  # what every client sends
     path, _, query = uri.partition("?")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,

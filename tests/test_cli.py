@@ -554,7 +554,7 @@ def test_serve_defaults_to_loopback(run: Run, monkeypatch: pytest.MonkeyPatch, d
     log = calls[0][1].pop("access_log")
     assert calls[0][1].pop("on_ready") is not None
     defaults = {"host": "127.0.0.1", "port": 8000, "token": "sekrit", "threads": 8}
-    extras = {"durability": "full", "test_clock": False}  # a lasting file; no test clock
+    extras = {"durability": "full", "test_clock": False, "trust_network": False}  # a lasting file; no test clock
     assert calls == [((db,), {**defaults, **extras, "stall_after": timedelta(seconds=60)})]
     assert "stderr" in log.name  # the access log goes to stderr
     calls.clear()

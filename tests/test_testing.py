@@ -123,7 +123,10 @@ def test_the_server_shares_file_and_clock_and_its_clock_route_moves_the_fixture_
     assert lease.lease_expiration_time == START + timedelta(minutes=5)
 
     request = urllib.request.Request(
-        litecoord_base_url + "/_test/clock", data=json.dumps({"advance_seconds": 360}).encode(), method="POST"
+        litecoord_base_url + "/_test/clock",
+        data=json.dumps({"advance_seconds": 360}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},  # a body must say it is JSON
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert json.loads(response.read()) == {"now": "2025-01-19T20:36:00Z"}

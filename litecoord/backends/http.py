@@ -317,7 +317,8 @@ class HttpCoordinator:
             "User-Agent": "litecoord-http",
         }
         if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+            # The server's rule: printable ASCII (a header value is bytes; http.client refuses the rest).
+            self._headers["Authorization"] = f"Bearer {check.token(token)}"
 
     @property
     def base_urls(self) -> tuple[str, ...]:

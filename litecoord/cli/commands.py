@@ -998,8 +998,8 @@ def import_(target: Target, file: IO[str], replace: bool, as_json: bool) -> None
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on. The default accepts only this machine; "
-    "--host 0.0.0.0 accepts connections from any host, so set a --token then.",
+    help="Address to listen on. The default accepts only this machine; any other address "
+    "(0.0.0.0, ::, a LAN address) needs a --token, or --trust-network.",
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
 @click.option(
@@ -1008,8 +1008,14 @@ def import_(target: Target, file: IO[str], replace: bool, as_json: bool) -> None
 @click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True, help="Request threads.")
 @click.option("--quiet", "-q", is_flag=True, help="No access log (one line per request on stderr).")
 @click.option(
+    "--trust-network",
+    is_flag=True,
+    help="Serve a non-loopback --host without a token: every host that can reach it may lease, "
+    "complete and delete work.",
+)
+@click.option(
     "--stall-after",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=DEFAULT_STALL_AFTER.total_seconds(),
     show_default=True,
     metavar="SECONDS",
@@ -1046,6 +1052,7 @@ def serve(
     ephemeral: bool,
     test_clock: bool,
     port_file: str | None,
+    trust_network: bool,
     stall_after: float,
 ) -> None:
     """Serve the console REST API for the --db file or database (needs `pip install 'litecoord[server]'`).
@@ -1092,6 +1099,7 @@ def serve(
                     durability="normal" if ephemeral else "full",
                     test_clock=test_clock,
                     on_ready=announce,
+                    trust_network=trust_network,
                 )
             finally:
                 if port_file:

@@ -496,6 +496,7 @@ _ERROR_TEXT = {
     "404": "unknown work item (`work_item_not_found`) or unknown session (`session_not_found`)",
     "409": "conflict",
     "410": "the caller's lease expired",
+    "403": "a tokenless loopback server got a non-loopback Host or a cross-site Origin",
     "413": "request body over the size limit",
     "415": "a request body that is not sent as Content-Type: application/json",
     "422": "an invalid field; `field` names it",
@@ -508,7 +509,7 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {c: {"$ref": f"#/components/responses/E{c}"} for c in codes}
 
 
-_COMMON = ("400", "401", "413", "415", "422", "503")
+_COMMON = ("400", "401", "403", "413", "415", "422", "503")
 _HOLDER = ("404", "409", "410")
 
 

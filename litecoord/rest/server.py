@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import IO, Any
 
+from .. import validation as check
 from ..backends.choose import display_name, open_coordinator
 from ..backends.sqlite.store import Durability
 from ..errors import ValidationError
@@ -186,13 +187,17 @@ def make_server(
     access_log: IO[str] | None = None,
     stall_after: timedelta = STALL_AFTER,
     test_clock: bool = False,
+    trust_network: bool = False,
 ) -> Server:
     """A waitress server for the REST API over ``db_path`` (a SQLite path or a ``postgresql://`` URI),
     bound but not running.
 
     ``port=0`` picks a free port (read :attr:`Server.effective_port`). Binds
-    loopback by default; ``host="0.0.0.0"`` exposes it to the network, so
-    set a ``token`` then.
+    loopback by default. A non-loopback ``host`` (``0.0.0.0``, ``::``, a LAN
+    address, a host name) needs a ``token``, or ``trust_network=True``
+    (``ValidationError`` otherwise). A tokenless loopback server accepts only
+    loopback ``Host`` and ``Origin`` headers (against DNS rebinding and
+    cross-site pages).
 
     While it runs, the interpreter's thread switch interval is
     ``switch_interval`` seconds (restored when :meth:`Server.run` returns;
@@ -221,6 +226,7 @@ def make_server(
 
         require_loopback(host)
         clock = fake = new_test_clock(clock)  # the coordinator reads the very clock the routes move
+    local = check_exposure(host, token, trust_network)
     waitress = require_waitress()
     # PostgreSQL: one pool of as many connections as request threads; SQLite: one per thread.
     root = open_coordinator(db_path, clock=clock, durability=durability, pool_size=threads)
@@ -231,6 +237,7 @@ def make_server(
         access_log=access_log,
         stall_after=stall_after,
         test_clock=fake,
+        local_only=local and token is None,
     )
     dispatcher = _dispatcher_class(waitress)(root)
     dispatcher.set_thread_count(threads)
@@ -255,6 +262,27 @@ def make_server(
         dispatcher.shutdown(cancel_pending=True, timeout=5)
         raise
     return Server(app, server, dispatcher, switch_interval)
+
+
+def check_exposure(host: str, token: str | None, trust_network: bool) -> bool:
+    """Whether ``host`` is loopback; refuses a non-loopback address without a token unless trusted.
+
+    Without a token anyone who can reach the port can lease, complete and
+    delete work: on loopback that is this machine's users (and, through the
+    Host check of App.local_only, no web page); on any other address it is
+    the network, which only an explicit ``trust_network`` may accept.
+    """
+    if token is not None:
+        check.token(token)
+    local = check.is_loopback_host(host)
+    if not local and token is None and not trust_network:
+        raise ValidationError(
+            "host",
+            f"refusing to serve {host} without a token: anyone who can reach it could lease, complete or "
+            "delete work. Set a token (--token or LITECOORD_TOKEN), or pass --trust-network if every host "
+            "that can reach this address may do that",
+        )
+    return local
 
 
 def _dispatcher_class(waitress: Any) -> type:
@@ -292,6 +320,7 @@ def serve(
     stall_after: timedelta = STALL_AFTER,
     test_clock: bool = False,
     on_ready: Callable[[Server], None] | None = None,
+    trust_network: bool = False,
 ) -> int | None:
     """Serve the REST API over ``db_path`` until interrupted (``litecoord serve``).
 
@@ -313,6 +342,7 @@ def serve(
         access_log=access_log,
         stall_after=stall_after,
         test_clock=test_clock,
+        trust_network=trust_network,
     )
     ping = getattr(server.app.root.store, "ping", None)
     if ping is not None:  # PostgreSQL: an unreachable database is one clear error now, not 503s later

@@ -19,11 +19,11 @@ would let anyone expire every lease.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .. import validation as check
 from ..errors import ValidationError
 from ..types import Clock, FakeClock, format_time, parse_time
 
@@ -53,13 +53,7 @@ def new_test_clock(clock: Clock | None = None) -> FakeClock:
 
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback addresses (``127.0.0.0/8``, ``::1``); never for ``0.0.0.0``."""
-    text = host.strip().strip("[]")
-    if text.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return False  # another host name: it may resolve to anything
+    return check.is_loopback_host(host)  # the one rule, shared with serve's exposure check
 
 
 def require_loopback(host: str) -> None:

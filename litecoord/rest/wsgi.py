@@ -78,7 +78,13 @@ from .. import validation as check
 from ..backends.choose import open_coordinator
 from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..backends.sqlite.store import Store
-from ..errors import AuthenticationError, LitecoordError, ValidationError, WorkItemExistsError
+from ..errors import (
+    AuthenticationError,
+    DatabaseUnavailableError,
+    LitecoordError,
+    ValidationError,
+    WorkItemExistsError,
+)
 from ..protocol import DEFAULT_LEASE_DURATION
 from ..types import Clock, FakeClock, NoAvailableWorkToBeDone
 from . import ui
@@ -247,10 +253,16 @@ def _lease_fields(req: Request, body: Mapping[str, Any]) -> tuple[str, timedelta
 
 def health(app: App, req: Request) -> Response:
     store = app.root.store
-    if isinstance(store, Store):
-        store.read(lambda conn: conn.execute("SELECT 1").fetchone())
-    else:
-        store.ping()
+    try:
+        if isinstance(store, Store):
+            store.read(lambda conn: conn.execute("SELECT 1").fetchone())
+        else:
+            store.ping()
+    except LitecoordError as exc:
+        # /health needs no token: its answer must not name the database's path (or its
+        # server), so the reason goes to the server's log only.
+        logger.error("health check failed: %s", exc.detail)
+        raise DatabaseUnavailableError("the database cannot be read (the server's log says why)") from None
     from .. import __version__
 
     return 200, {"status": "ok", "version": __version__}
@@ -651,9 +663,11 @@ _REASONS = {
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    403: "Forbidden",
     409: "Conflict",
     410: "Gone",
     413: "Payload Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     500: "Internal Server Error",
     501: "Not Implemented",
@@ -703,13 +717,17 @@ class App:
         access_log: IO[str] | None = None,
         stall_after: timedelta = monitor.STALL_AFTER,
         test_clock: FakeClock | None = None,
+        local_only: bool = False,
     ) -> None:
-        if token is not None and (not isinstance(token, str) or not token):
-            raise ValidationError("token", "must be a non-empty string")
+        if token is not None:
+            check.token(token)
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
             raise ValidationError("max_body_bytes", "must be a positive integer")
         self.root = root
         self.max_body_bytes = max_body_bytes
+        #: Accept only loopback Host (and Origin) values: what a tokenless server on
+        #: loopback needs against DNS rebinding and cross-site requests from a browser.
+        self.local_only = local_only
         self._token = None if token is None else token.encode("utf-8")
         self._bound: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -773,6 +791,8 @@ class App:
     def handle(self, environ: dict[str, Any]) -> Response:
         method = (environ.get("REQUEST_METHOD") or "GET").upper()
         path_info = environ.get("PATH_INFO") or ""
+        if self.local_only:
+            _check_local(environ)
         if (
             self._token is not None
             and path_info.rstrip("/") not in _UNAUTHENTICATED
@@ -782,6 +802,7 @@ class App:
         length = (environ.get("CONTENT_LENGTH") or "").strip()
         if length.isdigit() and int(length) > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)  # refuse before routing or reading
+        _check_json_body(environ, length)
         route, params = match(method, _path_segments(environ), self._index)
         environ["litecoord.route"] = route.template
         request = Request(method, params, _query(environ), environ, self.max_body_bytes)
@@ -874,6 +895,49 @@ def _metrics_available() -> bool:
     return _HAVE_METRICS[0]
 
 
+def _check_json_body(environ: Mapping[str, Any], length: str) -> None:
+    """A request that carries a body must say it is JSON.
+
+    A web page can send a cross-site "simple" request (form or text/plain
+    body) without any preflight; requiring ``application/json`` makes the
+    browser ask first, and this server never answers a preflight. Bodiless
+    requests (the Java client's GET and empty POST) need no content type.
+    """
+    chunked = "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
+    if not (chunked or (length.isdigit() and int(length) > 0)):
+        return
+    given = environ.get("CONTENT_TYPE") or ""
+    if given.split(";", 1)[0].strip().lower() != "application/json":
+        raise HttpError(
+            415,
+            "unsupported_media_type",
+            f"a request body must be sent as Content-Type: application/json (got {given or 'none'!r})",
+        )
+
+
+def _check_local(environ: Mapping[str, Any]) -> None:
+    """Only loopback ``Host`` and ``Origin`` values (a tokenless server on loopback: see App.local_only).
+
+    A DNS-rebinding page reaches 127.0.0.1 under its own name, which its
+    ``Host`` header carries; a cross-site page's requests carry its ``Origin``.
+    Curl, the Java client and the HTTP client send ``Host: localhost:PORT`` or
+    ``127.0.0.1:PORT`` and no ``Origin``.
+    """
+    host = environ.get("HTTP_HOST")
+    if host is not None and not check.is_loopback_host(check.host_header_name(host)):
+        raise HttpError(
+            403,
+            "forbidden_host",
+            f"this server answers only to a loopback Host (localhost, 127.0.0.1, [::1]), not {host!r}; "
+            "serve with --token to accept other names",
+        )
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is not None and not check.is_loopback_host(urlsplit(origin).hostname or ""):
+        raise HttpError(
+            403, "forbidden_origin", f"cross-site requests are refused (Origin {origin!r} is not this machine)"
+        )
+
+
 def create_app(
     target: Any,
     *,
@@ -883,6 +947,7 @@ def create_app(
     access_log: IO[str] | None = None,
     stall_after: timedelta = monitor.STALL_AFTER,
     test_clock: bool = False,
+    local_only: bool = False,
 ) -> App:
     """The console REST API over one litecoord database, as a WSGI application.
 
@@ -895,7 +960,10 @@ def create_app(
     Bodies over ``max_body_bytes`` get 413. ``access_log`` (a text stream, e.g.
     ``sys.stderr``) gets one line per request (see :meth:`App._log_access`).
     ``stall_after`` is how long an item's progress may stand still under live
-    heartbeats before the page and the metrics flag it stalled.
+    heartbeats before the page and the metrics flag it stalled. With
+    ``local_only`` only loopback ``Host`` and ``Origin`` values are accepted
+    (403 otherwise): ``make_server`` sets it for a tokenless loopback server.
+    A request with a body must send ``Content-Type: application/json`` (415).
 
     With ``test_clock=True`` the app runs on a :class:`~litecoord.FakeClock`
     (``clock`` if it is one, else a new one at the current time) and serves
@@ -920,4 +988,5 @@ def create_app(
         access_log=access_log,
         stall_after=stall_after,
         test_clock=fake,
+        local_only=local_only,
     )
