@@ -37,6 +37,14 @@ DatabaseUnavailableError   503     ``database_unavailable`` (PostgreSQL) the dat
 SchemaVersionError         500     ``schema_version``     (PostgreSQL) the database holds a
                                                           newer schema, or an older one that
                                                           setup() has not migrated yet
+NotALitecoordFileError     500     ``not_a_litecoord_file`` the path is no litecoord file:
+                                                          missing (on a read), a directory,
+                                                          not SQLite, empty (on a read), or
+                                                          another application's database;
+                                                          nothing was written to it
+LostWritesError            500     ``lost_writes``        the file holds fewer commits than
+                                                          its lock file recorded: its WAL
+                                                          was deleted or replaced
 =========================  ======  =====================  ==============================
 
 Driver errors (``sqlite3``/``peewee``/``psycopg`` ``OperationalError``) are
@@ -62,6 +70,8 @@ __all__ = [
     "CoordinatorUnreachableError",
     "DatabaseUnavailableError",
     "SchemaVersionError",
+    "NotALitecoordFileError",
+    "LostWritesError",
     "error_class_for_code",
     "error_from_dict",
 ]
@@ -202,6 +212,31 @@ class SchemaVersionError(LitecoordError):
     http_status = 500
 
 
+class NotALitecoordFileError(LitecoordError):
+    """The path does not hold a litecoord file, and litecoord will not make it one.
+
+    Missing (for anything that only reads), a directory, not an SQLite
+    database, an empty file (for a read), or another application's SQLite
+    database. ``path`` names the file; nothing was written to it.
+    """
+
+    code = "not_a_litecoord_file"
+    http_status = 500
+
+
+class LostWritesError(LitecoordError):
+    """The file no longer holds commits that were made to it.
+
+    Every commit counts itself in the database and in ``<db>.lock``; a file
+    whose own count is behind the lock file's lost its latest commits: its
+    ``-wal`` file was deleted or replaced (or copied without it). Nothing is
+    read or written until an operator looks (see the README's durability notes).
+    """
+
+    code = "lost_writes"
+    http_status = 500
+
+
 _BY_CODE: dict[str, type[LitecoordError]] = {
     cls.code: cls
     for cls in (
@@ -218,6 +253,8 @@ _BY_CODE: dict[str, type[LitecoordError]] = {
         SessionNotEmptyError,
         DatabaseUnavailableError,
         SchemaVersionError,
+        NotALitecoordFileError,
+        LostWritesError,
     )
 }
 

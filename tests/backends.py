@@ -24,7 +24,9 @@ Make = Callable[..., Any]
 
 @contextlib.contextmanager
 def sqlite_backend(db_path: Path, clock: Any) -> Iterator[Make]:
-    made: list[SqliteCoordinator] = []
+    # The file exists from the start, as a server's does (a read of a missing file is an error).
+    made: list[SqliteCoordinator] = [SqliteCoordinator(db_path, clock=clock)]
+    made[0].store.ensure_schema()
 
     def make(worker_id: str = "worker-1", session: str = "session-1") -> SqliteCoordinator:
         coordinator = SqliteCoordinator(db_path, session=session, worker_id=worker_id, clock=clock)

@@ -166,7 +166,7 @@ def test_a_file_that_is_not_a_database_is_a_one_line_error(run: Run, tmp_path: P
     bad.write_bytes(b"this is not sqlite" * 100)
     result = run("list", "--db", str(bad), db_args=False)
     assert result.exit_code == 1
-    assert "file is not a database" in error_line(result)
+    assert f"{bad} is not a litecoord file: it is not an SQLite database" in error_line(result)
 
 
 def test_setup_stores_session_settings(run: Run) -> None:

@@ -266,7 +266,7 @@ def write_one_item(db_path, results):
 
 
 def test_a_polling_writer_still_waits_for_a_holder_in_another_process(db_path):
-    SqliteCoordinator(db_path, session="s").list_sessions()  # the schema exists
+    SqliteCoordinator(db_path, session="s").store.ensure_schema()  # the schema exists
     held, release, results = CTX.Event(), CTX.Event(), CTX.Queue()
     holder = CTX.Process(target=hold_write_lock, args=(f"{db_path}.lock", held, release))
     holder.start()

@@ -303,7 +303,7 @@ def test_ci_tests_the_installed_package_not_the_checkout():
 def test_a_file_that_is_not_sqlite_gives_a_litecoord_error(tmp_path):
     bogus = tmp_path / "notes.db"
     bogus.write_text("this is not a database\n" * 100)
-    with pytest.raises(litecoord.LitecoordError, match="not a database"):
+    with pytest.raises(litecoord.NotALitecoordFileError, match="notes.db is not a litecoord file: it is not an SQLite"):
         SqliteCoordinator(bogus, session="s", worker_id="w").create_unassigned_work_item("x")
 
 

@@ -13,11 +13,20 @@ import errno
 import fcntl
 import os
 import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 
-from litecoord import LitecoordError, SqliteCoordinator, WorkItemAndDuration
+from litecoord import (
+    LeaseConflictError,
+    LitecoordError,
+    LostWritesError,
+    SqliteCoordinator,
+    WorkItemAndDuration,
+    WorkItemNotFoundError,
+)
 from litecoord.backends.sqlite import store as store_module
 
 
@@ -60,9 +69,44 @@ def recorder(db_path, monkeypatch) -> SyncRecorder:
     return recorder
 
 
-def test_every_write_is_committed_then_unlocked_then_synced_before_it_returns(db_path, recorder):
-    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+class Placement:
+    """How a test names the file: directly, through a symlink, or relatively and then chdir() away."""
+
+    def __init__(self, kind: str, tmp_path, monkeypatch) -> None:
+        self.kind = kind
+        self.real = tmp_path / "data" / "coord.db"  # the file SQLite writes, with <real>-wal beside it
+        self.real.parent.mkdir()
+        self._away = tmp_path
+        self._monkeypatch = monkeypatch
+        if kind == "symlink":
+            self.given: str | os.PathLike[str] = tmp_path / "link.db"
+            (tmp_path / "link.db").symlink_to(self.real)
+        elif kind == "relative":
+            monkeypatch.chdir(self.real.parent)
+            self.given = "coord.db"
+        else:
+            self.given = self.real
+
+    def move_away(self) -> None:
+        """After the file is open: a relative name now means another (missing) file."""
+        if self.kind == "relative":
+            self._monkeypatch.chdir(self._away)
+
+
+@pytest.fixture(params=["plain", "symlink", "relative"])
+def placement(request, tmp_path, monkeypatch) -> Placement:
+    return Placement(request.param, tmp_path, monkeypatch)
+
+
+def test_every_write_is_committed_then_unlocked_then_synced_before_it_returns(placement, monkeypatch):
+    # SQLite follows a symlink and writes <target>-wal; a relative name resolves against the
+    # working directory of the moment. Syncing <link>-wal, or coord.db-wal in another
+    # directory, found no file and synced nothing (every acknowledgement unsynced).
+    recorder = SyncRecorder(str(placement.real))
+    monkeypatch.setattr(store_module, "_datasync", recorder)
+    coord = SqliteCoordinator(placement.given, session="s", worker_id="w")
     coord.create_unassigned_work_item("a")
+    placement.move_away()
     recorder.syncs.clear()  # creating the schema and session synced too
 
     lease = coord.acquire_next_work_item(timedelta(minutes=5))
@@ -147,3 +191,82 @@ def test_a_wal_that_cannot_be_opened_is_a_clear_error(db_path, monkeypatch):
     with pytest.raises(LitecoordError) as err:
         coord.status()
     assert "-wal" in str(err.value) and "Permission denied" in str(err.value)
+
+
+def test_errors_that_report_state_are_synced_before_they_are_raised(db_path, recorder):
+    # A 404/409/410 may report another process's commit whose sync is still running.
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    other = SqliteCoordinator(db_path, session="s", worker_id="other")
+    coord.create_unassigned_work_item("a")
+    other.acquire_next_work_item()
+    recorder.syncs.clear()
+    with pytest.raises(WorkItemNotFoundError):
+        coord.get_work_item("missing")
+    assert len(recorder.syncs) == 1
+    with pytest.raises(LeaseConflictError):
+        coord.complete_work_item("a")  # refused inside a write transaction
+    assert len(recorder.syncs) == 2
+    assert all(sync["lock_free"] for sync in recorder.syncs)
+    assert [sync["items"]["a"] for sync in recorder.syncs] == ["assigned", "assigned"]
+
+
+def test_a_wal_deleted_while_in_use_is_an_error_not_nothing_to_sync(db_path):
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    coord.create_unassigned_work_item("a")
+    os.remove(f"{db_path}-wal")  # SQLite keeps writing to the unlinked file: nothing durable
+    with pytest.raises(LostWritesError) as err:
+        coord.create_unassigned_work_item("b")
+    assert f"{db_path}-wal is missing after a commit in WAL mode" in str(err.value)
+
+
+# -- a file that lost commits ----------------------------------------------------------------
+
+WRITE_THEN_CRASH = """
+import os, sys
+from litecoord import SqliteCoordinator
+coord = SqliteCoordinator(sys.argv[1], session="s", worker_id="w", durability=sys.argv[2])
+for i in range(50):
+    coord.create_unassigned_work_item(f"item-{i}")
+os._exit(0)  # no close: nothing is checkpointed, the 50 commits live in the WAL only
+"""
+
+
+def crash_after_50_writes(path, durability: str = "full") -> None:
+    subprocess.run([sys.executable, "-c", WRITE_THEN_CRASH, str(path), durability], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("durability", ["full", "normal"])
+def test_a_file_whose_wal_was_deleted_after_a_crash_is_refused_loudly(db_path, durability):
+    crash_after_50_writes(db_path, durability)
+    assert SqliteCoordinator(db_path, session="s").num_work_items_not_yet_complete() == 50
+    SqliteCoordinator(db_path).close()
+    crash_after_50_writes(db_path.with_name("other.db"), durability)
+    os.remove(f"{db_path.with_name('other.db')}-wal")
+    for attempt in ("status", "create"):
+        coord = SqliteCoordinator(db_path.with_name("other.db"), session="s")
+        with pytest.raises(LostWritesError) as err:
+            coord.status() if attempt == "status" else coord.create_unassigned_work_item("x")
+        assert "other.db lost its latest writes" in str(err.value)
+        assert err.value.context["recorded_commits"] > err.value.context["held_commits"]
+
+
+def test_status_on_a_file_that_lost_its_wal_fails_instead_of_reporting_nothing(tmp_path):
+    db = tmp_path / "b.db"
+    crash_after_50_writes(db)
+    os.remove(f"{db}-wal")
+    result = subprocess.run(
+        [sys.executable, "-m", "litecoord", "status", "--db", str(db), "-s", "s"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and f"Error: {db} lost its latest writes" in result.stderr
+
+
+def test_a_file_recreated_beside_an_old_lock_file_is_not_taken_for_a_loss(db_path):
+    crash_after_50_writes(db_path)
+    for suffix in ("", "-wal", "-shm"):  # deleted to start over; <db>.lock stays behind
+        os.remove(f"{db_path}{suffix}")
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w")
+    coord.create_unassigned_work_item("a")
+    assert SqliteCoordinator(db_path, session="s").num_work_items_not_yet_complete() == 1

@@ -138,7 +138,7 @@ def test_runs_every_item_with_its_environment_and_completes_it(
 
 
 def test_an_existing_empty_session_means_all_work_done(coord: SqliteCoordinator, clock: FakeClock) -> None:
-    coord.setup()
+    coord.setup()  # the file and the session exist (a missing file is NotALitecoordFileError)
     result = Runner(coord, options(py("raise SystemExit(9)")), clock=clock).run()
     assert (result.exit_code, result.completed, result.failed) == (EXIT_ALL_DONE, [], [])
 

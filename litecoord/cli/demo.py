@@ -26,6 +26,8 @@ from pathlib import Path
 import click
 
 from ..backends.sqlite.coordinator import SqliteCoordinator
+from ..backends.sqlite.store import Store
+from ..errors import LitecoordError
 from ..types import WorkItem, WorkItemStatus
 from .render import format_duration, render_status
 from .runner import PROGRESS_PREFIX
@@ -76,16 +78,22 @@ def make_shards(count: int, seed: int) -> list[dict[str, object]]:
 
 
 def _prepare_file(path: str) -> None:
-    """Remove a previous demo file; refuse to touch a file that holds anything but the demo."""
-    if os.path.exists(path):
+    """Remove a previous demo file; refuse any file that is not a litecoord file holding only the demo session."""
+    store = Store(path)
+    if os.path.lexists(path):
         try:
-            coord = SqliteCoordinator(path, session=DEMO_SESSION, worker_id="demo")
-            names = {s.session_name for s in coord.list_sessions()}
-            coord.close()
-        except Exception as exc:  # any failure to read it means it is not ours to delete
+            store.check_file()  # reads only: a file that is not litecoord's is refused, unchanged
+            foreign = store.foreign_objects()
+            names = {s.session_name for s in SqliteCoordinator(store, session=DEMO_SESSION).list_sessions()}
+        except LitecoordError as exc:
+            raise click.ClickException(f"refusing to overwrite {path}: {exc.detail}") from None
+        finally:
+            store.close()
+        if foreign:
+            shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
             raise click.ClickException(
-                f"refusing to overwrite {path}: it is not a litecoord demo file ({exc})"
-            ) from None
+                f"refusing to overwrite {path}: it holds tables that are not litecoord's ({shown}); pass another --db"
+            )
         if names - {DEMO_SESSION}:
             others = ", ".join(sorted(names - {DEMO_SESSION}))
             raise click.ClickException(
@@ -93,7 +101,7 @@ def _prepare_file(path: str) -> None:
             )
     for suffix in ("", "-wal", "-shm", ".lock"):
         try:
-            os.remove(path + suffix)
+            os.remove(store.path + suffix)  # the file SQLite uses, behind any symlink
         except FileNotFoundError:
             pass
 

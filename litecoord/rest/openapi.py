@@ -114,7 +114,7 @@ _SCHEMAS: dict[str, Any] = {
                 "work_item_exists, lease_conflict, successor_conflict, lease_expired, database_busy, "
                 "database_unavailable, schema_version, malformed_json, bad_request, not_found, "
                 "method_not_allowed, payload_too_large, "
-                "unsupported_media_type, forbidden_host, forbidden_origin",
+                "unsupported_media_type, forbidden_host, forbidden_origin, lost_writes",
             },
             "field": {"type": "string", "description": "the invalid field (validation_error only)"},
         },

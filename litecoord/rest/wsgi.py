@@ -969,6 +969,12 @@ def create_app(
     (``clock`` if it is one, else a new one at the current time) and serves
     ``GET``/``POST /_test/clock`` to read and move it (:mod:`.testclock`).
     For tests only: never in a normal app.
+
+    Serving a file writes to it, so the file is checked here, as a first
+    write would (created with its schema if missing): a directory, a missing
+    directory or a file that is not litecoord's raises
+    :class:`~litecoord.errors.NotALitecoordFileError` now, instead of every
+    request answering 500.
     """
     fake: FakeClock | None = None
     if test_clock:
@@ -981,6 +987,8 @@ def create_app(
         root = open_coordinator(target, clock=clock)
     else:
         root = target if clock is None else type(target)(target.store, clock=clock)
+    if isinstance(root, SqliteCoordinator):
+        root.store.ensure_schema()
     return App(
         root,
         token=token,

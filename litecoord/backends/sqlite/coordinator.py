@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ... import validation as check
 from ...protocol import DEFAULT_LEASE_DURATION
@@ -69,6 +69,8 @@ from .models import create_models
 from .store import Durability, Store
 
 __all__ = ["SqliteCoordinator"]
+
+T = TypeVar("T")
 
 # -- SQL, written once ----------------------------------------------------
 
@@ -335,6 +337,12 @@ class SqliteCoordinator(DatabaseCalls):
             return self._session_id
         return self._create_session(conn, now)[0]
 
+    def _creating_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A write that may create the session: the file and its schema first (reads never create them)."""
+        if self._session_id is None:
+            self._store.ensure_schema()
+        return self._store.write(fn)
+
     def _create_session(self, conn: sqlite3.Connection, now: int, **settings: Any) -> tuple[int]:
         conn.execute("INSERT OR IGNORE INTO sessions (name, created_at) VALUES (?, ?)", (self.session, now))
         for column, value in settings.items():
@@ -403,7 +411,7 @@ class SqliteCoordinator(DatabaseCalls):
                     created.append(self._item(row, now))
             return sid, created
 
-        self._session_id, created = self._store.write(insert)
+        self._session_id, created = self._creating_write(insert)
         return created
 
     # -- leasing -----------------------------------------------------------------
@@ -456,7 +464,7 @@ class SqliteCoordinator(DatabaseCalls):
                 return answer
             return self._lease(conn.execute(_TAKE_NAMED, {**params, "seq": row[-1]}).fetchone(), now)
 
-        self._session_id, outcome = self._store.write(lease)
+        self._session_id, outcome = self._creating_write(lease)
         return outcome
 
     def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:

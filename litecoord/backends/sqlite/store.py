@@ -18,6 +18,15 @@ the coordinator on top of it. What it guarantees:
 * at FULL durability, in a process with several threads (a server), writes
   that queue up behind each other share one transaction and one fsync (group
   commit), each in its own savepoint, none returning before that commit;
+* the path is resolved once, at construction, to the file SQLite really
+  uses (symlinks followed, made absolute), so the WAL it syncs is the one
+  SQLite writes whatever the caller's working directory later becomes;
+* it never modifies a file that is not litecoord's (see :meth:`Store.read`
+  and :meth:`Store.write`): reads never create a file, a schema or change
+  the journal mode, and writes refuse another application's database;
+* every commit is counted, in the database and in the lock file, so a file
+  that lost commits (its WAL deleted) is noticed when a process opens it
+  (:class:`~litecoord.errors.LostWritesError`);
 * the schema in ``schema.sql`` (loaded from the installed package) exists.
 """
 
@@ -28,6 +37,7 @@ import functools
 import os
 import random
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -37,14 +47,14 @@ from typing import Any, TypeVar
 
 import peewee
 
-from ...errors import DatabaseBusyError, LitecoordError, ValidationError
+from ...errors import DatabaseBusyError, LitecoordError, LostWritesError, NotALitecoordFileError, ValidationError
 
 try:  # flock is POSIX-only; without it writers fall back to SQLite's busy handler.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Store", "Durability", "SCHEMA_VERSION", "load_schema", "schema_statements"]
+__all__ = ["Store", "Durability", "SCHEMA_VERSION", "APPLICATION_ID", "load_schema", "schema_statements"]
 
 T = TypeVar("T")
 
@@ -65,6 +75,12 @@ _UPGRADES: dict[str, tuple[str, ...]] = {
         "DROP INDEX IF EXISTS work_items_pending",
     ),
 }
+
+#: ``PRAGMA application_id`` of litecoord files ("lcrd"), set when the schema is created.
+#: Files made by versions before it have none and are recognised by their litecoord_meta table.
+APPLICATION_ID = int.from_bytes(b"lcrd", "big")
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class Durability:
@@ -131,15 +147,79 @@ _datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 _WAL_OPEN_FLAGS = os.O_RDWR if os.name == "nt" else os.O_RDONLY
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put a litecoord file in WAL mode (persistent; a no-op when it already is)."""
+    # synchronous=NORMAL is safe against power loss only in WAL mode, and the
+    # store's own sync (Store._sync_wal) needs a WAL file. A file system
+    # that refused WAL leaves the rollback journal: let SQLite sync every commit.
+    wal = conn.execute("PRAGMA journal_mode = wal").fetchone()[0].lower() == "wal"
+    conn.execute(f"PRAGMA synchronous = {'NORMAL' if wal else 'FULL'}")
+
+
 class _Database(peewee.SqliteDatabase):
-    """peewee's SQLite database, checking each new connection's journal mode."""
+    """peewee's SQLite database, setting each new connection's journal mode once the file is known to be ours."""
+
+    #: Set by the store once it has checked that the file is litecoord's: before that a
+    #: connection must not switch the file to WAL (a foreign file stays as it was).
+    owned = False
 
     def _initialize_connection(self, conn: sqlite3.Connection) -> None:
-        # synchronous=NORMAL is safe against power loss only in WAL mode, and the
-        # store's own sync (Store._sync_wal) needs a WAL file. A file system
-        # that refused WAL leaves the rollback journal: let SQLite sync every commit.
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            conn.execute("PRAGMA synchronous = FULL")
+        if self.owned:
+            _use_wal(conn)
+        elif conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA synchronous = FULL")  # changes the connection only, not the file
+
+
+#: Every schema object of a file but SQLite's own (sqlite_sequence, sqlite_stat1...).
+_OBJECT_NAMES = "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+
+
+def _kind_of(conn: sqlite3.Connection) -> tuple[str, str]:
+    """``("litecoord" | "empty" | "foreign", why)``: whose SQLite database this is."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    names = [row[0] for row in conn.execute(_OBJECT_NAMES + " ORDER BY type DESC, name")]
+    if app_id == APPLICATION_ID or "litecoord_meta" in names:
+        return "litecoord", ""
+    if app_id:
+        return "foreign", f"another application's SQLite database (application_id {app_id:#x})"
+    if names:
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        return "foreign", f"an SQLite database holding another application's tables ({shown})"
+    return "empty", "an empty SQLite database"
+
+
+def _has_content(path: str) -> bool:
+    """Whether the file has content: an SQLite header at least (a new file is created empty)."""
+    try:
+        return os.stat(path).st_size > 0
+    except OSError:
+        return False
+
+
+def _schema_version(conn: sqlite3.Connection) -> str | None:
+    """The file's litecoord schema version; ``None`` before the schema exists."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'litecoord_meta'").fetchone():
+        return None
+    row = conn.execute("SELECT value FROM litecoord_meta WHERE key = 'schema_version'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def litecoord_object_names() -> frozenset[str]:
+    """The tables, indexes and triggers litecoord's schema creates (anything else in a file is not ours)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for statement in schema_statements():
+            conn.execute(statement)
+        return frozenset(row[0] for row in conn.execute(_OBJECT_NAMES))
+    finally:
+        conn.close()
+
+
+#: The commit counter: a row of litecoord_meta, bumped in every write transaction.
+_COMMITS_KEY = "commits"
+_BUMP_COMMITS = f"UPDATE litecoord_meta SET value = value + 1 WHERE key = '{_COMMITS_KEY}' RETURNING value"
+#: What the lock file holds: the latest commit count a writer saw, fixed width so a rewrite covers it all.
+_RECORD_WIDTH = 20
 
 
 #: What the drivers raise: stopped at the edge of the store (retried when busy, else translated).
@@ -230,7 +310,10 @@ class Store:
             raise ValidationError("durability", f"must be one of {', '.join(Durability.ALL)} (got {durability!r})")
         if not busy_timeout > 0:
             raise ValidationError("busy_timeout", "must be positive")
-        self.path = path
+        # The file SQLite really uses, resolved once: SQLite follows symlinks and
+        # writes <target>-wal, and a relative path would name another file after
+        # a chdir(). Syncing <link>-wal or a stale relative name would sync nothing.
+        self.path = os.path.realpath(path)
         self.durability = durability
         self.busy_timeout = float(busy_timeout)
         self.fair_lock = fair_lock and fcntl is not None
@@ -242,7 +325,10 @@ class Store:
         # threads while its leader runs everyone's SQL, where each thread's own
         # transaction would run its SQL (GIL released) beside their Python.
         self._group_commit = self.GROUP_COMMIT and durability == Durability.FULL
-        self._schema_ready = False
+        # Checked to be litecoord's with its schema (_readable), and prepared for
+        # this version's writes (_writable: application id and commit counter).
+        self._readable = self._writable = False
+        self._ready_lock = threading.Lock()
         self._open_for_this_process()
 
     # -- connections -------------------------------------------------------
@@ -257,11 +343,9 @@ class Store:
         self.db = _Database(
             self.path,
             pragmas=[
-                # Only takes effect on a file that has no tables yet, so it comes before WAL.
-                ("page_size", self.PAGE_SIZE),
-                ("journal_mode", "wal"),
-                # NORMAL at either durability: at FULL the store syncs the WAL after
-                # each call itself, outside the write lock (see _sync_wal).
+                # No journal_mode here: only a file checked to be litecoord's is switched
+                # to WAL (_Database.owned, Store._open). NORMAL at either durability: at FULL
+                # the store syncs the WAL after each call itself, outside the write lock (see _sync_wal).
                 ("synchronous", "normal"),
                 ("foreign_keys", 1),
                 ("busy_timeout", int(self.ATTEMPT_TIMEOUT * 1000)),
@@ -272,6 +356,7 @@ class Store:
             thread_safe=True,
             autoconnect=True,
         )
+        self.db.owned = self._readable
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
@@ -324,6 +409,8 @@ class Store:
         once: one fsync for the group instead of one each. Every caller gets
         its own result or error, and only after the commit that holds it.
         """
+        if not self._writable:
+            self._open(create=True)
         if not self._group_commit or threading.active_count() == 1 or getattr(self._local, "committing", False):
             return self._run(fn, "BEGIN IMMEDIATE", lock=True)
         self._check_fork()  # a forked child starts with an empty queue of its own
@@ -411,12 +498,17 @@ class Store:
         return run
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in a read transaction: one consistent snapshot."""
+        """Run ``fn(conn)`` in a read transaction: one consistent snapshot.
+
+        The first read (or write) checks the file: a read never creates the
+        file or the schema, nor changes the journal mode, and refuses
+        anything but a litecoord file with :class:`NotALitecoordFileError`.
+        """
+        if not self._readable:
+            self._open(create=False)
         return self._run(fn, "BEGIN", lock=False)
 
     def _run(self, fn: Callable[[sqlite3.Connection], T], begin: str, *, lock: bool) -> T:
-        if not self._schema_ready:
-            self.ensure_schema()
         waited = 0.0
         delay = 0.002
         while True:
@@ -427,20 +519,37 @@ class Store:
                     # Polling would keep the GIL from a sibling thread that holds the lock
                     # and needs the GIL to commit, so only a single-threaded process polls.
                     _flock_exclusive(fd, self._spin if threading.active_count() == 1 else 0.0)
+                commits = None
                 try:
-                    conn.execute(begin)
                     try:
-                        result = fn(conn)
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        raise
-                finally:
-                    if fd is not None:
-                        fcntl.flock(fd, fcntl.LOCK_UN)
+                        conn.execute(begin)
+                        try:
+                            result = fn(conn)
+                            if fd is not None:
+                                # Counted in the file too (Store._check_commits); None before _create_schema ran.
+                                commits = conn.execute(_BUMP_COMMITS).fetchone()
+                            conn.execute("COMMIT")
+                        except BaseException:
+                            if conn.in_transaction:
+                                conn.execute("ROLLBACK")
+                            raise
+                    finally:
+                        if fd is not None:
+                            fcntl.flock(fd, fcntl.LOCK_UN)
+                except LitecoordError:
+                    # Errors that report state (not found, conflict, expired) may report another
+                    # process's commit whose sync is still running: like reads, they are answered
+                    # only once that is on disk.
+                    if self._sync_calls:
+                        self._sync_wal()
+                    raise
                 if self._sync_calls:
                     self._sync_wal()
+                if commits is not None:
+                    # Recorded after the sync: the lock file never counts a commit the WAL may
+                    # not hold. Writers outside the lock may record out of order; a lower count
+                    # only weakens the check (Store._check_commits), it never raises a false alarm.
+                    os.pwrite(fd, str(commits[0]).encode().rjust(_RECORD_WIDTH) + b"\n", 0)
                 return result
             except _DRIVER_ERRORS as exc:
                 # Driver errors stop here: busy ones are retried, the rest (not a
@@ -472,13 +581,20 @@ class Store:
         A read syncs as well: it may have seen a commit whose own sync is
         still running, and a caller told "all done" must not see that undone
         by a power loss. Without a WAL file (a rollback-journal connection,
-        see _Database) SQLite has synced at COMMIT and there is nothing to do.
+        see _Database) SQLite has synced at COMMIT and there is nothing to do;
+        in WAL mode a missing WAL is an error: what was committed is gone.
         """
         wal = self.path + "-wal"
         try:
             fd = os.open(wal, _WAL_OPEN_FLAGS)
         except FileNotFoundError:
-            return
+            if self.connection().execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                return
+            raise LostWritesError(
+                f"{wal} is missing after a commit in WAL mode (deleted while in use?): "
+                "what this call committed or read may be lost",
+                path=self.path,
+            ) from None
         except OSError as exc:
             raise LitecoordError(f"could not open {wal} to sync it ({exc})", path=self.path) from exc
         try:
@@ -498,63 +614,197 @@ class Store:
         error.__cause__ = exc
         return error
 
-    # -- schema ------------------------------------------------------------
+    # -- the file: is it ours, and does it hold what was committed -----------------------
 
     def ensure_schema(self, *, upgrade: bool = False) -> None:
-        """Create the schema if missing; with ``upgrade``, bring an older one up to date.
+        """Check the file and create litecoord's schema in it if missing (what the first write does).
 
-        Without ``upgrade`` a file of an older schema version is refused with
-        an error naming the command that upgrades it (``setup()`` passes
-        ``upgrade=True``): an upgrade is a write the operator asks for once,
-        not a side effect of any call. A newer version is always refused.
+        With ``upgrade``, bring an older schema up to date. Without it a file
+        of an older schema version is refused with an error naming the
+        command that upgrades it (``setup()`` passes ``upgrade=True``): an
+        upgrade is a write the operator asks for once, not a side effect of
+        any call. A newer version is always refused.
         """
-        if self._schema_ready:
-            return
-        self._schema_ready = True  # set first: the write below re-enters _run
+        if not self._writable:
+            self._open(create=True, upgrade=upgrade)
+
+    def check_file(self) -> None:
+        """Check the file is a litecoord file that lost no commits, changing nothing (what the first read does)."""
+        if not self._readable:
+            self._open(create=False)
+
+    def foreign_objects(self) -> list[str]:
+        """Tables, indexes, views and triggers in the file that litecoord's schema did not create."""
+        ours = litecoord_object_names()
+        names = self.read(lambda conn: [row[0] for row in conn.execute(_OBJECT_NAMES)])
+        return sorted(set(names) - ours)
+
+    def _open(self, *, create: bool, upgrade: bool = False) -> None:
+        # Not through write(): its group commit would wait for the very call that creates the schema.
+        prepare = functools.partial(self._create_schema, upgrade=upgrade)
+        with self._ready_lock:  # the threads of a server: one checks, the others wait for it
+            if self._writable or (self._readable and not create):
+                return
+            if self._readable:  # checked by a read: prepare it for writes
+                self._run(prepare, "BEGIN IMMEDIATE", lock=True)
+                self._writable = True
+                return
+            self._check_path(create=create)
+            try:
+                kind, why = _kind_of(self.connection())
+                if kind == "empty" and _has_content(self.path):
+                    self._check_commits(held=0)  # a WAL lost before the first checkpoint takes the schema too
+                if kind == "foreign" or (kind == "empty" and not create):
+                    raise NotALitecoordFileError(
+                        f"{self.path} is not a litecoord file: it is {why}"
+                        + ("; litecoord leaves it untouched" if kind == "foreign" else " (litecoord setup makes one)"),
+                        path=self.path,
+                    )
+                conn = self.connection()
+                if kind == "empty":
+                    # Takes effect only before the first table exists, so before the schema.
+                    conn.execute(f"PRAGMA page_size = {self.PAGE_SIZE}")
+                self.db.owned = True
+                _use_wal(conn)
+                if create:
+                    self._run(prepare, "BEGIN IMMEDIATE", lock=True)
+                else:
+                    self._run(self._check_schema, "BEGIN", lock=False)
+                self._check_commits()
+            except _DRIVER_ERRORS as exc:
+                raise self._translate(exc) from exc
+            self._readable = True
+            self._writable = create
+
+    def _check_path(self, *, create: bool) -> None:
+        """What the OS says about the path, before SQLite opens (and so may create) anything."""
         try:
-            # Not through write(): its group commit would wait for the very call
-            # that is creating the schema.
-            self._run(functools.partial(self._create_schema, upgrade=upgrade), "BEGIN IMMEDIATE", lock=True)
-        except BaseException:
-            self._schema_ready = False
-            raise
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            if not create:
+                raise NotALitecoordFileError(f"{self.path}: no such litecoord file", path=self.path) from None
+            parent = os.path.dirname(self.path)
+            if not os.path.isdir(parent):
+                raise NotALitecoordFileError(
+                    f"cannot create {self.path}: no such directory {parent}", path=self.path
+                ) from None
+            return
+        except OSError as exc:
+            raise NotALitecoordFileError(f"{self.path}: {exc.strerror}", path=self.path) from None
+        if stat.S_ISDIR(info.st_mode):
+            raise NotALitecoordFileError(f"{self.path} is a directory, not a litecoord file", path=self.path)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotALitecoordFileError(f"{self.path} is not a regular file", path=self.path)
+        if info.st_size == 0:
+            if not create:
+                raise NotALitecoordFileError(
+                    f"{self.path} is not a litecoord file: it is empty (litecoord setup makes one)", path=self.path
+                )
+            return
+        try:
+            with open(self.path, "rb") as file:
+                header = file.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise NotALitecoordFileError(f"{self.path}: cannot read it ({exc.strerror})", path=self.path) from None
+        if header != _SQLITE_HEADER:
+            raise NotALitecoordFileError(
+                f"{self.path} is not a litecoord file: it is not an SQLite database; litecoord leaves it untouched",
+                path=self.path,
+            )
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        version = _schema_version(conn)
+        if version is None:
+            raise NotALitecoordFileError(
+                f"{self.path} is not a litecoord file: it has no litecoord schema", path=self.path
+            )
+        if version in _UPGRADES:
+            raise LitecoordError(
+                f"{self.path} has litecoord schema version {version}; this litecoord reads version "
+                f"{SCHEMA_VERSION}. Upgrade the file once with `litecoord setup --db {self.path} "
+                "--session NAME` (any session; or setup() in Python), then run again",
+                path=self.path,
+                schema_version=version,
+            )
+        if version != SCHEMA_VERSION:
+            raise LitecoordError(
+                f"this file has litecoord schema version {version}; this litecoord reads version {SCHEMA_VERSION}"
+            )
 
     def _create_schema(self, conn: sqlite3.Connection, *, upgrade: bool = False) -> None:
-        has_meta = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'litecoord_meta'"
-        ).fetchone()
-        if has_meta:
-            row = conn.execute("SELECT value FROM litecoord_meta WHERE key = 'schema_version'").fetchone()
-            if row and row[0] in _UPGRADES:
-                if not upgrade:
-                    raise LitecoordError(
-                        f"{self.path} has litecoord schema version {row[0]}; this litecoord reads version "
-                        f"{SCHEMA_VERSION}. Upgrade the file once with `litecoord setup --db {self.path} "
-                        "--session NAME` (any session; or setup() in Python), then run again",
-                        path=self.path,
-                        schema_version=row[0],
-                    )
-                version = row[0]
-                while version in _UPGRADES:
-                    for statement in _UPGRADES[version]:
-                        conn.execute(statement)
-                    version = str(int(version) + 1)
-                # The schema's CREATE ... IF NOT EXISTS statements add the new indexes
-                # (and leave what exists); then the file says which version it is.
-                for statement in schema_statements():
+        version = _schema_version(conn)
+        if version in _UPGRADES and upgrade:
+            while version in _UPGRADES:
+                for statement in _UPGRADES[version]:
                     conn.execute(statement)
-                conn.execute("UPDATE litecoord_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-                return
-            if row and row[0] != SCHEMA_VERSION:
-                raise LitecoordError(
-                    f"this file has litecoord schema version {row[0]}; this litecoord reads version {SCHEMA_VERSION}"
+                version = str(int(version) + 1)
+            # The schema's CREATE ... IF NOT EXISTS statements add the new indexes
+            # (and leave what exists); then the file says which version it is.
+            for statement in schema_statements():
+                conn.execute(statement)
+            conn.execute("UPDATE litecoord_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+        elif version is not None:
+            self._check_schema(conn)  # an older version without upgrade, or a newer one: refused
+        else:
+            # Again under the write lock: another program may have filled the empty file meanwhile.
+            kind, why = _kind_of(conn)
+            if kind == "foreign":
+                raise NotALitecoordFileError(
+                    f"{self.path} is not a litecoord file: it is {why}; litecoord leaves it untouched", path=self.path
                 )
-            if row:
-                return
-        # sqlite3's executescript() would COMMIT our transaction first; run the
-        # statements one by one inside it instead.
-        for statement in schema_statements():
-            conn.execute(statement)
+            # sqlite3's executescript() would COMMIT our transaction first; run the
+            # statements one by one inside it instead.
+            for statement in schema_statements():
+                conn.execute(statement)
+            fd = self._lock_fd()
+            if fd is not None:
+                # A new file: a count left by a deleted file of the same name is not its history.
+                os.ftruncate(fd, 0)
+        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # files of older versions have none
+        conn.execute("INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES (?, '0')", (_COMMITS_KEY,))
+
+    def _recorded_commits(self) -> int:
+        """The commit count the lock file recorded (0 without one)."""
+        try:
+            with open(self.path + ".lock", "rb") as file:
+                text = file.read(64)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise LitecoordError(f"could not read {self.path}.lock ({exc.strerror})", path=self.path) from None
+        try:
+            return int(text.strip() or b"0")
+        except ValueError:
+            return 0  # not written by this check (an older version leaves it empty)
+
+    def _check_commits(self, held: int | None = None) -> None:
+        """Refuse a file that holds fewer commits than its lock file recorded: it lost its latest ones.
+
+        The lock file is read first: it only ever records a count after that
+        commit was made (and synced, at FULL), so a snapshot taken after it
+        holds at least that count unless commits were lost.
+        """
+        recorded = self._recorded_commits()
+        if not recorded:
+            return
+        if held is None:
+            row = self._run(
+                lambda conn: conn.execute("SELECT value FROM litecoord_meta WHERE key = ?", (_COMMITS_KEY,)).fetchone(),
+                "BEGIN",
+                lock=False,
+            )
+            held = 0 if row is None else int(row[0])
+        if held < recorded:
+            raise LostWritesError(
+                f"{self.path} lost its latest writes: it holds {held} commits but {self.path}.lock recorded "
+                f"{recorded}; its -wal file was deleted or replaced (or the file copied without it), or at "
+                "durability normal a power loss undid them. Check the items; to go on anyway, stop every "
+                "process using the file and delete the .lock file",
+                path=self.path,
+                held_commits=held,
+                recorded_commits=recorded,
+            )
 
 
 def _split_sql(script: str) -> list[str]:

@@ -42,7 +42,7 @@ _INSERT_ITEM = (
 
 def export_session(store: Store, session_name: str, now: int) -> Iterator[dict[str, Any]]:
     """The records of ``session_name`` (see :func:`litecoord.transfer.session_records`), from one snapshot."""
-    store.ensure_schema()
+    store.check_file()  # an export only reads: a file that is not litecoord's is refused, unchanged
     uri = Path(store.path).resolve().as_uri() + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     try:
