@@ -270,3 +270,15 @@ def test_a_file_recreated_beside_an_old_lock_file_is_not_taken_for_a_loss(db_pat
     coord = SqliteCoordinator(db_path, session="s", worker_id="w")
     coord.create_unassigned_work_item("a")
     assert SqliteCoordinator(db_path, session="s").num_work_items_not_yet_complete() == 1
+
+
+def test_losing_the_commits_since_the_last_checkpoint_of_an_existing_file_is_noticed(db_path):
+    with SqliteCoordinator(db_path, session="s") as coord:
+        coord.create_unassigned_work_item("kept")
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # "kept" is in the database file itself
+    conn.close()
+    crash_after_50_writes(db_path)  # another process: 50 commits in the WAL, then a crash
+    os.remove(f"{db_path}-wal")
+    with pytest.raises(LostWritesError, match="lost its latest writes"):
+        SqliteCoordinator(db_path, session="s").get_work_item("kept")
