@@ -282,3 +282,16 @@ def test_losing_the_commits_since_the_last_checkpoint_of_an_existing_file_is_not
     os.remove(f"{db_path}-wal")
     with pytest.raises(LostWritesError, match="lost its latest writes"):
         SqliteCoordinator(db_path, session="s").get_work_item("kept")
+
+
+def test_checking_a_file_keeps_the_locks_other_connections_of_this_process_hold(db_path):
+    # Closing any descriptor of a file drops every POSIX lock the process holds on it: a
+    # check that opened the file itself let another process's closing connection take it
+    # for the last one and delete the WAL under this process (found by demo --serve).
+    first = SqliteCoordinator(db_path, session="s", worker_id="w")
+    first.create_unassigned_work_item("a")
+    SqliteCoordinator(db_path, session="s").get_work_item("a")  # a second store checks the file
+    other = f"import sqlite3; c = sqlite3.connect({str(db_path)!r}); c.execute('SELECT * FROM work_items'); c.close()"
+    subprocess.run([sys.executable, "-c", other], check=True, timeout=60)
+    assert os.path.exists(f"{db_path}-wal")
+    assert first.get_work_item("a").work_item_id == "a"

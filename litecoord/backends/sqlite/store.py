@@ -80,8 +80,6 @@ _UPGRADES: dict[str, tuple[str, ...]] = {
 #: Files made by versions before it have none and are recognised by their litecoord_meta table.
 APPLICATION_ID = int.from_bytes(b"lcrd", "big")
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
 
 class Durability:
     """What a store's acknowledged calls survive (see the README's durability table)."""
@@ -681,6 +679,12 @@ class Store:
                     self._run(self._check_schema, "BEGIN", lock=False)
                 self._check_commits()
             except _DRIVER_ERRORS as exc:
+                if getattr(exc, "sqlite_errorcode", None) == 26 or "not a database" in str(exc):  # SQLITE_NOTADB
+                    raise NotALitecoordFileError(
+                        f"{self.path} is not a litecoord file: it is not an SQLite database; "
+                        "litecoord leaves it untouched",
+                        path=self.path,
+                    ) from None
                 raise self._translate(exc) from exc
             self._readable = True
             self._writable = create
@@ -704,22 +708,13 @@ class Store:
             raise NotALitecoordFileError(f"{self.path} is a directory, not a litecoord file", path=self.path)
         if not stat.S_ISREG(info.st_mode):
             raise NotALitecoordFileError(f"{self.path} is not a regular file", path=self.path)
-        if info.st_size == 0:
-            if not create:
-                raise NotALitecoordFileError(
-                    f"{self.path} is not a litecoord file: it is empty (litecoord setup makes one)", path=self.path
-                )
-            return
-        try:
-            with open(self.path, "rb") as file:
-                header = file.read(len(_SQLITE_HEADER))
-        except OSError as exc:
-            raise NotALitecoordFileError(f"{self.path}: cannot read it ({exc.strerror})", path=self.path) from None
-        if header != _SQLITE_HEADER:
+        if info.st_size == 0 and not create:
             raise NotALitecoordFileError(
-                f"{self.path} is not a litecoord file: it is not an SQLite database; litecoord leaves it untouched",
-                path=self.path,
+                f"{self.path} is not a litecoord file: it is empty (litecoord setup makes one)", path=self.path
             )
+        # The header is left to SQLite (see _open): opening and closing the file here would
+        # drop every POSIX lock this process's connections hold on it (closing any descriptor
+        # of a file does), and another process closing its connection could then delete the WAL.
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         version = _schema_version(conn)
