@@ -133,4 +133,5 @@ def import_session(
         ).fetchone()[0]
         return ImportSummary(session_name, len(parsed.items), len(sample_rows), live, replaced)
 
+    store.ensure_schema()  # an import may be the file's first write; reads never create the schema
     return store.write(write)
