@@ -239,7 +239,9 @@ def test_acquire_exit_codes_when_no_work_is_available(loaded: Run, db: str, cloc
     leased = loaded("acquire", "--json")
     assert leased.exit_code == 4
     assert json.loads(leased.stdout)["reason"] == "all_leased"
-    assert "3 incomplete item(s) remain, all leased" in leased.stderr
+    error = json.loads(leased.stderr)  # under --json, stderr is a JSON object too
+    assert "3 incomplete item(s) remain, all leased" in error["detail"]
+    assert (error["code"], error["exit_code"]) == ("no_available_work", 4)
 
     for i, lease in enumerate(leases):
         holder.bind(worker_id=f"h{i}").complete_work_item(lease.work_item_id)

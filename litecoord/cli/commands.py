@@ -532,10 +532,14 @@ def acquire(target: Target, lease_seconds: float, as_json: bool) -> None:
     outcome = target.open().acquire_next_work_item(timedelta(seconds=lease_seconds))
     if isinstance(outcome, NoAvailableWorkToBeDone):
         body = outcome.to_dict()
+        code = EXIT_ALL_LEASED if outcome.remaining else EXIT_NO_WORK
         if as_json:
             _echo_json(body)
-        click.echo(body["detail"], err=True)
-        sys.exit(EXIT_ALL_LEASED if outcome.remaining else EXIT_NO_WORK)
+            # On stderr too, as every error under --json: one JSON object with the exit code.
+            click.echo(json.dumps({**body, "exit_code": code}), err=True)
+        else:
+            click.echo(body["detail"], err=True)
+        sys.exit(code)
     if as_json:
         _echo_json(outcome.to_dict())
     else:
