@@ -80,7 +80,8 @@ EXIT_CODES: dict[int, str] = {
     "status --watch: it ended with only failed items left",
     EXIT_ALL_LEASED: "acquire: work remains but all of it is leased or waiting out a retry delay",
     EXIT_NOT_FOUND: "unknown work item (WorkItemNotFoundError, HTTP 404)",
-    EXIT_CONFLICT: "lease or item conflict: another holder, stale epoch, existing id, import into a non-empty session",
+    EXIT_CONFLICT: "lease or item conflict: another holder, stale epoch, existing id, import into a non-empty session, "
+    "retry of an item that is not failed",
     EXIT_LEASE_EXPIRED: "the caller's lease expired (LeaseExpiredError, HTTP 410)",
     EXIT_BUSY: "the database stayed locked (DatabaseBusyError, HTTP 503)",
     EXIT_SESSION_NOT_FOUND: "unknown session: nothing was ever created in it (SessionNotFoundError, HTTP 404)",
@@ -1143,8 +1144,9 @@ _DOCUMENT_COUNT, _TOTAL_SIZE_BYTES, _DOCUMENTS_PROCESSED, _BYTES_PROCESSED,
 _LEASE_EXPIRY, _LEASE_SECONDS, _LEASE_EPOCH, _ATTEMPT, _SESSION, _WORKER_ID,
 _PROGRESS_FD), renews the lease every heartbeat while it runs, and completes
 the item when COMMAND exits 0 or records a failure (exit code and last
-output lines) otherwise. If the lease is lost, COMMAND's process group is
-killed.
+output lines) otherwise; a failed item comes back after the session's retry
+delay (see `litecoord setup --retry-delay`). If the lease is lost,
+COMMAND's process group is killed.
 
 COMMAND reports progress (absolute totals) with lines on stdout, or on the
 file descriptor in LITECOORD_PROGRESS_FD:
