@@ -606,6 +606,9 @@ class Runner:
         progress = _Progress(item.documents_processed, item.bytes_processed)
         echo = self.options.echo_output
         prefix = f"{self.coordinator.worker_id} {item_id} | ".encode() if self.options.prefix_output else None
+        # The timeout runs from here, read before the command exists: a clock
+        # moved once the command is seen running must count against it.
+        spawned = self._tick()
         try:
             command = _Command(
                 self.options.command,
@@ -624,7 +627,7 @@ class Runner:
             return EXIT_ERROR
 
         try:
-            return self._supervise(command, lease, started, progress, result)
+            return self._supervise(command, lease, started, spawned, progress, result)
         except BaseException:
             # Never leave a command running on an item we stopped looking after.
             command.kill()
@@ -650,7 +653,13 @@ class Runner:
         return call_started
 
     def _supervise(
-        self, command: _Command, lease: WorkItemAndDuration, started: int, progress: _Progress, result: RunResult
+        self,
+        command: _Command,
+        lease: WorkItemAndDuration,
+        started: int,
+        spawned: int,
+        progress: _Progress,
+        result: RunResult,
     ) -> int | None:
         """Renew while the command runs, then complete, fail or release the item."""
         item_id, epoch = lease.work_item_id, lease.lease_epoch
@@ -665,7 +674,7 @@ class Runner:
         next_beat = time.monotonic() + heartbeat
         lost_reason: str | None = None
         timeout = self.options.timeout
-        timeout_at = None if timeout is None else self._tick() + to_micros(timeout)
+        timeout_at = None if timeout is None else spawned + to_micros(timeout)
         timed_out = False
         while True:
             code = command.poll()
