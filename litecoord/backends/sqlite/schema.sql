@@ -4,7 +4,7 @@
 -- written from the coordinator's injectable clock (never SQLite's 'now'), so
 -- a fake clock or freezegun controls every lease.
 --
--- The package loads this file from its installed copy (litecoord/schema.sql);
+-- The package loads this file from its installed copy (litecoord/backends/sqlite/schema.sql);
 -- the repository root keeps an identical copy to read, and a test keeps them equal.
 
 CREATE TABLE IF NOT EXISTS litecoord_meta (
