@@ -45,6 +45,8 @@ __all__ = [
     "ParsedSession",
     "ImportSummary",
     "session_records",
+    "new_session_row",
+    "item_row",
     "parse_session",
     "import_rows",
     "read_jsonl",
@@ -120,6 +122,24 @@ class ImportSummary:
 
 def _time(value: int | None) -> str | None:
     return format_time(from_micros(value))
+
+
+def new_session_row(now: int) -> dict[str, Any]:
+    """The session row a backend exports for a session it has no row for: the defaults, created ``now``."""
+    session: dict[str, Any] = {"lease_mode": "fixed", "acquire_order": "largest_first", "max_attempts": 3}
+    session.update(created_at=now, started_at=None, last_update=None, last_sample_at=None)
+    session.update(_DEFAULT_RETRY_DELAYS)
+    return session
+
+
+def item_row(values: Iterable[Any]) -> dict[str, Any]:
+    """An item row as :func:`session_records` takes it, from a ``work_items`` row in :data:`ITEM_COLUMNS` order.
+
+    Both backends store ``successor_ids`` as one comma-separated text (or NULL).
+    """
+    item = dict(zip(ITEM_COLUMNS, values, strict=True))
+    item["successor_ids"] = item["successor_ids"].split(",") if item["successor_ids"] else None
+    return item
 
 
 def session_records(

@@ -15,7 +15,16 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...errors import SessionNotEmptyError
-from ...transfer import ITEM_COLUMNS, SAMPLE_COLUMNS, ImportSummary, import_rows, parse_session, session_records
+from ...transfer import (
+    ITEM_COLUMNS,
+    SAMPLE_COLUMNS,
+    ImportSummary,
+    import_rows,
+    item_row,
+    new_session_row,
+    parse_session,
+    session_records,
+)
 
 if TYPE_CHECKING:
     from .coordinator import PostgresCoordinator
@@ -55,9 +64,7 @@ def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]
         row = conn.execute(_SESSION, (coordinator.session,)).fetchone()
         if row is None:
             sid = None
-            session: dict[str, Any] = {"lease_mode": "fixed", "acquire_order": "largest_first", "max_attempts": 3}
-            session.update(created_at=now, started_at=None, last_update=None, last_sample_at=None)
-            session.update(retry_delay_micros=10_000_000, max_retry_delay_micros=600_000_000)
+            session: dict[str, Any] = new_session_row(now)
         else:
             sid = row[0]
             session = dict(zip(_SESSION_NAMES, row[1:], strict=True))
@@ -71,9 +78,7 @@ def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]
                     f"SELECT {_ITEM_SELECT} FROM work_items WHERE session_id = %s::bigint ORDER BY seq", (sid,)
                 )
                 for values in cursor:
-                    item = dict(zip(ITEM_COLUMNS, values, strict=True))
-                    item["successor_ids"] = item["successor_ids"].split(",") if item["successor_ids"] else None
-                    yield item
+                    yield item_row(values)
 
         def samples() -> Iterator[dict[str, Any]]:
             if sid is None:

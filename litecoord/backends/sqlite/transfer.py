@@ -21,6 +21,8 @@ from ...transfer import (
     SESSION_COLUMNS,
     ImportSummary,
     import_rows,
+    item_row,
+    new_session_row,
     parse_session,
     session_records,
 )
@@ -50,9 +52,7 @@ def export_session(store: Store, session_name: str, now: int) -> Iterator[dict[s
         names = ("id",) + SESSION_COLUMNS
         row = conn.execute(f"SELECT {', '.join(names)} FROM sessions WHERE name = ?", (session_name,)).fetchone()
         if row is None:
-            session = {"lease_mode": "fixed", "acquire_order": "largest_first", "max_attempts": 3, "created_at": now}
-            session.update(started_at=None, last_update=None, last_sample_at=None)
-            session.update(retry_delay_micros=10_000_000, max_retry_delay_micros=600_000_000)
+            session = new_session_row(now)
             sid = None
         else:
             session = dict(zip(names, row, strict=True))
@@ -63,9 +63,7 @@ def export_session(store: Store, session_name: str, now: int) -> Iterator[dict[s
                 return
             cursor = conn.execute(f"SELECT {_ITEM_SELECT} FROM work_items WHERE session_id = ? ORDER BY seq", (sid,))
             for values in cursor:
-                item = dict(zip(ITEM_COLUMNS, values, strict=True))
-                item["successor_ids"] = item["successor_ids"].split(",") if item["successor_ids"] else None
-                yield item
+                yield item_row(values)
 
         def samples() -> Iterator[dict[str, Any]]:
             if sid is None:
