@@ -342,6 +342,18 @@ def _epoch_option(f: F) -> F:
     )(f)
 
 
+def _stall_after_option(help: str) -> Callable[[F], F]:
+    """``--stall-after SECONDS``, as `status` and `serve` take it; ``help`` says what the command does with it."""
+    return click.option(
+        "--stall-after",
+        type=Seconds(min=1),
+        default=DEFAULT_STALL_AFTER.total_seconds(),
+        show_default=True,
+        metavar="SECONDS",
+        help=help,
+    )
+
+
 def _seconds(value: float | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
@@ -801,13 +813,8 @@ def draw_frame(frame: str, *, redraw: bool) -> None:
 @_json_option
 @click.option("--watch", is_flag=True, help="Redraw the view every --interval seconds until all work is done.")
 @click.option("--interval", type=Seconds(min=0.1), default=2.0, show_default=True, help="Seconds per frame.")
-@click.option(
-    "--stall-after",
-    type=Seconds(min=1),
-    default=DEFAULT_STALL_AFTER.total_seconds(),
-    show_default=True,
-    metavar="SECONDS",
-    help="Flag items whose progress has not moved for this long while heartbeats arrive.",
+@_stall_after_option(
+    "Flag items whose progress has not moved for this long while heartbeats arrive."
 )
 @click.option(
     "--prometheus",
@@ -1018,13 +1025,8 @@ def import_(target: Target, file: IO[str], replace: bool, as_json: bool) -> None
     help="Serve a non-loopback --host without a token: every host that can reach it may lease, "
     "complete and delete work.",
 )
-@click.option(
-    "--stall-after",
-    type=Seconds(min=1),
-    default=DEFAULT_STALL_AFTER.total_seconds(),
-    show_default=True,
-    metavar="SECONDS",
-    help="The page and the metrics flag a lease stalled when its progress stands still this long.",
+@_stall_after_option(
+    "The page and the metrics flag a lease stalled when its progress stands still this long."
 )
 @click.option(
     "--ephemeral",
