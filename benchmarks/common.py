@@ -24,6 +24,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import litecoord
@@ -462,6 +463,68 @@ def percentile(ordered: Sequence[float], q: float) -> float:
 
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
+
+
+class GrowthSample:
+    """One session of ``size`` items and its one worker, for the scale groups: acquire and status() samples.
+
+    The worker completes outside the timed span, so every sample leases a
+    fresh item. ``coord`` is open on a session built with ``pending`` items
+    left (``build`` seconds to build); a few untimed cycles warm it up.
+    """
+
+    WARMUP = 5
+
+    def __init__(self, size: int, coord: Any, pending: int, build: float, rounds: int) -> None:
+        self.size = size
+        self.pending = pending
+        self.build = build
+        self.coord = coord
+        self.per_round = max(5, min(40, (self.pending - self.WARMUP) // rounds))
+        self.acquired: list[str] = []
+        self.acquire_times: list[float] = []
+        self.status_times: list[float] = []
+        for _ in range(self.WARMUP):
+            self._cycle(timed=False)
+
+    def _cycle(self, timed: bool) -> None:
+        perf = time.perf_counter
+        s = perf()
+        got = self.coord.acquire_next_work_item(timedelta(seconds=LEASE_SECONDS))
+        e = perf()
+        if not isinstance(got, litecoord.WorkItemAndDuration):
+            raise AssertionError(f"no work at {self.size} items after {len(self.acquired)} acquisitions")
+        if timed:
+            self.acquire_times.append(e - s)
+        self.acquired.append(got.work_item.work_item_id)
+        self.coord.complete_work_item(got.work_item.work_item_id)
+
+    def round(self) -> None:
+        for _ in range(self.per_round):
+            self._cycle(timed=True)
+        perf = time.perf_counter
+        for _ in range(10):
+            s = perf()
+            self.last_status = self.coord.status()
+            self.status_times.append(perf() - s)
+
+    def result(self) -> dict:
+        st = self.last_status
+        # Checks: nothing handed out twice, and the counters agree with what was completed.
+        duplicates = len(self.acquired) - len(set(self.acquired))
+        expected_done = self.size - self.pending + len(self.acquired)
+        lost = abs(st.completed_work_items - expected_done) + abs(st.total_work_items - self.size)
+        self.coord.close()
+        ordered = sorted(self.acquire_times)
+        return {
+            "p50": percentile(ordered, 0.5),
+            "p99": percentile(ordered, 0.99),
+            "status": median(self.status_times),
+            "samples": len(ordered),
+            "duplicates": duplicates,
+            "lost": lost,
+            "build": self.build,
+        }
 
 
 def round_ratios(ours: Sequence[float], base: Sequence[float]) -> str:

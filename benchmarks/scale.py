@@ -11,22 +11,10 @@ index does behind the disk's latency.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
-from litecoord import SqliteCoordinator, WorkItemAndDuration
+from litecoord import SqliteCoordinator
 
-from .common import (
-    LEASE_SECONDS,
-    SESSION,
-    Results,
-    Row,
-    Settings,
-    Target,
-    build_db,
-    log,
-    median,
-    percentile,
-)
+from .common import SESSION, GrowthSample, Results, Row, Settings, Target, build_db, log
 
 COMPLETED_SHARE = 0.8
 DURABILITY = "normal"
@@ -36,63 +24,16 @@ def sizes(settings: Settings) -> tuple[int, ...]:
     return (1_000, 100_000) if settings.quick else (1_000, 100_000, 1_000_000)
 
 
-class Sample:
+class Sample(GrowthSample):
     """One file and its worker: builds, then takes acquire and status() samples on request."""
 
-    WARMUP = 5
-
     def __init__(self, size: int, settings: Settings, rounds: int) -> None:
-        self.size = size
         path = settings.path(f"scale-{size}.db")
         t = time.perf_counter()
-        self.pending = build_db(path, size, completed_share=COMPLETED_SHARE)
-        self.build = time.perf_counter() - t
-        self.coord = SqliteCoordinator(path, session=SESSION, worker_id="scale-worker", durability=DURABILITY)
-        self.per_round = max(5, min(40, (self.pending - self.WARMUP) // rounds))
-        self.acquired: list[str] = []
-        self.acquire_times: list[float] = []
-        self.status_times: list[float] = []
-        for _ in range(self.WARMUP):
-            self._cycle(timed=False)
-
-    def _cycle(self, timed: bool) -> None:
-        perf = time.perf_counter
-        s = perf()
-        got = self.coord.acquire_next_work_item(timedelta(seconds=LEASE_SECONDS))
-        e = perf()
-        if not isinstance(got, WorkItemAndDuration):
-            raise AssertionError(f"no work at {self.size} items after {len(self.acquired)} acquisitions")
-        if timed:
-            self.acquire_times.append(e - s)
-        self.acquired.append(got.work_item.work_item_id)
-        self.coord.complete_work_item(got.work_item.work_item_id)
-
-    def round(self) -> None:
-        for _ in range(self.per_round):
-            self._cycle(timed=True)
-        perf = time.perf_counter
-        for _ in range(10):
-            s = perf()
-            self.last_status = self.coord.status()
-            self.status_times.append(perf() - s)
-
-    def result(self) -> dict:
-        st = self.last_status
-        # Checks: nothing handed out twice, and the counters agree with what was completed.
-        duplicates = len(self.acquired) - len(set(self.acquired))
-        expected_done = self.size - self.pending + len(self.acquired)
-        lost = abs(st.completed_work_items - expected_done) + abs(st.total_work_items - self.size)
-        self.coord.close()
-        ordered = sorted(self.acquire_times)
-        return {
-            "p50": percentile(ordered, 0.5),
-            "p99": percentile(ordered, 0.99),
-            "status": median(self.status_times),
-            "samples": len(ordered),
-            "duplicates": duplicates,
-            "lost": lost,
-            "build": self.build,
-        }
+        pending = build_db(path, size, completed_share=COMPLETED_SHARE)
+        build = time.perf_counter() - t
+        coord = SqliteCoordinator(path, session=SESSION, worker_id="scale-worker", durability=DURABILITY)
+        super().__init__(size, coord, pending, build, rounds)
 
 
 def run(settings: Settings, results: Results) -> None:
