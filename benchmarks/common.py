@@ -406,6 +406,23 @@ def cycle_loop(
     return {"ids": ids, "waits": waits.tobytes(), "t0": t0, "t1": perf(), "timed_out": timed_out}
 
 
+def coordinator_ops(coord: Any) -> tuple[Callable[[], str | None], Callable[[str], None], Callable[[str], None]]:
+    """Acquire, renew once with progress, complete: one lease cycle's steps through any coordinator."""
+    lease = timedelta(seconds=LEASE_SECONDS)
+
+    def acquire() -> str | None:
+        got = coord.acquire_next_work_item(lease)
+        return got.work_item.work_item_id if isinstance(got, litecoord.WorkItemAndDuration) else None
+
+    def renew(item: str) -> None:
+        coord.update_progress_and_renew_lease(item, 500, 500_000)
+
+    def complete(item: str) -> None:
+        coord.complete_work_item(item)
+
+    return acquire, renew, complete
+
+
 @dataclass
 class Outcome:
     """What the parent makes of one multi-process run."""

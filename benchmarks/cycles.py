@@ -17,10 +17,9 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from litecoord import SqliteCoordinator, WorkItemAndDuration
+from litecoord import SqliteCoordinator
 from litecoord.backends.sqlite import coordinator as core
 
 from .common import (
@@ -33,6 +32,7 @@ from .common import (
     Target,
     build_db,
     connect_raw,
+    coordinator_ops,
     cycle_loop,
     log,
     median,
@@ -120,19 +120,7 @@ def embedded_ops(
     else:
         coord = SqliteCoordinator(path, session=SESSION, worker_id=worker, durability=durability, fair_lock=fair_lock)
     coord.num_work_items_not_yet_complete()  # open the connection and check the schema before the clock starts
-    lease = timedelta(seconds=LEASE_SECONDS)
-
-    def acquire() -> str | None:
-        got = coord.acquire_next_work_item(lease)
-        return got.work_item.work_item_id if isinstance(got, WorkItemAndDuration) else None
-
-    def renew(item: str) -> None:
-        coord.update_progress_and_renew_lease(item, 500, 500_000)
-
-    def complete(item: str) -> None:
-        coord.complete_work_item(item)
-
-    return acquire, renew, complete
+    return coordinator_ops(coord)
 
 
 def one_run(kind: Kind, path: str, durability: str, procs: int, items: int, *, threads: bool = False) -> Outcome:

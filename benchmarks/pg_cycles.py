@@ -14,7 +14,6 @@ therefore litecoord's own cost: Python per call, row objects, retry handling.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from .common import (
     LEASE_SECONDS,
@@ -24,6 +23,7 @@ from .common import (
     Row,
     Settings,
     Target,
+    coordinator_ops,
     cycle_loop,
     log,
     median,
@@ -104,24 +104,11 @@ def raw_ops(dsn: str, durability: str, worker: str):
 
 
 def embedded_ops(dsn: str, durability: str, worker: str):
-    from litecoord import WorkItemAndDuration
     from litecoord.backends.postgres import PostgresCoordinator
 
     coord = PostgresCoordinator(dsn, session=SESSION, worker_id=worker, durability=durability)
     coord.num_work_items_not_yet_complete()  # connect and check the schema before the clock starts
-    lease = timedelta(seconds=LEASE_SECONDS)
-
-    def acquire() -> str | None:
-        got = coord.acquire_next_work_item(lease)
-        return got.work_item.work_item_id if isinstance(got, WorkItemAndDuration) else None
-
-    def renew(item: str) -> None:
-        coord.update_progress_and_renew_lease(item, 500, 500_000)
-
-    def complete(item: str) -> None:
-        coord.complete_work_item(item)
-
-    return acquire, renew, complete
+    return coordinator_ops(coord)
 
 
 def one_run(kind: Kind, server: str, durability: str, procs: int, items: int, schema: str = "bench_cycles") -> Outcome:

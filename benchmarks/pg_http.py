@@ -15,16 +15,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
 
 from .common import (
-    LEASE_SECONDS,
     SESSION,
     Outcome,
     Results,
     Row,
     Settings,
     Target,
+    coordinator_ops,
     cycle_loop,
     log,
     median,
@@ -77,23 +76,11 @@ class Servers:
 
 
 def client_ops(urls: list[str], worker: str):
-    from litecoord import HttpCoordinator, WorkItemAndDuration
+    from litecoord import HttpCoordinator
 
     coord = HttpCoordinator(urls, session=SESSION, worker_id=worker, timeout=60)
     coord.status()  # connect before the clock starts
-    lease = timedelta(seconds=LEASE_SECONDS)
-
-    def acquire() -> str | None:
-        got = coord.acquire_next_work_item(lease)
-        return got.work_item.work_item_id if isinstance(got, WorkItemAndDuration) else None
-
-    def renew(item: str) -> None:
-        coord.update_progress_and_renew_lease(item, 500, 500_000)
-
-    def complete(item: str) -> None:
-        coord.complete_work_item(item)
-
-    return acquire, renew, complete
+    return coordinator_ops(coord)
 
 
 def one_run(
