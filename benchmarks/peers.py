@@ -208,11 +208,14 @@ class LitequeuePeer(Peer):
             return conn.execute("SELECT count(*) FROM bench WHERE status != 2").fetchone()[0]
 
 
-class LitecoordPeer(Peer):
-    name = "litecoord SqliteCoordinator"
+class CoordinatorPeer(Peer):
+    """A litecoord coordinator used as a queue: create puts, acquire claims, complete acks.
 
-    def _coord(self, worker: str) -> SqliteCoordinator:
-        return SqliteCoordinator(self.base, session=SESSION, worker_id=worker, durability=self.durability)
+    ``_coord(worker)`` opens the backend's coordinator for one worker.
+    """
+
+    def _coord(self, worker: str) -> Any:
+        raise NotImplementedError
 
     def producer(self):
         coord = self._coord("producer")
@@ -228,7 +231,7 @@ class LitecoordPeer(Peer):
 
     def consumer(self, worker: str):
         coord = self._coord(worker)
-        coord.num_work_items_not_yet_complete()
+        coord.num_work_items_not_yet_complete()  # connect and check the schema before the clock starts
         lease = timedelta(seconds=LEASE_SECONDS)
 
         def claim() -> str | None:
@@ -239,6 +242,13 @@ class LitecoordPeer(Peer):
             coord.complete_work_item(item)
 
         return claim, ack
+
+
+class LitecoordPeer(CoordinatorPeer):
+    name = "litecoord SqliteCoordinator"
+
+    def _coord(self, worker: str) -> SqliteCoordinator:
+        return SqliteCoordinator(self.base, session=SESSION, worker_id=worker, durability=self.durability)
 
     def unacked(self) -> int:
         with sqlite3.connect(self.base) as conn:

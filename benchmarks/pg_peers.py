@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from .common import LEASE_SECONDS, SESSION, Results, Row, Settings, Target, log, median, round_ratios
-from .peers import CONSUMERS, Peer, one_run
+from .peers import CONSUMERS, CoordinatorPeer, Peer, one_run
 from .pg_common import SYNCHRONOUS_COMMIT, fresh_schema, with_options
 
 DURABILITIES = ("full", "normal")
@@ -56,7 +56,7 @@ class PgPeer(Peer):
         return int(row[0])
 
 
-class LitecoordPgPeer(PgPeer):
+class LitecoordPgPeer(CoordinatorPeer, PgPeer):
     name = "litecoord PostgresCoordinator"
     schema = "peer_litecoord"
 
@@ -68,34 +68,6 @@ class LitecoordPgPeer(PgPeer):
         from litecoord.backends.postgres import PostgresCoordinator
 
         return PostgresCoordinator(self.dsn, session=SESSION, worker_id=worker, durability=self.durability)
-
-    def producer(self):
-        coord = self._coord("producer")
-
-        class Producer:
-            def put(self, data: str) -> None:
-                coord.create_work_items([{"work_item_id": data}])
-
-            def close(self) -> None:
-                coord.close()
-
-        return Producer()
-
-    def consumer(self, worker: str):
-        from litecoord import WorkItemAndDuration
-
-        coord = self._coord(worker)
-        coord.num_work_items_not_yet_complete()  # connect before the clock starts
-        lease = timedelta(seconds=LEASE_SECONDS)
-
-        def claim() -> str | None:
-            got = coord.acquire_next_work_item(lease)
-            return got.work_item.work_item_id if isinstance(got, WorkItemAndDuration) else None
-
-        def ack(item: str) -> None:
-            coord.complete_work_item(item)
-
-        return claim, ack
 
     def unacked(self) -> int:
         return self.count("SELECT count(*) FROM work_items WHERE status != 'completed'")
