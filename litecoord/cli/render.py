@@ -283,73 +283,58 @@ def render_status(
         lines.extend(_active_rows(active[:max_rows], width, now, marks, color=color, unicode=unicode))
         if len(active) > max_rows:
             lines.append(f"  ... and {len(active) - max_rows} more")
-    if silent:
-        lines.append("")
-        title = f"silent ({len(silent)}, marked ?): no heartbeat for longer than a third of the lease"
-        lines.append(_style(_cut(title, limit), color, fg="magenta"))
-        for item in silent[:max_rows]:
-            interval = renewal_interval(item)
-            heartbeat = item.last_heartbeat or item.leased_at
-            text = (
-                f"  {item.work_item_id}  {item.worker_id}  no heartbeat for "
-                f"{format_duration((now - heartbeat).total_seconds()) if heartbeat else '?'} "
-                f"(due every {format_duration(interval)}), lease ends in "
-                f"{format_duration((item.lease_expiry - now).total_seconds()) if item.lease_expiry else '?'}"
-            )
-            lines.append(_cut(text, limit))
-        if len(silent) > max_rows:
-            lines.append(f"  ... and {len(silent) - max_rows} more")
-    if stalled:
-        lines.append("")
-        lines.append(
-            _style(
-                _cut(f"stalled ({len(stalled)}, marked !): heartbeats arrive, progress has not moved", limit),
-                color,
-                fg="yellow",
-            )
-        )
-        for item in stalled[:max_rows]:
-            moved = _last_move(item)
-            text = (
-                f"  {item.work_item_id}  {item.worker_id}  no progress for "
-                f"{format_duration((now - moved).total_seconds()) if moved else '?'}, "
-                f"last heartbeat {_ago(now, item.last_heartbeat)}"
-            )
-            lines.append(_cut(text, limit))
-        if len(stalled) > max_rows:
-            lines.append(f"  ... and {len(stalled) - max_rows} more")
-    if lapsed:
-        lines.append("")
-        lines.append(_cut(f"lapsed leases ({len(lapsed)}): the next acquire hands these to another worker", limit))
-        for item in lapsed[:max_rows]:
-            pct = _percent(item.documents_processed, item.document_count)
-            at = "" if pct is None else f" at {pct:.0f}%"
-            text = f"  {item.work_item_id}  {item.worker_id}  lease expired {_ago(now, item.lease_expiry)}{at}"
-            lines.append(_cut(text, limit))
-        if len(lapsed) > max_rows:
-            lines.append(f"  ... and {len(lapsed) - max_rows} more")
-    if retrying:
-        lines.append("")
-        lines.append(_cut(f"retrying ({len(retrying)}): failed, back in the queue", limit))
-        for item in retrying[:max_rows]:
-            when = _retry_cell(item, now) or "retry due"
-            text = f"  {item.work_item_id}  {item.failure_count} failure(s), {when}: {_error_summary(item.last_error)}"
-            lines.append(_cut(text, limit))
-        if len(retrying) > max_rows:
-            lines.append(f"  ... and {len(retrying) - max_rows} more")
-    if failed:
-        lines.append("")
-        title = f"failed ({len(failed)}): retry with `litecoord retry ID` or `--all-failed`"
-        lines.append(_style(_cut(title, limit), color, fg="red"))
-        for item in failed[:max_rows]:
-            text = f"  {item.work_item_id}  {item.failure_count} failure(s): {_error_summary(item.last_error)}"
-            lines.append(_cut(text, limit))
-        if len(failed) > max_rows:
-            lines.append(f"  ... and {len(failed) - max_rows} more")
+    for title, fg, section, row in (
+        ("silent ({}, marked ?): no heartbeat for longer than a third of the lease", "magenta", silent, _silent_row),
+        ("stalled ({}, marked !): heartbeats arrive, progress has not moved", "yellow", stalled, _stalled_row),
+        ("lapsed leases ({}): the next acquire hands these to another worker", None, lapsed, _lapsed_row),
+        ("retrying ({}): failed, back in the queue", None, retrying, _retrying_row),
+        ("failed ({}): retry with `litecoord retry ID` or `--all-failed`", "red", failed, _failed_row),
+    ):
+        if section:
+            lines.append("")
+            heading = _cut(title.format(len(section)), limit)
+            lines.append(_style(heading, color, fg=fg) if fg else heading)
+            lines.extend(_cut(row(item, now), limit) for item in section[:max_rows])
+            if len(section) > max_rows:
+                lines.append(f"  ... and {len(section) - max_rows} more")
     if notes:
         lines.append("")
         lines.extend(_wrap(note, width) for note in notes)
     return "\n".join(lines)
+
+
+def _silent_row(item: WorkItem, now: datetime) -> str:
+    heartbeat = item.last_heartbeat or item.leased_at
+    return (
+        f"  {item.work_item_id}  {item.worker_id}  no heartbeat for "
+        f"{format_duration((now - heartbeat).total_seconds()) if heartbeat else '?'} "
+        f"(due every {format_duration(renewal_interval(item))}), lease ends in "
+        f"{format_duration((item.lease_expiry - now).total_seconds()) if item.lease_expiry else '?'}"
+    )
+
+
+def _stalled_row(item: WorkItem, now: datetime) -> str:
+    moved = _last_move(item)
+    return (
+        f"  {item.work_item_id}  {item.worker_id}  no progress for "
+        f"{format_duration((now - moved).total_seconds()) if moved else '?'}, "
+        f"last heartbeat {_ago(now, item.last_heartbeat)}"
+    )
+
+
+def _lapsed_row(item: WorkItem, now: datetime) -> str:
+    pct = _percent(item.documents_processed, item.document_count)
+    at = "" if pct is None else f" at {pct:.0f}%"
+    return f"  {item.work_item_id}  {item.worker_id}  lease expired {_ago(now, item.lease_expiry)}{at}"
+
+
+def _retrying_row(item: WorkItem, now: datetime) -> str:
+    when = _retry_cell(item, now) or "retry due"
+    return f"  {item.work_item_id}  {item.failure_count} failure(s), {when}: {_error_summary(item.last_error)}"
+
+
+def _failed_row(item: WorkItem, now: datetime) -> str:
+    return f"  {item.work_item_id}  {item.failure_count} failure(s): {_error_summary(item.last_error)}"
 
 
 def _rate_parts(status: WorkQueueStatus, now: datetime) -> list[str]:
