@@ -13,8 +13,6 @@ therefore litecoord's own cost: Python per call, row objects, retry handling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .common import (
     LEASE_SECONDS,
     SESSION,
@@ -31,16 +29,11 @@ from .common import (
     run_processes,
     summarize,
 )
+from .cycles import Kind
 from .pg_common import SYNCHRONOUS_COMMIT, build_pg, fresh_schema, unfinished_pg
 
 PROCS = (1, 4, 8)
 DURABILITIES = ("full", "normal")
-
-
-@dataclass(frozen=True)
-class Kind:
-    key: str
-    label: str
 
 
 RAW = Kind("raw", "raw psycopg, same SQL")
