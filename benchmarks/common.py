@@ -544,6 +544,41 @@ class GrowthSample:
         }
 
 
+def measure_growth(samples: Sequence[GrowthSample], rounds: int) -> dict[int, dict]:
+    """Each sample's result by size, after ``rounds`` rounds of every sample in turn."""
+    for _ in range(rounds):  # interleaved: drift in the machine's load hits every size alike
+        for sample in samples:
+            sample.round()
+    return {sample.size: sample.result() for sample in samples}
+
+
+def report_growth(
+    results: Results, measured: dict[int, dict], rounds: int, *, group: str, setting: str, built: str, what: str = ""
+) -> None:
+    """The scale groups' rows (against the 1k-item size) and targets; ``built`` names the build in the note,
+    ``what`` prefixes the targets' names."""
+    base = measured[1_000]
+    for size, m in measured.items():
+        note = f"{m['samples']} samples; p99 {m['p99'] * 1e6:,.0f} us; {built} in {m['build']:.1f} s"
+        results.rows.append(
+            Row(group, "acquire p50", setting, 1, m["p50"] * 1e6, "us",
+                m["p50"] / base["p50"], f"1k ({size:,} items)", m["duplicates"], m["lost"], note)
+        )  # fmt: skip
+        results.rows.append(
+            Row(group, "status()", setting, 1, m["status"] * 1e6, "us",
+                m["status"] / base["status"], f"1k ({size:,} items)", note=f"median of {10 * rounds} calls")
+        )  # fmt: skip
+    top = max(measured)
+    ratio = measured[top]["p50"] / base["p50"]
+    results.targets.append(
+        Target(f"{what}acquire p50 at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 1.20x", ratio <= 1.2)
+    )
+    ratio = measured[top]["status"] / base["status"]
+    results.targets.append(
+        Target(f"{what}status() at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 3.00x", ratio <= 3.0)
+    )
+
+
 def round_ratios(ours: Sequence[float], base: Sequence[float]) -> str:
     """How far a ratio moved between rounds: ours/base of each interleaved round, lowest to highest.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from .common import SESSION, GrowthSample, Results, Row, Settings, Target, log
+from .common import SESSION, GrowthSample, Results, Settings, log, measure_growth, report_growth
 from .pg_common import build_pg, fresh_schema
 
 COMPLETED_SHARE = 0.8
@@ -45,27 +45,6 @@ def run(settings: Settings, results: Results, server: str) -> None:
     for size in sizes(settings):
         log(f"pg-scale: loading {size:,} items")
         samples.append(Sample(size, server, rounds))
-    for _ in range(rounds):  # interleaved: drift in the machine's load hits every size alike
-        for sample in samples:
-            sample.round()
-    measured = {s.size: s.result() for s in samples}
-    base = measured[1_000]
-    for size, m in measured.items():
-        note = f"{m['samples']} samples; p99 {m['p99'] * 1e6:,.0f} us; loaded in {m['build']:.1f} s"
-        results.rows.append(
-            Row("pg-scale", "acquire p50", "synchronous_commit=off", 1, m["p50"] * 1e6, "us",
-                m["p50"] / base["p50"], f"1k ({size:,} items)", m["duplicates"], m["lost"], note)
-        )  # fmt: skip
-        results.rows.append(
-            Row("pg-scale", "status()", "synchronous_commit=off", 1, m["status"] * 1e6, "us",
-                m["status"] / base["status"], f"1k ({size:,} items)", note=f"median of {10 * rounds} calls")
-        )  # fmt: skip
-    top = max(measured)
-    ratio = measured[top]["p50"] / base["p50"]
-    results.targets.append(
-        Target(f"PostgreSQL acquire p50 at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 1.20x", ratio <= 1.2)
-    )
-    ratio = measured[top]["status"] / base["status"]
-    results.targets.append(
-        Target(f"PostgreSQL status() at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 3.00x", ratio <= 3.0)
-    )
+    measured = measure_growth(samples, rounds)
+    setting = "synchronous_commit=off"
+    report_growth(results, measured, rounds, group="pg-scale", setting=setting, built="loaded", what="PostgreSQL ")

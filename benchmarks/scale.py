@@ -14,7 +14,7 @@ import time
 
 from litecoord import SqliteCoordinator
 
-from .common import SESSION, GrowthSample, Results, Row, Settings, Target, build_db, log
+from .common import SESSION, GrowthSample, Results, Settings, build_db, log, measure_growth, report_growth
 
 COMPLETED_SHARE = 0.8
 DURABILITY = "normal"
@@ -42,26 +42,7 @@ def run(settings: Settings, results: Results) -> None:
     for size in sizes(settings):
         log(f"scale: building {size:,} items")
         files.append(Sample(size, settings, rounds))
-    # Rounds interleave the sizes, so drift in the machine's load hits every size alike.
-    for _ in range(rounds):
-        for f in files:
-            f.round()
-    measured = {f.size: f.result() for f in files}
-    base = measured[1_000]
-    for size, m in measured.items():
-        note = f"{m['samples']} samples; p99 {m['p99'] * 1e6:,.0f} us; file built in {m['build']:.1f} s"
-        results.rows.append(
-            Row("scale", "acquire p50", DURABILITY.upper(), 1, m["p50"] * 1e6, "us",
-                m["p50"] / base["p50"], f"1k ({size:,} items)", m["duplicates"], m["lost"], note)
-        )  # fmt: skip
-        results.rows.append(
-            Row("scale", "status()", DURABILITY.upper(), 1, m["status"] * 1e6, "us",
-                m["status"] / base["status"], f"1k ({size:,} items)", note=f"median of {10 * rounds} calls")
-        )  # fmt: skip
-    top = max(measured)
-    if top < 1_000_000:
+    measured = measure_growth(files, rounds)
+    if max(measured) < 1_000_000:
         results.notes.append("scale: the 1M-item file is skipped in --quick mode; targets judged at the largest size")
-    ratio = measured[top]["p50"] / base["p50"]
-    results.targets.append(Target(f"acquire p50 at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 1.20x", ratio <= 1.2))
-    ratio = measured[top]["status"] / base["status"]
-    results.targets.append(Target(f"status() at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 3.00x", ratio <= 3.0))
+    report_growth(results, measured, rounds, group="scale", setting=DURABILITY.upper(), built="file built")
