@@ -23,19 +23,32 @@ Make = Callable[..., Any]
 
 
 @contextlib.contextmanager
-def sqlite_backend(db_path: Path, clock: Any) -> Iterator[Make]:
-    # The file exists from the start, as a server's does (a read of a missing file is an error).
-    made: list[SqliteCoordinator] = [SqliteCoordinator(db_path, clock=clock)]
-    made[0].store.ensure_schema()
+def _closing(open_one: Callable[[str, str], Any], made: list[Any] | None = None) -> Iterator[Make]:
+    """``make`` over ``open_one(worker_id, session)``; every coordinator it made (and ``made``) is closed at the end."""
+    made = [] if made is None else made
 
-    def make(worker_id: str = "worker-1", session: str = "session-1") -> SqliteCoordinator:
-        coordinator = SqliteCoordinator(db_path, session=session, worker_id=worker_id, clock=clock)
+    def make(worker_id: str = "worker-1", session: str = "session-1") -> Any:
+        coordinator = open_one(worker_id, session)
         made.append(coordinator)
         return coordinator
 
-    yield make
-    for coordinator in made:
-        coordinator.close()
+    try:
+        yield make
+    finally:
+        for coordinator in made:
+            coordinator.close()
+
+
+@contextlib.contextmanager
+def sqlite_backend(db_path: Path, clock: Any) -> Iterator[Make]:
+    # The file exists from the start, as a server's does (a read of a missing file is an error).
+    first = SqliteCoordinator(db_path, clock=clock)
+    first.store.ensure_schema()
+    with _closing(
+        lambda worker_id, session: SqliteCoordinator(db_path, session=session, worker_id=worker_id, clock=clock),
+        [first],
+    ) as make:
+        yield make
 
 
 @contextlib.contextmanager
@@ -57,18 +70,12 @@ def http_server_backend(db_path: Path, clock: Any) -> Iterator[Make]:
     from litecoord.rest.server import make_server
 
     server = make_server(db_path, host="127.0.0.1", port=0, clock=clock, threads=4).start()
-    made: list[HttpCoordinator] = []
-
-    def make(worker_id: str = "worker-1", session: str = "session-1") -> HttpCoordinator:
-        coordinator = HttpCoordinator(server.url, session=session, worker_id=worker_id, timeout=30)
-        made.append(coordinator)
-        return coordinator
-
     try:
-        yield make
+        with _closing(
+            lambda worker_id, session: HttpCoordinator(server.url, session=session, worker_id=worker_id, timeout=30)
+        ) as make:
+            yield make
     finally:
-        for coordinator in made:
-            coordinator.close()
         server.close()
 
 
@@ -77,19 +84,10 @@ def postgres_backend(db_path: Path, clock: Any) -> Iterator[Make]:
     """PostgresCoordinator over a schema of the test's own (see pg_support.py)."""
     from litecoord import PostgresCoordinator
 
-    with fresh_schema() as dsn:
-        made: list[Any] = []
-
-        def make(worker_id: str = "worker-1", session: str = "session-1") -> Any:
-            coordinator = PostgresCoordinator(dsn, session=session, worker_id=worker_id, clock=clock)
-            made.append(coordinator)
-            return coordinator
-
-        try:
-            yield make
-        finally:
-            for coordinator in made:
-                coordinator.close()
+    with fresh_schema() as dsn, _closing(
+        lambda worker_id, session: PostgresCoordinator(dsn, session=session, worker_id=worker_id, clock=clock)
+    ) as make:
+        yield make
 
 
 @contextlib.contextmanager
