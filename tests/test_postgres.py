@@ -307,6 +307,36 @@ def test_an_injected_clock_wins_over_the_database_clock(dsn: str) -> None:
     assert isinstance(coord.acquire_next_work_item(), NoAvailableWorkToBeDone)
 
 
+# -- counts ------------------------------------------------------------------------------------
+
+
+def test_progress_samples_and_exports_stay_exact_past_2_63(dsn: str) -> None:
+    """The counters' sums feed the progress samples: they too must hold totals past BIGINT (2**63 - 1)."""
+    from litecoord.validation import MAX_COUNT
+
+    clock = FakeClock(datetime(2001, 1, 1, tzinfo=timezone.utc))
+    coord = coordinator(dsn, session="s", worker_id="w", clock=clock)
+    coord.create_work_items([{"work_item_id": f"i{n}", "document_count": MAX_COUNT} for n in range(1100)])
+    # The same items, finished at their full counts, go in through one import (1100 leases would be slow).
+    finished = []
+    for record in coord.export_session():
+        if record["type"] == "item":
+            record.update(status="completed", documents_processed=MAX_COUNT, bytes_processed=MAX_COUNT,
+                          completed_at=record["created_at"])  # fmt: skip
+        finished.append(record)
+    coord.import_session(finished, replace=True)
+    clock.advance(seconds=20)
+    coord.create_unassigned_work_item("later")  # a change 10 s after the last sample writes the next one
+    total = 1100 * MAX_COUNT
+    assert total > 2**63
+    assert coord.status().total_documents_processed == total
+    sample = coord.progress_samples()[-1]
+    assert (sample.documents_processed, sample.bytes_processed) == (total, total)
+    assert type(sample.documents_processed) is int
+    exported = [r for r in coord.export_session() if r["type"] == "sample"]
+    assert exported[-1]["documents_processed"] == total and type(exported[-1]["bytes_processed"]) is int
+
+
 # -- serve -------------------------------------------------------------------------------
 
 

@@ -221,8 +221,8 @@ _STATUS = """
 SELECT t.*, l.lapsed, r.retrying, s.sampled_at, s.documents_processed, s.bytes_processed, s.completed_items
 FROM (SELECT coalesce(sum(total_items), 0)::bigint, coalesce(sum(assigned_items), 0)::bigint,
              coalesce(sum(completed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint,
-             coalesce(sum(total_documents), 0)::bigint, coalesce(sum(total_size_bytes), 0)::bigint,
-             coalesce(sum(documents_processed), 0)::bigint, coalesce(sum(bytes_processed), 0)::bigint,
+             coalesce(sum(total_documents), 0), coalesce(sum(total_size_bytes), 0),
+             coalesce(sum(documents_processed), 0), coalesce(sum(bytes_processed), 0),
              min(started_at), max(last_update)
       FROM session_counters WHERE session_id = %(session)s::bigint) AS t
 CROSS JOIN (SELECT count(*) AS lapsed FROM work_items
@@ -675,7 +675,11 @@ class PostgresCoordinator(DatabaseCalls):
             sid = self._existing(cur, now)
             cur.execute(_STATUS, {"session": sid, "now": now, "window": now - micros_of(THROUGHPUT_WINDOW)})
             row = cur.fetchone()
-            totals, lapsed, retrying, sample = row[:10], row[10], row[11], row[12:]
+            # Documents and bytes are NUMERIC (exact past 2**63 - 1), which psycopg reads as Decimal.
+            totals = (*row[:4], *map(int, row[4:8]), *row[8:10])
+            lapsed, retrying, sample = row[10], row[11], row[12:]
+            if sample[0] is not None:
+                sample = (sample[0], int(sample[1]), int(sample[2]), sample[3])
             live = totals[1] - lapsed
             return status_from(self.session, now, totals, live, None if sample[0] is None else sample, retrying)
 
@@ -727,7 +731,7 @@ class PostgresCoordinator(DatabaseCalls):
             )
             return cur.fetchall()
 
-        return [ProgressSample(from_micros(r[0]), r[1], r[2], r[3]) for r in self._read(read)]  # type: ignore[arg-type]
+        return [ProgressSample(from_micros(r[0]), int(r[1]), int(r[2]), r[3]) for r in self._read(read)]
 
     def list_attention_items(
         self, kind: AttentionKind | str, *, limit: int = 50, after: str | None = None

@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 -- status() sums the shards: a constant cost at any number of items.
 -- Nothing indexes the counter columns and the table leaves half of each page
 -- free, so every counter update is HOT (no index write, page-local cleanup).
+-- Documents and bytes are NUMERIC: each item counts up to 2**53 - 1, so their
+-- sums pass BIGINT's 2**63 - 1 beyond 1024 items at the largest counts, and
+-- the totals must stay exact (as SQLite's, which are summed again past that).
 CREATE TABLE IF NOT EXISTS session_counters (
     session_id          BIGINT NOT NULL REFERENCES sessions (id),
     shard               INTEGER NOT NULL,
@@ -62,10 +65,10 @@ CREATE TABLE IF NOT EXISTS session_counters (
     assigned_items      BIGINT NOT NULL DEFAULT 0,   -- live and lapsed leases
     completed_items     BIGINT NOT NULL DEFAULT 0,
     failed_items        BIGINT NOT NULL DEFAULT 0,
-    total_documents     BIGINT NOT NULL DEFAULT 0,   -- root items only: successors
-    total_size_bytes    BIGINT NOT NULL DEFAULT 0,   -- re-count their parent's share
-    documents_processed BIGINT NOT NULL DEFAULT 0,
-    bytes_processed     BIGINT NOT NULL DEFAULT 0,
+    total_documents     NUMERIC NOT NULL DEFAULT 0,  -- root items only: successors
+    total_size_bytes    NUMERIC NOT NULL DEFAULT 0,  -- re-count their parent's share
+    documents_processed NUMERIC NOT NULL DEFAULT 0,
+    bytes_processed     NUMERIC NOT NULL DEFAULT 0,
     started_at          BIGINT,                      -- first acquisition (min over shards)
     last_update         BIGINT,                      -- latest change (max over shards)
     PRIMARY KEY (session_id, shard)
@@ -152,8 +155,8 @@ CREATE INDEX IF NOT EXISTS work_items_failed
 CREATE TABLE IF NOT EXISTS progress_samples (
     session_id          BIGINT NOT NULL REFERENCES sessions (id),
     sampled_at          BIGINT NOT NULL,
-    documents_processed BIGINT NOT NULL,
-    bytes_processed     BIGINT NOT NULL,
+    documents_processed NUMERIC NOT NULL,   -- sums of the counters above
+    bytes_processed     NUMERIC NOT NULL,
     completed_items     BIGINT NOT NULL,
     PRIMARY KEY (session_id, sampled_at)
 );

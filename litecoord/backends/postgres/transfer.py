@@ -88,8 +88,8 @@ def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]
                 "ORDER BY sampled_at",
                 (sid,),
             )
-            for values in rows:
-                yield dict(zip(SAMPLE_COLUMNS, values, strict=True))
+            for values in rows:  # documents and bytes are NUMERIC: Decimal, made int again
+                yield dict(zip(SAMPLE_COLUMNS, map(int, values), strict=True))
 
         yield from session_records(
             coordinator.session, session, items(), samples(), source="postgres", exported_at=now
