@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import rest_support
 from pg_support import fresh_schema
 
 from litecoord import (
@@ -98,6 +99,18 @@ def test_an_unreachable_database_is_one_clear_error_without_the_password(tmp_pat
     assert "cannot reach the PostgreSQL database" in message and str(tmp_path) in message
     assert "s3cret" not in message and "\n" not in message
     assert err.value.http_status == 503 and err.value.code == "database_unavailable"
+
+
+def test_an_unreachable_database_over_http_answers_503_without_the_dsn(tmp_path) -> None:
+    from litecoord import create_app
+
+    dsn = f"postgresql://someone:s3cret@/backfill?host={tmp_path}&connect_timeout=1"
+    app = create_app(dsn)
+    reply = rest_support.call(app, "GET", f"{rest_support.BASE}/status")
+    text = reply.raw.decode()
+    assert reply.status == 503 and reply.json["code"] == "database_unavailable", text
+    assert "cannot reach the PostgreSQL database" in reply.json["detail"]
+    assert str(tmp_path) not in text and "someone" not in text and "s3cret" not in text
 
 
 def test_the_cli_reports_an_unreachable_database_in_one_line(tmp_path) -> None:

@@ -35,6 +35,29 @@ def test_health_never_names_the_database_path(db_path: Path, clock: FakeClock) -
     app.root.close()
 
 
+def test_error_answers_never_name_the_database_path_but_the_log_does(
+    db_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(db_path, clock=clock)
+    assert call(app, "POST", f"{BASE}/batch", [{"work_item_id": "a"}]).status == 201
+    app.root.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db_path.write_bytes(b"not a database " * 512)  # the file went bad under a running server
+    requests = [
+        ("GET", f"{BASE}/status", None), ("GET", "/sessions/", None), ("GET", f"{BASE}/work-items", None),
+        ("POST", f"{BASE}/batch", [{"work_item_id": "b"}]), ("POST", f"{BASE}/acquire?worker_id=w", None),
+    ]  # fmt: skip
+    with caplog.at_level("ERROR", logger="litecoord.rest.wsgi"):
+        for method, uri, body in requests:
+            reply = call(app, method, uri, body)
+            text = reply.raw.decode()
+            assert reply.status >= 500 and reply.json["code"] and reply.json["detail"], (uri, text)
+            assert str(db_path.parent) not in text and db_path.name not in text and "path" not in reply.json, text
+    assert str(db_path) in caplog.text  # the operator still learns which file failed
+    app.root.close()
+
+
 def test_a_body_must_be_json(app: Any) -> None:
     items = b'[{"work_item_id": "injected"}]'
     for content_type in (None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):

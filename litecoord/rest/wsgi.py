@@ -64,6 +64,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -75,7 +76,7 @@ from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 
 from .. import monitor
 from .. import validation as check
-from ..backends.choose import open_coordinator
+from ..backends.choose import open_coordinator, redact
 from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..backends.sqlite.store import Store
 from ..errors import (
@@ -702,6 +703,29 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() and c != " " else f"\\x{ord(c):02x}" for c in text)
 
 
+def _database_names(root: Any) -> re.Pattern[str]:
+    """What names the database's location in an error: its file; its DSN, as given and
+    redacted; the DSN's hosts (whole words: a host ``db`` leaves "database" alone)."""
+    store = getattr(root, "store", None)
+    names = {getattr(store, "path", None)}
+    words: set[str] = set()
+    dsn = getattr(store, "dsn", None)
+    if isinstance(dsn, str):
+        names |= {dsn, redact(dsn)}
+        try:
+            from psycopg.conninfo import conninfo_to_dict
+
+            params = conninfo_to_dict(dsn)
+        except Exception:  # noqa: BLE001 - a DSN psycopg cannot parse never connected: no reason names a host
+            params = {}
+        for key in ("host", "hostaddr"):
+            words |= {h for h in str(params.get(key) or "").split(",") if h}
+    # Longest first: a DSN is replaced whole before a host or socket directory inside it.
+    alternatives = [re.escape(n) for n in sorted((n for n in names if isinstance(n, str) and n), key=len, reverse=True)]
+    alternatives += [rf"(?<![\w.-]){re.escape(w)}(?![\w-])" for w in sorted(words, key=len, reverse=True)]
+    return re.compile("|".join(alternatives) or r"(?!)")
+
+
 class App:
     """The WSGI callable. Request threads share only the database (its store hands each thread a connection)."""
 
@@ -724,6 +748,7 @@ class App:
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
             raise ValidationError("max_body_bytes", "must be a positive integer")
         self.root = root
+        self._database_names = _database_names(root)
         self.max_body_bytes = max_body_bytes
         #: Accept only loopback Host (and Origin) values: what a tokenless server on
         #: loopback needs against DNS rebinding and cross-site requests from a browser.
@@ -779,6 +804,24 @@ class App:
                 self._bound.popitem(last=False)
         return coord
 
+    def _public_body(self, exc: LitecoordError) -> dict[str, Any]:
+        """The error's JSON body, without the database's location (the server's log keeps it).
+
+        Anyone who can reach the server reads error answers (``/health`` needs no
+        token): the file's absolute path or a DSN (user, host, database) would tell
+        them where the data lives. The answer says ``<database>`` instead.
+        """
+        body = exc.to_dict()
+        hidden = [key for key in ("path", "dsn") if body.pop(key, None) is not None]
+        for key, value in body.items():
+            if isinstance(value, str):
+                body[key], count = self._database_names.subn("<database>", value)
+                if count:
+                    hidden.append(key)
+        if hidden:
+            logger.error("%s error (%s): %s", exc.code, exc.http_status, exc.detail)
+        return body
+
     def _check_token(self, environ: Mapping[str, Any]) -> None:
         assert self._token is not None
         header = environ.get("HTTP_AUTHORIZATION") or ""
@@ -816,7 +859,7 @@ class App:
         try:
             status, body = self.handle(environ)
         except LitecoordError as exc:  # the one place errors become statuses
-            status, body = exc.http_status, exc.to_dict()
+            status, body = exc.http_status, self._public_body(exc)
             if status == 405:
                 headers.append(("Allow", ", ".join(exc.context.get("allow", ()))))
             elif status == 401:
