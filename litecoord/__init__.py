@@ -1,4 +1,4 @@
-"""litecoord: an embedded work coordinator for shard-by-shard backfills over one SQLite file.
+"""litecoord: an embedded work coordinator for shard-by-shard backfills over one SQLite file (or PostgreSQL).
 
 It implements the OpenSearch Migration Assistant's Reindex-From-Snapshot work
 coordination (leases, expiry, release, successor items) plus the console
