@@ -37,7 +37,9 @@ __all__ = [
     "INDEX_LIMIT",
     "renewal_interval",
     "item_flags",
+    "heartbeat_overdue",
     "last_move",
+    "progress_stuck",
     "item_view",
     "attention_counts",
     "overview",
@@ -70,6 +72,21 @@ def last_move(item: WorkItem) -> datetime | None:
     return max(moves) if moves else None
 
 
+def heartbeat_overdue(item: WorkItem, now: datetime) -> bool:
+    """The last heartbeat (or the lease start) is older than the renewal interval the lease implies."""
+    heartbeat = item.last_heartbeat or item.leased_at
+    interval = renewal_interval(item)
+    return heartbeat is not None and interval is not None and now - heartbeat > interval
+
+
+def progress_stuck(item: WorkItem, now: datetime, stall_after: timedelta = STALL_AFTER) -> bool:
+    """Heartbeats within ``stall_after`` but no progress for as long (a dying lease is not a stall)."""
+    if item.last_heartbeat is None or now - item.last_heartbeat > stall_after:
+        return False
+    moved = last_move(item)
+    return moved is not None and now - moved >= stall_after
+
+
 def item_flags(item: WorkItem, now: datetime, stall_after: timedelta = STALL_AFTER) -> list[str]:
     """The flags of ``item`` at ``now``: some of ``lapsed``, ``silent``, ``stalled``, ``failed``.
 
@@ -82,13 +99,9 @@ def item_flags(item: WorkItem, now: datetime, stall_after: timedelta = STALL_AFT
         return []
     if item.lease_expiry <= now:
         return ["lapsed"]
-    heartbeat = item.last_heartbeat or item.leased_at
-    interval = renewal_interval(item)
-    if heartbeat is not None and interval is not None and now - heartbeat > interval:
+    if heartbeat_overdue(item, now):
         return ["silent"]
-    moved = last_move(item)
-    recent = item.last_heartbeat is not None and now - item.last_heartbeat <= stall_after
-    if recent and moved is not None and now - moved >= stall_after:
+    if progress_stuck(item, now, stall_after):
         return ["stalled"]
     return []
 

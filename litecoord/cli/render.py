@@ -34,7 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from ..monitor import renewal_interval
+from ..monitor import STALL_AFTER, heartbeat_overdue, last_move, progress_stuck, renewal_interval
 from ..types import SessionInfo, WorkItem, WorkItemStatus, WorkQueueStatus, format_time
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: How long progress may stand still under live heartbeats before an item counts as stalled.
-DEFAULT_STALL_AFTER = timedelta(seconds=60)
+DEFAULT_STALL_AFTER = STALL_AFTER
 
 _MIN_BAR = 4
 
@@ -150,21 +150,9 @@ def _is_live(item: WorkItem, now: datetime) -> bool:
     return item.status is WorkItemStatus.ASSIGNED and item.lease_expiry is not None and item.lease_expiry > now
 
 
-def _last_move(item: WorkItem) -> datetime | None:
-    """When the current holder last showed progress: its lease start counts as a move,
-    so an item just recovered from a dead worker is not taken for stalled."""
-    moves = [t for t in (item.progress_changed_at, item.leased_at or item.started_at) if t is not None]
-    return max(moves) if moves else None
-
-
 def is_stalled(item: WorkItem, now: datetime, stall_after: timedelta = DEFAULT_STALL_AFTER) -> bool:
     """A live lease with recent heartbeats but no progress change for ``stall_after``."""
-    if not _is_live(item, now):
-        return False
-    if item.last_heartbeat is None or now - item.last_heartbeat > stall_after:
-        return False  # no recent heartbeat: that is a dying lease, not a stall
-    moved = _last_move(item)
-    return moved is not None and now - moved >= stall_after
+    return _is_live(item, now) and progress_stuck(item, now, stall_after)
 
 
 def has_lapsed_lease(item: WorkItem, now: datetime) -> bool:
@@ -189,11 +177,7 @@ def is_silent(item: WorkItem, now: datetime) -> bool:
     without a heartbeat. A silent holder may be hung or cut off; its lease
     has not lapsed yet, so nobody else will take the item until it does.
     """
-    if not _is_live(item, now):
-        return False
-    interval = renewal_interval(item)
-    heartbeat = item.last_heartbeat or item.leased_at
-    return interval is not None and heartbeat is not None and now - heartbeat > interval
+    return _is_live(item, now) and heartbeat_overdue(item, now)
 
 
 def is_retrying(item: WorkItem) -> bool:
@@ -314,7 +298,7 @@ def _silent_row(item: WorkItem, now: datetime) -> str:
 
 
 def _stalled_row(item: WorkItem, now: datetime) -> str:
-    moved = _last_move(item)
+    moved = last_move(item)
     return (
         f"  {item.work_item_id}  {item.worker_id}  no progress for "
         f"{format_duration((now - moved).total_seconds()) if moved else '?'}, "
