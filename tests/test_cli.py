@@ -22,7 +22,8 @@ import pytest
 from click.testing import CliRunner, Result
 from proc_support import alive
 
-import litecoord.cli.commands as cli_module
+import litecoord.cli.commands.base as cli_base
+import litecoord.cli.commands.views as cli_views
 from litecoord import FakeClock, SqliteCoordinator, WorkItemStatus
 from litecoord.cli import cli
 
@@ -43,7 +44,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def fake_clock(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock:
-    monkeypatch.setattr(cli_module, "SqliteCoordinator", functools.partial(SqliteCoordinator, clock=clock))
+    monkeypatch.setattr(cli_base, "SqliteCoordinator", functools.partial(SqliteCoordinator, clock=clock))
     return clock
 
 
@@ -186,7 +187,7 @@ def test_setup_stores_session_settings(run: Run) -> None:
 def test_a_failed_item_shows_when_its_retry_is_due(
     loaded: Run, db: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_module, "_now", clock)  # list and show count from "now"
+    monkeypatch.setattr(cli_views, "_now", clock)  # list and show count from "now"
     assert loaded("setup", "--retry-delay", "20").exit_code == 0
     assert loaded("acquire", "-w", "w1").exit_code == 0
     failed = json.loads(loaded("fail", "logs__1__0", "-w", "w1", "-e", "boom", "--json").stdout)
@@ -392,7 +393,7 @@ def test_status_watch_redraws_until_the_work_is_done(
             for i, lease in enumerate(leases):
                 worker.bind(worker_id=f"w{i}").complete_work_item(lease.work_item_id)
 
-    monkeypatch.setattr(cli_module, "draw_frame", draw)
+    monkeypatch.setattr(cli_views, "draw_frame", draw)
     result = loaded("status", "--watch", "--interval", "0.1")
     assert result.exit_code == 0
     assert len(frames) == 2

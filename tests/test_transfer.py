@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from litecoord import FakeClock, SqliteCoordinator, ValidationError, WorkItemAndDuration
-from litecoord.cli import commands as cli_module
+from litecoord.cli.commands import base as cli_base
 from litecoord.cli.commands import cli
 from litecoord.errors import LeaseConflictError, SessionNotEmptyError
 from litecoord.protocol import Coordinator, SessionTransfer
@@ -281,7 +281,7 @@ def test_both_embedded_backends_speak_the_transfer_protocol(tmp_path: Path) -> N
 def test_cli_export_then_import_moves_a_running_session(
     source: Make, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_module, "SqliteCoordinator", functools.partial(SqliteCoordinator, clock=clock))
+    monkeypatch.setattr(cli_base, "SqliteCoordinator", functools.partial(SqliteCoordinator, clock=clock))
     runner = CliRunner()
     dump = tmp_path / "s1.jsonl"
     exported = runner.invoke(cli, ["export", "--db", str(tmp_path / "source.db"), "-s", "s1", "-o", str(dump)])

@@ -28,7 +28,9 @@ from ..errors import ValidationError
 from ..types import Clock, FakeClock, format_time, parse_time
 
 if TYPE_CHECKING:
-    from .wsgi import App, Request, Response, Route
+    from .request import Request, Response
+    from .router import Route
+    from .wsgi import App
 
 __all__ = ["PATH", "routes", "add_to_document", "require_loopback", "is_loopback", "new_test_clock"]
 
@@ -113,7 +115,7 @@ def set_clock(app: App, req: Request) -> Response:
 
 
 def routes() -> tuple[Route, ...]:
-    from .wsgi import Route
+    from .router import Route
 
     return (Route("GET", PATH, get_clock), Route("POST", PATH, set_clock))
 

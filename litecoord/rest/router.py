@@ -1,0 +1,116 @@
+"""The hand-written route table's machinery: :class:`Route`, matching a raw path to one (404, or 405 with ``Allow``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from .request import HttpError, Request, Response
+
+if TYPE_CHECKING:
+    from .wsgi import App
+
+Handler = Callable[["App", Request], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One (method, path template) pair. ``{name}`` segments capture one decoded path segment."""
+
+    method: str
+    template: str
+    handler: Handler
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return _template_segments(self.template)
+
+
+def _template_segments(template: str) -> tuple[str, ...]:
+    return tuple(s for s in template.strip("/").split("/") if s)
+
+
+
+
+RouteIndex = dict[int, list[tuple[Route, tuple[tuple[str | None, str], ...]]]]
+
+
+def index_routes(routes: Iterable[Route]) -> RouteIndex:
+    """Routes by segment count (only routes of the request's length can match it,
+    and a 405 names the methods of exactly those), each pattern as
+    (parameter name, or None for a literal; the literal)."""
+    index: RouteIndex = {}
+    for route in routes:
+        pattern = tuple((s[1:-1], s) if s.startswith("{") else (None, s) for s in route.segments)
+        index.setdefault(len(pattern), []).append((route, pattern))
+    return index
+
+
+
+#: Segments as (raw spelling, decoded text).
+Segments = list[tuple[str, str]]
+
+
+def _path_segments(environ: Mapping[str, Any]) -> Segments:
+    """The request path split into segments, from the raw URI when it agrees with PATH_INFO."""
+    path_info: str = environ.get("PATH_INFO") or ""
+    raw_uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if raw_uri:
+        raw_path = urlsplit(raw_uri).path if "://" in raw_uri[:10] else raw_uri.split("?", 1)[0]
+        script = environ.get("SCRIPT_NAME") or ""
+        if script and raw_path.startswith(script):
+            raw_path = raw_path[len(script) :]
+        # Trust the raw URI only if it decodes to what the server put in PATH_INFO
+        # (a rewriting proxy or middleware may have changed one but not the other).
+        if raw_path == path_info and "%" not in raw_path and raw_path.isascii():
+            # Nothing escaped: every segment is its own text (the common case, skipped cheaply).
+            return [(s, s) for s in _split(raw_path)]
+        if unquote_to_bytes(raw_path) == path_info.encode("latin-1", "replace"):
+            try:
+                return [(s, unquote_to_bytes(s).decode("utf-8")) for s in _split(raw_path)]
+            except UnicodeDecodeError:
+                raise HttpError(400, "bad_request", "the request path is not UTF-8 once percent-decoded") from None
+    try:
+        # PEP 3333: PATH_INFO holds the decoded bytes as latin-1 text.
+        return [(text, text) for text in (s.encode("latin-1").decode("utf-8") for s in _split(path_info))]
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        raise HttpError(400, "bad_request", "the request path is not UTF-8") from None
+
+
+def _split(path: str) -> list[str]:
+    parts = path.split("/")
+    if parts and parts[0] == "":
+        parts = parts[1:]
+    if parts and parts[-1] == "" and len(parts) > 1:
+        parts = parts[:-1]  # one trailing slash is optional: ".../work-items/" == ".../work-items"
+    return [] if parts == [""] else parts
+
+
+def match(method: str, segments: Segments, index: RouteIndex) -> tuple[Route, dict[str, str]]:
+    """The route for ``method`` and the path; ``HttpError`` 404 or 405 (with ``allow``) otherwise.
+
+    ``index`` is the table to search (:func:`index_routes`).
+    """
+    allowed: list[str] = []
+    for route, pattern in index.get(len(segments), ()):
+        params: dict[str, str] = {}
+        for (name, literal), (raw, text) in zip(pattern, segments, strict=True):
+            if name is None:
+                if raw != literal:
+                    break
+            elif not text:
+                break
+            else:
+                params[name] = text
+        else:
+            if route.method == method:
+                return route, params
+            if route.method not in allowed:
+                allowed.append(route.method)
+    if allowed:
+        detail = f"{method} is not allowed here; use {', '.join(allowed)}"
+        raise HttpError(405, "method_not_allowed", detail, allow=allowed)
+    raise HttpError(404, "not_found", "no such route; see /openapi.json")
+
