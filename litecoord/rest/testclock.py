@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import validation as check
 from ..errors import ValidationError
-from ..types import Clock, FakeClock, format_time, parse_time
+from ..types import Clock, FakeClock, format_time, from_micros, parse_time, to_micros
 
 if TYPE_CHECKING:
     from .request import Request, Response
@@ -38,6 +38,12 @@ PATH = "/_test/clock"
 
 #: The longest single move (about a century): beyond it the clock's datetime would overflow.
 MAX_ADVANCE_SECONDS = 100 * 365 * 86400
+
+#: The times a coordinator reads from its clock (validation.clock_micros): the Unix epoch up
+#: to where a lease of any allowed length still ends before year 9999. The routes never set
+#: the clock outside them: every route that reads the clock would answer 500 afterwards.
+EARLIEST = from_micros(0)
+LATEST = from_micros(check.CLOCK_MAX_MICROS)
 
 
 def new_test_clock(clock: Clock | None = None) -> FakeClock:
@@ -95,10 +101,14 @@ def set_clock(app: App, req: Request) -> Response:
             raise ValidationError("advance_seconds", f'must not be negative (got {seconds!r}); set "now" instead')
         if seconds > MAX_ADVANCE_SECONDS:
             raise ValidationError("advance_seconds", f"must be at most {MAX_ADVANCE_SECONDS} (got {seconds!r})")
-        try:
-            clock.advance(seconds)
-        except OverflowError:
-            raise ValidationError("advance_seconds", f"moves the clock past year 9999 (got {seconds!r})") from None
+        target = to_micros(clock()) + to_micros(seconds)
+        if target > check.CLOCK_MAX_MICROS:
+            # Checked before the clock moves: a refused call changes nothing.
+            raise ValidationError(
+                "advance_seconds",
+                f"moves the clock past {format_time(LATEST)}, the latest time a coordinator reads (got {seconds!r})",
+            )
+        clock.set(from_micros(target))  # type: ignore[arg-type]
     else:
         text = body["now"]
         if not isinstance(text, str):
@@ -110,6 +120,12 @@ def set_clock(app: App, req: Request) -> Response:
                 "now", f"is not an RFC 3339 time such as 2025-01-19T20:36:00Z (got {text!r})"
             ) from None
         assert when is not None
+        if not EARLIEST <= when <= LATEST:  # type: ignore[operator]
+            raise ValidationError(
+                "now",
+                f"must be between {format_time(EARLIEST)} and {format_time(LATEST)}, the times a coordinator "
+                f"reads (got {text!r})",
+            )
         clock.set(when)
     return 200, _answer(clock)
 
