@@ -369,7 +369,12 @@ def test_list_show_and_filters(loaded: Run) -> None:
 def test_status_json_is_exactly_the_rest_status_body(loaded: Run, db: str, clock: FakeClock) -> None:
     result = loaded("status", "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == coordinator(db, clock).status().to_dict()
+    from rest_support import call
+
+    from litecoord import create_app
+
+    rest = call(create_app(db, clock=clock), "GET", "/sessions/s1/backfill/work-items/status")
+    assert json.loads(result.stdout) == rest.json
 
 
 def test_status_text_is_the_plain_view(loaded: Run) -> None:

@@ -386,11 +386,20 @@ def test_status_has_the_seed_fields_and_counts(app: App, clock: FakeClock) -> No
     assert body["total_documents"] == 100000 and body["started_at"] == "2025-01-19T20:30:00Z"
 
 
-def test_status_of_an_unknown_session_is_404_session_not_found(app: App) -> None:
-    body = assert_error(call(app, "GET", "/sessions/never/backfill/work-items/status"), 404, "session_not_found")
-    assert body["session"] == "never" and "total_work_items" not in body
+def test_status_of_a_session_nobody_wrote_to_reads_as_an_empty_one(app: App) -> None:
+    # The console's Java client calls /status first (RFS setup()) and needs a 200.
+    fresh = call(app, "GET", "/sessions/never/backfill/work-items/status")
+    assert fresh.status == 200 and fresh.json["session_exists"] is False
+    assert call(app, "PUT", "/sessions/empty").status == 200  # setup: the session exists, with no items
+    empty = call(app, "GET", "/sessions/empty/backfill/work-items/status").json
+    assert empty["session_exists"] is True
+    assert fresh.json == {**empty, "session_name": "never", "session_exists": False}  # the same zeros
+    cleaned = call(app, "POST", "/sessions/never/backfill/work-items/cleanup-expired")
+    assert (cleaned.status, cleaned.json) == (200, {"session_name": "never", "cleaned": 0, "session_exists": False})
+    assert [s["session_name"] for s in call(app, "GET", "/sessions/").json] == ["empty"]  # reads created nothing
     create(app, "a")  # the session exists from its first item on
-    assert call(app, "GET", f"{BASE}/status").json["total_work_items"] == 1
+    status = call(app, "GET", f"{BASE}/status").json
+    assert status["total_work_items"] == 1 and status["session_exists"] is True
 
 
 def test_list_and_get_items(app: App) -> None:

@@ -75,7 +75,7 @@ from ..types import (
     WorkQueueStatus,
     json_seconds,
 )
-from .common import default_worker_id
+from .common import default_worker_id, session_not_found
 
 __all__ = [
     "HttpCoordinator",
@@ -640,7 +640,12 @@ class HttpCoordinator:
         return self.num_work_items_not_yet_complete() > 0
 
     def status(self) -> WorkQueueStatus:
-        return WorkQueueStatus.from_dict(self._call("GET", self._items_path("status")))
+        data = self._call("GET", self._items_path("status"))
+        # The server answers 200 for a session nothing created yet (the console's Java client
+        # needs that) and says so in session_exists: a typo stays an error, as on the databases.
+        if data.get("session_exists") is False:
+            raise session_not_found(self.session)
+        return WorkQueueStatus.from_dict(data)
 
     def list_sessions(self) -> list[SessionInfo]:
         return [SessionInfo.from_dict(d) for d in self._call("GET", "/sessions/")]
@@ -667,7 +672,10 @@ class HttpCoordinator:
     # -- housekeeping ------------------------------------------------------------------
 
     def cleanup_expired(self) -> int:
-        return int(self._call("POST", self._items_path("cleanup-expired"), idempotent=False)["cleaned"])
+        data = self._call("POST", self._items_path("cleanup-expired"), idempotent=False)
+        if data.get("session_exists") is False:  # 200 for the Java client; an error here, as on the databases
+            raise session_not_found(self.session)
+        return int(data["cleaned"])
 
     def delete_session(self) -> int:
         return int(self._call("DELETE", self._items_path(), idempotent=False)["deleted"])

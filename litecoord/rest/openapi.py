@@ -174,6 +174,10 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "when nothing was left to do; then the rates are the run's mean and eta_seconds is 0",
             },
             "retrying_work_items": {**_COUNT, "description": "pending items waiting out a retry delay"},
+            "session_exists": {
+                "type": "boolean",
+                "description": "litecoord's own: false for a session nothing created yet (then every count is 0)",
+            },
         },
         tuple(_STATUS_EXAMPLE),
         description="pending_work_items + assigned_work_items is the number of items not yet complete.",
@@ -284,7 +288,14 @@ _SCHEMAS: dict[str, Any] = {
     "ReleaseResult": _obj(
         {"work_item_id": {"type": "string"}, "released": {"type": "boolean"}}, ("work_item_id", "released")
     ),
-    "CleanupResult": _obj({"session_name": {"type": "string"}, "cleaned": _COUNT}, ("session_name", "cleaned")),
+    "CleanupResult": _obj(
+        {
+            "session_name": {"type": "string"},
+            "cleaned": _COUNT,
+            "session_exists": {"type": "boolean", "description": "false for a session nothing created yet"},
+        },
+        ("session_name", "cleaned"),
+    ),
     "DeleteResult": _obj({"session_name": {"type": "string"}, "deleted": _COUNT}, ("session_name", "deleted")),
     "Health": _obj({"status": {"const": "ok"}, "version": {"type": "string"}}, ("status", "version")),
     "IndexProgress": _obj(
@@ -377,7 +388,8 @@ _PARAMS: dict[str, Any] = {
         "in": "path",
         "required": True,
         "description": "session name (a namespace of work items, created by the first call that creates items; "
-        "every other call on a session nothing created answers 404 session_not_found)",
+        "on a session nothing created, status and cleanup-expired answer 200 with session_exists false "
+        "(the console's Java client reads status first) and every other call answers 404 session_not_found)",
         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SESSION_NAME_LENGTH},
     },
     "work_item_id": {
@@ -688,15 +700,14 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "The session summary",
                 {"200": _json(_ref("WorkQueueStatus"), "the summary")},
-                errors=("404",),
                 operation_id="getStatus",
+                description="A session nothing created yet reads as an empty one, with session_exists false.",
             )
         },
         BASE + "/cleanup-expired": {
             "post": _op(
                 "Mark items with lapsed leases as pending",
                 {"200": _json(_ref("CleanupResult"), "how many were marked")},
-                errors=("404",),
                 operation_id="cleanupExpired",
             )
         },

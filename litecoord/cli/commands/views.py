@@ -138,7 +138,8 @@ def status(target: Target, as_json: bool, watch: bool, interval: float, stall_af
         while True:
             summary = coord.status()
             if as_json:
-                click.echo(json.dumps(summary.to_dict(), indent=None if watch else 2))
+                # GET /status's body: the session exists (else SessionNotFoundError, exit 9).
+                click.echo(json.dumps({**summary.to_dict(), "session_exists": True}, indent=None if watch else 2))
             else:
                 frame = render_status(
                     summary,

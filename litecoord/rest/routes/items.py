@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from ... import validation as check
+from ...backends.common import status_from
 from ...errors import (
+    SessionNotFoundError,
     ValidationError,
     WorkItemExistsError,
 )
@@ -66,13 +69,39 @@ def acquire(app: App, req: Request) -> Response:
     return 200, outcome.to_dict()
 
 
+#: litecoord's own field in /status and /cleanup-expired: false for a session nothing created yet.
+SESSION_EXISTS = "session_exists"
+
+
 def status(app: App, req: Request) -> Response:
-    return 200, app.coordinator(req.params["session"]).status().to_dict()
+    # The console's Java client (RFS ConsoleWorkCoordinator.setup()) reads /status before any
+    # item exists and fails unless it answers 200: a session nobody has written to reads as
+    # an empty one, and session_exists tells the two apart (HttpCoordinator and the CLI raise
+    # SessionNotFoundError from it, so a typo is still caught).
+    coord = app.coordinator(req.params["session"])
+    try:
+        summary = coord.status()
+    except SessionNotFoundError:
+        return 200, {**_empty_status(coord), SESSION_EXISTS: False}
+    return 200, {**summary.to_dict(), SESSION_EXISTS: True}
+
+
+def _empty_status(coord: Any) -> dict[str, Any]:
+    """What status() reads on a session with no items, at the coordinator's time."""
+    now = coord._now()  # None on PostgreSQL without a clock of the caller's: the database's time is not read
+    if now is None:
+        now = time.time_ns() // 1000
+    return status_from(coord.session, now, None, 0, None, 0).to_dict()
 
 
 def cleanup_expired(app: App, req: Request) -> Response:
     coord = app.coordinator(req.params["session"])
-    return 200, {"session_name": coord.session, "cleaned": coord.cleanup_expired()}
+    try:
+        cleaned = coord.cleanup_expired()
+    except SessionNotFoundError:
+        # Nothing can have lapsed where nothing exists; the Java client would only log a 404.
+        return 200, {"session_name": coord.session, "cleaned": 0, SESSION_EXISTS: False}
+    return 200, {"session_name": coord.session, "cleaned": cleaned, SESSION_EXISTS: True}
 
 
 def get_item(app: App, req: Request) -> Response:
