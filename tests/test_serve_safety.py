@@ -78,7 +78,11 @@ def test_a_body_must_be_json(app: Any) -> None:
 def test_a_local_only_app_accepts_loopback_hosts(db_path: Path, clock: FakeClock, host: str) -> None:
     app = create_app(db_path, clock=clock, local_only=True)
     assert call(app, "GET", "/sessions/", headers={"Host": host}).status == 200
-    origin = {"Host": host, "Origin": "http://localhost:8000"}
+    # The server's own page (same scheme, host and port) may write; another loopback origin may not.
+    other = {"Host": host, "Origin": "http://localhost:3000"}
+    assert call(app, "POST", f"{BASE}/batch", [{"work_item_id": "a"}], headers=other).status == 403
+    own = "[::1]" if host == "::1" else host  # a browser brackets an IPv6 address in Host and Origin
+    origin = {"Host": own, "Origin": f"http://{own}"}
     assert call(app, "POST", f"{BASE}/batch", [{"work_item_id": "a"}], headers=origin).status == 201
     app.root.close()
 

@@ -114,7 +114,7 @@ _SCHEMAS: dict[str, Any] = {
                 "work_item_exists, lease_conflict, successor_conflict, lease_expired, database_busy, "
                 "database_unavailable, schema_version, malformed_json, bad_request, not_found, "
                 "method_not_allowed, payload_too_large, "
-                "unsupported_media_type, forbidden_host, forbidden_origin, lost_writes",
+                "unsupported_media_type, forbidden_host, forbidden_origin, forbidden_cross_site, lost_writes",
             },
             "field": {"type": "string", "description": "the invalid field (validation_error only)"},
         },
@@ -508,7 +508,9 @@ _ERROR_TEXT = {
     "404": "unknown work item (`work_item_not_found`) or unknown session (`session_not_found`)",
     "409": "conflict",
     "410": "the caller's lease expired",
-    "403": "a tokenless loopback server got a non-loopback Host or a cross-site Origin",
+    "403": "a tokenless loopback server got a non-loopback Host or Origin (`forbidden_host`, `forbidden_origin`), "
+    "or a tokenless server got a write a browser marked cross-site (`forbidden_cross_site`: Sec-Fetch-Site "
+    "other than same-origin or none, or an Origin other than the server's scheme, host and port)",
     "413": "request body over the size limit",
     "415": "a request body that is not sent as Content-Type: application/json",
     "422": "an invalid field; `field` names it",

@@ -17,11 +17,21 @@ Handler = Callable[["App", Request], Response]
 
 @dataclass(frozen=True)
 class Route:
-    """One (method, path template) pair. ``{name}`` segments capture one decoded path segment."""
+    """One (method, path template) pair. ``{name}`` segments capture one decoded path segment.
+
+    ``writes``: whether the route changes anything (every method but GET does; a GET that
+    writes, such as the Java client's acquire, says ``writes=True``). A tokenless server
+    refuses such requests when a browser marks them cross-site (wsgi._check_cross_site).
+    """
 
     method: str
     template: str
     handler: Handler
+    writes: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.writes is None:
+            object.__setattr__(self, "writes", self.method != "GET")
 
     @property
     def segments(self) -> tuple[str, ...]:

@@ -180,7 +180,7 @@ def add_to_document(doc: dict[str, Any]) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": _MOVE}}},
             "responses": {
                 "200": ok,
-                **{c: {"$ref": f"#/components/responses/E{c}"} for c in ("400", "401", "413", "422")},
+                **{c: {"$ref": f"#/components/responses/E{c}"} for c in ("400", "401", "403", "413", "422")},
             },
         },
     }

@@ -289,6 +289,8 @@ class App:
             raise too_large(self.max_body_bytes)  # refuse before routing or reading
         _check_json_body(environ, length)
         route, params = match(method, _path_segments(environ), self._index)
+        if route.writes and self._token is None:
+            _check_cross_site(environ)
         environ["litecoord.route"] = route.template
         request = Request(method, params, _query(environ), environ, self.max_body_bytes)
         if self.access_log is not None:
@@ -407,6 +409,71 @@ def _check_local(environ: Mapping[str, Any]) -> None:
         raise HttpError(
             403, "forbidden_origin", f"cross-site requests are refused (Origin {origin!r} is not this machine)"
         )
+
+
+#: Sec-Fetch-Site values of requests a browser did not send on another site's behalf.
+_SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
+
+
+def _check_cross_site(environ: Mapping[str, Any]) -> None:
+    """Refuse a request that changes something when a browser marks it cross-site (a tokenless server).
+
+    Without a token nothing else stops a page the operator visits: ``GET
+    …/acquire`` needs no preflight (an ``<img src>`` sends it, without an
+    ``Origin``), and a page on another port of this machine is another origin.
+    Browsers mark such requests ``Sec-Fetch-Site: cross-site`` (or ``same-site``)
+    and send their ``Origin`` on every other method; same-origin means scheme,
+    host and port equal to this server's (as the request reached it). Curl,
+    the Java client and the HTTP client send neither header and are never
+    refused here. With a token, the ``Authorization`` header cannot be sent
+    cross-site without a preflight, which this server never answers.
+    """
+    fetch_site = environ.get("HTTP_SEC_FETCH_SITE")
+    if fetch_site is not None and fetch_site.strip().lower() not in _SAME_ORIGIN_FETCH:
+        raise HttpError(
+            403,
+            "forbidden_cross_site",
+            f"a browser sent this request for another site (Sec-Fetch-Site: {fetch_site}); "
+            "only this server's own page may change work without a token",
+        )
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is not None and not _is_own_origin(environ, origin):
+        raise HttpError(
+            403,
+            "forbidden_cross_site",
+            f"cross-origin requests that change work are refused (Origin {origin!r} is not "
+            f"{_own_origin(environ)!r}); only this server's own page may change work without a token",
+        )
+
+
+def _own_origin(environ: Mapping[str, Any]) -> str:
+    """scheme://host[:port] of this server as the request reached it (its Host header)."""
+    scheme = environ.get("wsgi.url_scheme") or "http"
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = environ.get("SERVER_NAME") or ""
+        port = environ.get("SERVER_PORT") or ""
+        if port and port != {"http": "80", "https": "443"}.get(scheme):
+            host = f"{host}:{port}"
+    return f"{scheme}://{host}"
+
+
+def _is_own_origin(environ: Mapping[str, Any], origin: str) -> bool:
+    own = _own_origin(environ)
+    if origin == own:
+        return True  # what the server's own page sends: one comparison
+    # Spelled differently but maybe the same (case, an explicit default port): compare the parts.
+    try:
+        given, mine = urlsplit(origin.strip()), urlsplit(own)
+        defaults = {"http": 80, "https": 443}
+        return (
+            bool(given.hostname)
+            and not given.path.strip("/")
+            and (given.scheme.lower(), given.hostname, given.port or defaults.get(given.scheme.lower()))
+            == (mine.scheme.lower(), mine.hostname, mine.port or defaults.get(mine.scheme.lower()))
+        )
+    except ValueError:  # a port out of range, a malformed IPv6 literal: not this server
+        return False
 
 
 def create_app(

@@ -43,7 +43,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", BASE_PATH + "/", list_items),
     Route("DELETE", BASE_PATH + "/", delete_items),
     Route("POST", BASE_PATH + "/batch", create_batch),
-    Route("GET", BASE_PATH + "/acquire", acquire),
+    Route("GET", BASE_PATH + "/acquire", acquire, writes=True),  # it leases: an <img src> must not
     Route("POST", BASE_PATH + "/acquire", acquire),
     Route("GET", BASE_PATH + "/status", status),
     Route("POST", BASE_PATH + "/cleanup-expired", cleanup_expired),
