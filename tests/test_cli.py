@@ -902,3 +902,14 @@ def test_a_batch_file_with_a_utf8_byte_order_mark_is_read(run: Run, tmp_path: Pa
     path = tmp_path / "items.jsonl"
     path.write_text('{"work_item_id": "a"}\n', encoding="utf-8-sig")
     assert run("batch", str(path)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:99999", "http://127.0.0.1:port", "http://127.0.0.1:0", "ftp://127.0.0.1:8000", "http://"]
+)
+@pytest.mark.parametrize("command", [["create", "x"], ["status"], ["import", "-"], ["list"]])
+def test_a_bad_url_is_a_usage_error_naming_the_option(url: str, command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--url", url, "-s", "s1"], input="")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--url" in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, ValueError)

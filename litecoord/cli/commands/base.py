@@ -303,7 +303,30 @@ def _choose_store(ctx: click.Context, url: str | None, db: str) -> tuple[str | N
         if url_source is click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError("give --db or --url, not both")
         return None, db
+    _check_urls(url)
     return url, db
+
+
+def _check_urls(url: str) -> None:
+    """Each of ``--url``'s URLs: http(s), a host, a port in 1-65535; a usage error (exit 2) naming --url."""
+    from urllib.parse import urlsplit
+
+    from ...backends.http import split_urls
+
+    try:
+        urls = split_urls(url)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.detail, param_hint="'--url'") from None
+    for one in urls:
+        try:
+            parts = urlsplit(one)
+            port = parts.port  # a port that is not a number, or out of range, raises here
+        except ValueError as exc:
+            raise click.BadParameter(f"{one!r}: {exc}", param_hint="'--url'") from None
+        if not parts.hostname:
+            raise click.BadParameter(f"{one!r} names no host", param_hint="'--url'")
+        if port == 0:
+            raise click.BadParameter(f"{one!r}: port 0 is not a server's port", param_hint="'--url'")
 
 
 class Seconds(click.FloatRange):
