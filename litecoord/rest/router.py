@@ -50,11 +50,18 @@ RouteIndex = dict[int, list[tuple[Route, tuple[tuple[str | None, str], ...]]]]
 def index_routes(routes: Iterable[Route]) -> RouteIndex:
     """Routes by segment count (only routes of the request's length can match it,
     and a 405 names the methods of exactly those), each pattern as
-    (parameter name, or None for a literal; the literal)."""
+    (parameter name, or None for a literal; the literal).
+
+    Within a count, routes with more literal segments come first: a path that
+    a literal route matches (``…/batch``) is that route's alone, never also
+    ``…/{work_item_id}``'s (an item named ``batch`` is spelled ``%62atch``).
+    """
     index: RouteIndex = {}
     for route in routes:
         pattern = tuple((s[1:-1], s) if s.startswith("{") else (None, s) for s in route.segments)
         index.setdefault(len(pattern), []).append((route, pattern))
+    for bucket in index.values():
+        bucket.sort(key=lambda entry: -sum(name is None for name, _ in entry[1]))  # stable: table order kept
     return index
 
 
@@ -104,7 +111,10 @@ def match(method: str, segments: Segments, index: RouteIndex) -> tuple[Route, di
     ``index`` is the table to search (:func:`index_routes`).
     """
     allowed: list[str] = []
+    matched: tuple[tuple[str | None, str], ...] | None = None  # the first (most literal) pattern matched
     for route, pattern in index.get(len(segments), ()):
+        if matched is not None and pattern != matched and _literals(pattern) < _literals(matched):
+            break  # a less specific template: the path is the literal routes' (sorted first)
         params: dict[str, str] = {}
         for (name, literal), (raw, text) in zip(pattern, segments, strict=True):
             if name is None:
@@ -117,10 +127,16 @@ def match(method: str, segments: Segments, index: RouteIndex) -> tuple[Route, di
         else:
             if route.method == method:
                 return route, params
+            if matched is None:
+                matched = pattern
             if route.method not in allowed:
                 allowed.append(route.method)
     if allowed:
         detail = f"{method} is not allowed here; use {', '.join(allowed)}"
         raise HttpError(405, "method_not_allowed", detail, allow=allowed)
     raise HttpError(404, "not_found", "no such route; see /openapi.json")
+
+
+def _literals(pattern: Any) -> int:
+    return sum(name is None for name, _ in pattern)
 

@@ -7,6 +7,7 @@ interrupted, which is what ``litecoord serve`` does.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -266,7 +267,42 @@ def make_server(
     except BaseException:
         dispatcher.shutdown(cancel_pending=True, timeout=5)
         raise
+    # waitress answers what it refuses before the app sees it (a body over its cap, a bad
+    # request line or URI, an invalid Content-Length) itself: in JSON too, as the README promises.
+    server.channel_class = _json_error_channel(waitress)
     return Server(app, server, dispatcher, switch_interval)
+
+
+#: The error code of each status waitress answers itself.
+_WAITRESS_CODES = {
+    400: "bad_request",
+    413: "payload_too_large",
+    431: "request_header_fields_too_large",
+    501: "not_implemented",
+}
+
+
+def _json_error_channel(waitress: Any) -> type:
+    import waitress.channel
+
+    class JsonErrorTask(waitress.task.ErrorTask):  # type: ignore[misc,name-defined]
+        """waitress's error answer as JSON ``{"detail", "code"}`` (its own is text/plain)."""
+
+        def execute(self) -> None:
+            error = self.request.error
+            code = _WAITRESS_CODES.get(error.code, "bad_request" if error.code < 500 else "internal_error")
+            detail = f"{error.reason}: {error.body}" if error.body else error.reason
+            body = json.dumps({"detail": detail, "code": code}).encode("utf-8") + b"\n"
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(waitress.channel.HTTPChannel):  # type: ignore[misc,name-defined]
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
 
 
 def check_exposure(host: str, token: str | None, trust_network: bool) -> bool:

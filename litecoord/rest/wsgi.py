@@ -86,7 +86,7 @@ from ..errors import (
 from ..types import Clock, FakeClock
 from .openapi import openapi_document
 from .request import _NO_BODY, HttpError, RawBody, Request, Response, _query, too_large
-from .router import Route, RouteIndex, _path_segments, index_routes, match
+from .router import Route, RouteIndex, Segments, _path_segments, index_routes, match
 from .routes import BASE_PATH, INDEX, RESERVED_ITEM_IDS, ROUTES
 from .routes.monitor import _metrics_available
 
@@ -100,6 +100,7 @@ StartResponse = Callable[..., Any]
 # -- the application -------------------------------------------------------------------
 
 _REASONS = {
+    204: "No Content",
     200: "OK",
     201: "Created",
     400: "Bad Request",
@@ -288,7 +289,18 @@ class App:
         if length.isdigit() and int(length) > self.max_body_bytes:
             raise too_large(self.max_body_bytes)  # refuse before routing or reading
         _check_json_body(environ, length)
-        route, params = match(method, _path_segments(environ), self._index)
+        segments = _path_segments(environ)
+        if method == "HEAD" or method == "OPTIONS":
+            if method == "OPTIONS":
+                return 204, RawBody(b"", "", (("Allow", ", ".join(self._allowed(segments))),))
+            method = "GET"  # HEAD: GET's answer without its body (__call__ drops it)
+            route, params = match(method, segments, self._index)
+            if route.writes:  # HEAD is safe: it must not lease
+                allow = [m for m in self._allowed(segments) if m != "HEAD"]
+                detail = f"HEAD is not allowed here (it would lease); use {', '.join(allow)}"
+                raise HttpError(405, "method_not_allowed", detail, allow=allow)
+        else:
+            route, params = match(method, segments, self._index)
         if route.writes and self._token is None:
             _check_cross_site(environ)
         environ["litecoord.route"] = route.template
@@ -296,6 +308,19 @@ class App:
         if self.access_log is not None:
             environ[_REQUEST_KEY] = request  # for the access log's worker id
         return route.handler(self, request)
+
+    def _allowed(self, segments: Segments) -> list[str]:
+        """The methods the path accepts (404 if none): its routes', HEAD beside a GET that
+        writes nothing, and OPTIONS."""
+        try:
+            match("OPTIONS", segments, self._index)  # no route has OPTIONS: the 405 lists the path's methods
+        except HttpError as exc:
+            if exc.http_status != 405:
+                raise
+            methods = list(exc.context["allow"])
+        if "GET" in methods and not match("GET", segments, self._index)[0].writes:
+            methods.append("HEAD")
+        return [*methods, "OPTIONS"]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         started = time.perf_counter()
@@ -318,7 +343,11 @@ class App:
             # Bodies end with a newline, so `curl` output and logged bodies end their line.
             data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
             content_type = "application/json"
-        headers += [("Content-Type", content_type), ("Content-Length", str(len(data)))]
+        if content_type:
+            headers.append(("Content-Type", content_type))
+        headers.append(("Content-Length", str(len(data))))
+        if (environ.get("REQUEST_METHOD") or "").upper() == "HEAD":
+            data = b""  # the headers GET would send (its Content-Length too), no body
         if self._metrics is not None or _metrics_available():
             self.metrics.observe(_route_label(environ), status, time.perf_counter() - started)
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
