@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from .console import Attempt, FailureGroup, WorkerInfo
 from .transfer import ImportSummary
 from .types import (
     AcquisitionOutcome,
@@ -131,9 +132,10 @@ class Coordinator(Protocol):
         is leased: items whose lease lapsed come back first, then failed
         items whose retry delay has passed (earliest first), then pending
         items in the session's order. An item still waiting out its retry
-        delay is not handed out. Returns ``WorkItemAndDuration`` or
+        delay is not handed out, and nothing is while the session is paused
+        (:meth:`pause`). Returns ``WorkItemAndDuration`` or
         ``NoAvailableWorkToBeDone`` (which says whether work remains leased,
-        and when the next retry is due).
+        when the next retry is due, and whether the session is paused).
         """
 
     def create_or_update_lease_for_work_item(
@@ -269,6 +271,41 @@ class Coordinator(Protocol):
         previous page (an opaque string; a malformed one is a ``ValidationError``).
         """
 
+    # -- the console: history, workers, failures, pause ---------------------
+
+    def work_item_history(self, work_item_id: str) -> list[Attempt]:
+        """Every attempt at the item (one per lease), oldest first; ``WorkItemNotFoundError`` for an unknown id.
+
+        Each :class:`~litecoord.console.Attempt` has its ``lease_epoch``,
+        ``worker_id``, ``leased_at``, ``ended_at`` (``None`` while running), its
+        ``outcome`` (``running``, ``completed``, ``failed``, ``released``,
+        ``lapsed`` when another lease took the item over after it expired,
+        ``split``), the item's documents and bytes processed when it ended, and
+        the ``error`` of a failure. Attempts are recorded in the same statement
+        as the lease change, so the history is exactly what happened.
+        """
+
+    def list_workers(self) -> list[WorkerInfo]:
+        """Every worker seen in the session (from its attempts), by worker id: the item it holds,
+        its last heartbeat, how many items it completed and failed, and its mean rate."""
+
+    def failure_groups(self) -> list[FailureGroup]:
+        """Failed and retrying items grouped by their last error with ids, numbers and quoted
+        values masked (:func:`~litecoord.console.error_pattern`), largest group first."""
+
+    def retry_failed_work_items(self, error_pattern: str | None = None) -> list[str]:
+        """Return every failed item (or those of one failure group: ``error_pattern`` is the group's
+        pattern, or any error of it) to pending, as :meth:`retry_work_item` does; one transaction.
+        Returns the ids retried, in creation order."""
+
+    def pause(self) -> None:
+        """Stop handing out work: acquire answers ``NoAvailableWorkToBeDone`` with ``paused=True``
+        until :meth:`resume`. Leases in flight go on: they renew, complete, fail and release as usual.
+        Pausing a paused session keeps the time it was first paused."""
+
+    def resume(self) -> None:
+        """Hand out work again (a no-op on a session that is not paused)."""
+
     # -- housekeeping ------------------------------------------------------
 
     def cleanup_expired(self) -> int:
@@ -280,7 +317,7 @@ class Coordinator(Protocol):
         """
 
     def delete_session(self) -> int:
-        """Delete every item of the session; return how many were deleted."""
+        """Delete every item of the session, with its history; return how many items were deleted."""
 
 
 @runtime_checkable

@@ -5,8 +5,12 @@ A session travels as JSON Lines, one record per line, in this order::
     {"type": "header", "format": "litecoord-session", "version": 1, "session_name": "s1", ...}
     {"type": "session", "lease_mode": "fixed", "acquire_order": "largest_first", "max_attempts": 3, ...}
     {"type": "item", "work_item_id": "logs__0__0", "status": "assigned", "worker_id": "w1", ...}   (one per item)
+    {"type": "attempt", "work_item_id": "logs__0__0", "lease_epoch": 1, "outcome": "running", ...} (item history)
     {"type": "sample", "sampled_at": "...", "documents_processed": 120, ...}                       (progress history)
-    {"type": "end", "items": 2, "samples": 1}
+    {"type": "end", "items": 2, "attempts": 1, "samples": 1}
+
+Version 2 added the attempt records and the session's ``paused_at``; files of
+version 1 (none of either) are read as they are.
 
 Every stored fact of an item is a field: its lease (holder, epoch, expiry,
 length, when granted), progress and when it last changed, failures and the
@@ -42,6 +46,7 @@ __all__ = [
     "ITEM_COLUMNS",
     "SESSION_COLUMNS",
     "SAMPLE_COLUMNS",
+    "ATTEMPT_COLUMNS",
     "ParsedSession",
     "ImportSummary",
     "session_records",
@@ -54,7 +59,9 @@ __all__ = [
 ]
 
 FORMAT = "litecoord-session"
-VERSION = 1
+VERSION = 2
+#: Versions this litecoord reads.
+_READS = (1, 2)
 
 _MAX_INT = 2**63 - 1
 
@@ -68,8 +75,14 @@ ITEM_COLUMNS = (
 )  # fmt: skip
 SESSION_COLUMNS = (
     "lease_mode", "acquire_order", "max_attempts", "created_at", "started_at", "last_update", "last_sample_at",
-    "retry_delay_micros", "max_retry_delay_micros",
+    "retry_delay_micros", "max_retry_delay_micros", "paused_at",
 )  # fmt: skip
+#: The columns of an attempt row (times in microseconds), in the order of an attempt record.
+ATTEMPT_COLUMNS = (
+    "work_item_id", "lease_epoch", "worker_id", "leased_at", "ended_at", "outcome",
+    "documents_processed", "bytes_processed", "error",
+)  # fmt: skip
+_OUTCOMES = ("running", "completed", "failed", "released", "lapsed", "split")
 #: Retry delays of a session record that has none (a file written before they existed): the defaults.
 _DEFAULT_RETRY_DELAYS = {"retry_delay_micros": 10_000_000, "max_retry_delay_micros": 600_000_000}
 SAMPLE_COLUMNS = ("sampled_at", "documents_processed", "bytes_processed", "completed_items")
@@ -78,7 +91,8 @@ _ITEM_TIMES = frozenset(
     {"lease_expiry", "leased_at", "last_progress_update", "progress_changed_at", "last_heartbeat",
      "created_at", "started_at", "completed_at", "updated_at", "next_attempt_at"}
 )  # fmt: skip
-_SESSION_TIMES = frozenset({"created_at", "started_at", "last_update", "last_sample_at"})
+_SESSION_TIMES = frozenset({"created_at", "started_at", "last_update", "last_sample_at", "paused_at"})
+_ATTEMPT_TIMES = frozenset({"leased_at", "ended_at"})
 _STATUSES = ("pending", "assigned", "completed", "failed")
 
 
@@ -88,6 +102,7 @@ class ParsedSession:
 
     ``items`` are tuples in :data:`ITEM_COLUMNS` order (``successor_ids`` a
     tuple or None), kept compact since a whole session is held here.
+    ``attempts`` are tuples in :data:`ATTEMPT_COLUMNS` order.
     ``samples`` are tuples in :data:`SAMPLE_COLUMNS` order.
     """
 
@@ -95,6 +110,7 @@ class ParsedSession:
     session: dict[str, Any]
     items: list[tuple[Any, ...]] = field(default_factory=list)
     samples: list[tuple[Any, ...]] = field(default_factory=list)
+    attempts: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -127,7 +143,7 @@ def _time(value: int | None) -> str | None:
 def new_session_row(now: int) -> dict[str, Any]:
     """The session row a backend exports for a session it has no row for: the defaults, created ``now``."""
     session: dict[str, Any] = {"lease_mode": "fixed", "acquire_order": "largest_first", "max_attempts": 3}
-    session.update(created_at=now, started_at=None, last_update=None, last_sample_at=None)
+    session.update(created_at=now, started_at=None, last_update=None, last_sample_at=None, paused_at=None)
     session.update(_DEFAULT_RETRY_DELAYS)
     return session
 
@@ -150,6 +166,7 @@ def session_records(
     *,
     source: str,
     exported_at: int,
+    attempts: Iterable[Sequence[Any]] = (),
 ) -> Iterator[dict[str, Any]]:
     """The records of one session, from a backend's rows (lazily: items may be a cursor)."""
     yield {
@@ -176,11 +193,18 @@ def session_records(
             record["lease_duration_micros" if key == "lease_micros" else key] = value
         count += 1
         yield record
+    tried = 0
+    for values in attempts:
+        tried += 1
+        yield {
+            "type": "attempt",
+            **{k: (_time(v) if k in _ATTEMPT_TIMES else v) for k, v in zip(ATTEMPT_COLUMNS, values, strict=True)},
+        }
     sampled = 0
     for row in samples:
         sampled += 1
         yield {"type": "sample", **{k: (_time(row[k]) if k == "sampled_at" else row[k]) for k in SAMPLE_COLUMNS}}
-    yield {"type": "end", "items": count, "samples": sampled}
+    yield {"type": "end", "items": count, "attempts": tried, "samples": sampled}
 
 
 def write_jsonl(records: Iterable[Mapping[str, Any]], stream: IO[str]) -> int:
@@ -275,8 +299,8 @@ def _header(number: int, record: Mapping[str, Any]) -> str:
         )
     line = _Line(number, record, ("format", "version", "session_name", "source", "exported_at"))
     version = record.get("version")
-    if version != VERSION:
-        line.fail("version", f"is {version!r}; this litecoord reads version {VERSION}")
+    if version not in _READS:
+        line.fail("version", f"is {version!r}; this litecoord reads versions up to {VERSION}")
     line.time("exported_at")
     return line.text("session_name", check.MAX_SESSION_NAME_LENGTH, nullable=False)  # type: ignore[return-value]
 
@@ -294,6 +318,7 @@ def _session(number: int, record: Mapping[str, Any]) -> dict[str, Any]:
         "last_update": line.time("last_update"),
         "last_sample_at": line.time("last_sample_at"),
         **{name: _retry_delay(line, name) for name in _DEFAULT_RETRY_DELAYS},
+        "paused_at": line.time("paused_at"),
     }
 
 
@@ -369,6 +394,21 @@ def _sample(number: int, record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _attempt(number: int, record: Mapping[str, Any]) -> tuple[Any, ...]:
+    line = _Line(number, record, ATTEMPT_COLUMNS)
+    return (
+        line.text("work_item_id", check.MAX_WORK_ITEM_ID_LENGTH, nullable=False),
+        line.count("lease_epoch", minimum=1),
+        line.text("worker_id", check.MAX_WORKER_ID_LENGTH, nullable=False),
+        line.time("leased_at", nullable=False),
+        line.time("ended_at"),
+        line.choice("outcome", _OUTCOMES),
+        line.count("documents_processed"),
+        line.count("bytes_processed"),
+        line.error_text("error"),
+    )
+
+
 def parse_session(records: Iterable[Any]) -> ParsedSession:
     """Check a whole session file's records (the n-th record is line n); return the rows to import.
 
@@ -380,6 +420,7 @@ def parse_session(records: Iterable[Any]) -> ParsedSession:
     parsed: ParsedSession | None = None
     seen: dict[str, int] = {}
     sample_times: set[int] = set()
+    tried: set[tuple[Any, ...]] = set()
     ended = False
     number = 0
     for number, record in enumerate(records, start=1):
@@ -396,8 +437,8 @@ def parse_session(records: Iterable[Any]) -> ParsedSession:
             continue
         assert parsed is not None
         if kind == "item":
-            if parsed.samples:
-                raise ValidationError(f"line {number}", "items must come before the samples")
+            if parsed.samples or parsed.attempts:
+                raise ValidationError(f"line {number}", "items must come before the attempts and samples")
             row = _item(number, record)
             if row["work_item_id"] in seen:
                 raise ValidationError(
@@ -405,6 +446,16 @@ def parse_session(records: Iterable[Any]) -> ParsedSession:
                 )
             seen[row["work_item_id"]] = number
             parsed.items.append(tuple(row[c] for c in ITEM_COLUMNS))
+        elif kind == "attempt":
+            if parsed.samples:
+                raise ValidationError(f"line {number}", "attempts must come before the samples")
+            attempt = _attempt(number, record)
+            if attempt[0] not in seen:
+                raise ValidationError(f"line {number}", f"names work item {attempt[0]!r}, which is not in the file")
+            if attempt[:2] in tried:
+                raise ValidationError(f"line {number}", f"repeats attempt {attempt[1]} of work item {attempt[0]!r}")
+            tried.add(attempt[:2])
+            parsed.attempts.append(attempt)
         elif kind == "sample":
             row = _sample(number, record)
             if row["sampled_at"] in sample_times:
@@ -412,12 +463,14 @@ def parse_session(records: Iterable[Any]) -> ParsedSession:
             sample_times.add(row["sampled_at"])
             parsed.samples.append(tuple(row[c] for c in SAMPLE_COLUMNS))
         elif kind == "end":
-            line = _Line(number, record, ("items", "samples"))
-            if (line.count("items"), line.count("samples")) != (len(parsed.items), len(parsed.samples)):
+            line = _Line(number, record, ("items", "attempts", "samples"))
+            said = (line.count("items"), line.count("attempts", nullable=True) or 0, line.count("samples"))
+            held = (len(parsed.items), len(parsed.attempts), len(parsed.samples))
+            if said != held:
                 line.fail(
                     "items",
-                    f"and samples say {record.get('items')} and {record.get('samples')}, but the file holds "
-                    f"{len(parsed.items)} and {len(parsed.samples)}: it is incomplete",
+                    f"attempts and samples say {said[0]}, {said[1]} and {said[2]}, but the file holds "
+                    f"{held[0]}, {held[1]} and {held[2]}: it is incomplete",
                 )
             ended = True
         else:

@@ -336,6 +336,8 @@ class NoAvailableWorkToBeDone:
     remaining: int = 0
     failed: int = 0
     next_attempt_at: datetime | None = None
+    #: The session is paused: nothing is handed out until it is resumed (work may remain).
+    paused: bool = False
 
     @property
     def all_work_done(self) -> bool:
@@ -344,12 +346,19 @@ class NoAvailableWorkToBeDone:
 
     @property
     def reason(self) -> str:
+        if self.paused:
+            return "paused"
         if self.remaining:
             return "all_leased" if self.next_attempt_at is None else "retry_wait"
         return "failed_remain" if self.failed else "none_remain"
 
     def to_dict(self) -> dict[str, Any]:
-        if self.remaining and self.next_attempt_at is not None:
+        if self.paused:
+            detail = (
+                f"No work available: the session is paused ({self.remaining} incomplete item(s) remain); "
+                "nothing is handed out until it is resumed"
+            )
+        elif self.remaining and self.next_attempt_at is not None:
             detail = (
                 f"No work available: {self.remaining} incomplete item(s) remain, leased or waiting out a retry"
                 f" delay; the next retry is due at {format_time(self.next_attempt_at)}"
@@ -367,6 +376,7 @@ class NoAvailableWorkToBeDone:
             "remaining_work_items": self.remaining,
             "failed_work_items": self.failed,
             "next_attempt_at": format_time(self.next_attempt_at),
+            "paused": self.paused,
         }
 
     @classmethod
@@ -375,6 +385,7 @@ class NoAvailableWorkToBeDone:
             int(data.get("remaining_work_items") or 0),
             int(data.get("failed_work_items") or 0),
             parse_time(data.get("next_attempt_at")),
+            bool(data.get("paused")) or data.get("reason") == "paused",
         )
 
 
@@ -430,6 +441,26 @@ class WorkQueueStatus:
     #: Pending items that failed and wait out their retry delay (or are due):
     #: already counted in ``pending_work_items``.
     retrying_work_items: int = 0
+    #: The session is paused (since ``paused_at``): acquire hands out nothing;
+    #: leases in flight go on and complete.
+    paused: bool = False
+    paused_at: datetime | None = None
+    #: Why ``eta_seconds`` is ``None``: ``paused``, ``no_live_lease``,
+    #: ``only_stalled_or_silent`` (what remains is not moving) or ``no_rate_yet``.
+    eta_reason: str | None = None
+    #: The item whose own remaining time sets the ETA (the run cannot end
+    #: before its slowest lease does); ``None`` when the queue's rate sets it.
+    eta_bound_by: str | None = None
+    #: The mean rate over the whole run (from the first lease to now, or to the end).
+    mean_documents_per_second: float | None = None
+    mean_bytes_per_second: float | None = None
+    #: The recent rate, over the last ``rate_window_seconds`` (up to 10 minutes).
+    #: ``documents_per_second`` is this while work remains, the mean once finished.
+    recent_documents_per_second: float | None = None
+    recent_bytes_per_second: float | None = None
+    rate_window_seconds: float | None = None
+    #: How long the run took, from ``started_at`` to ``finished_at`` (set once finished).
+    took_seconds: float | None = None
 
     @property
     def not_yet_complete(self) -> int:
@@ -461,6 +492,16 @@ class WorkQueueStatus:
             "elapsed_seconds": self.elapsed_seconds,
             "finished_at": format_time(self.finished_at),
             "retrying_work_items": self.retrying_work_items,
+            "paused": self.paused,
+            "paused_at": format_time(self.paused_at),
+            "eta_reason": self.eta_reason,
+            "eta_bound_by": self.eta_bound_by,
+            "mean_documents_per_second": self.mean_documents_per_second,
+            "mean_bytes_per_second": self.mean_bytes_per_second,
+            "recent_documents_per_second": self.recent_documents_per_second,
+            "recent_bytes_per_second": self.recent_bytes_per_second,
+            "rate_window_seconds": self.rate_window_seconds,
+            "took_seconds": self.took_seconds,
         }
 
     @classmethod
@@ -493,6 +534,16 @@ class WorkQueueStatus:
             elapsed_seconds=opt_float("elapsed_seconds"),
             finished_at=parse_time(data.get("finished_at")),
             retrying_work_items=int(data.get("retrying_work_items") or 0),
+            paused=bool(data.get("paused")),
+            paused_at=parse_time(data.get("paused_at")),
+            eta_reason=data.get("eta_reason"),
+            eta_bound_by=data.get("eta_bound_by"),
+            mean_documents_per_second=opt_float("mean_documents_per_second"),
+            mean_bytes_per_second=opt_float("mean_bytes_per_second"),
+            recent_documents_per_second=opt_float("recent_documents_per_second"),
+            recent_bytes_per_second=opt_float("recent_bytes_per_second"),
+            rate_window_seconds=opt_float("rate_window_seconds"),
+            took_seconds=opt_float("took_seconds"),
         )
 
 

@@ -60,7 +60,7 @@ def test_a_newer_schema_is_refused_and_nothing_is_written(dsn: str) -> None:
     sql(dsn, "UPDATE litecoord_meta SET value = '99' WHERE key = 'schema_version'")
     for call in (lambda c: c.create_unassigned_work_item("b"), lambda c: c.setup(), lambda c: c.status()):
         fresh = coordinator(dsn, session="s", worker_id="w")
-        with pytest.raises(SchemaVersionError, match="version 99, newer than this litecoord's 1; upgrade"):
+        with pytest.raises(SchemaVersionError, match="version 99, newer than this litecoord's 2; upgrade"):
             call(fresh)
     assert sql(dsn, "SELECT work_item_id FROM work_items") == [("a",)]
 
@@ -69,10 +69,10 @@ def test_an_older_schema_is_refused_until_setup_migrates_it(dsn: str) -> None:
     coordinator(dsn, session="s", worker_id="w").create_unassigned_work_item("a")
     sql(dsn, "UPDATE litecoord_meta SET value = '0' WHERE key = 'schema_version'")
     old = coordinator(dsn, session="s", worker_id="w")
-    with pytest.raises(SchemaVersionError, match=r"older than 1; run setup\(\)"):
+    with pytest.raises(SchemaVersionError, match=r"older than 2; run setup\(\)"):
         old.acquire_next_work_item()
     old.setup()
-    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("1",)]
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("2",)]
     assert isinstance(old.acquire_next_work_item(), WorkItemAndDuration)
 
 

@@ -127,7 +127,9 @@ def source(tmp_path: Path, clock: FakeClock) -> Iterator[Make]:
 
 def test_a_session_mid_run_arrives_whole(source: Make, target: Make) -> None:
     exported = records_of(source())
-    assert [r["type"] for r in exported] == ["header", "session"] + ["item"] * 9 + ["sample"] * 3 + ["end"]
+    assert [r["type"] for r in exported] == (
+        ["header", "session"] + ["item"] * 9 + ["attempt"] * 7 + ["sample"] * 3 + ["end"]
+    )
 
     summary = target().import_session(read_jsonl(as_file(exported)))
 
@@ -143,6 +145,13 @@ def test_a_session_mid_run_arrives_whole(source: Make, target: Make) -> None:
     waiting = [i for i in before.list_work_items() if i.next_attempt_at is not None]
     assert len(waiting) == 1 and items[waiting[0].work_item_id].next_attempt_at == waiting[0].next_attempt_at
     assert items["logs__3"].successor_ids == ("logs__3a", "logs__3b") and items["logs__3a"].parent_id == "logs__3"
+    # Every item's history came along: who held it, how each attempt ended, the errors.
+    for name in items:
+        assert after.work_item_history(name) == before.work_item_history(name)
+    assert [(a.worker_id, a.outcome.value, a.error) for a in after.work_item_history("logs__2")] == [
+        ("w4", "failed", "boom at 1\nsecond line"), ("w4", "failed", "boom at 2\nsecond line"),
+    ]  # fmt: skip
+    assert [a.outcome.value for a in after.work_item_history("logs__3")] == ["split"]
 
 
 def test_workers_carry_on_against_the_new_store(source: Make, target: Make, clock: FakeClock) -> None:
@@ -231,9 +240,14 @@ def edit(records: list[dict[str, Any]], index: int, **changes: Any) -> list[Any]
 
 BAD_FILES: list[tuple[str, Callable[[list[dict[str, Any]]], list[Any]], str, str]] = [
     ("not an export", lambda r: [{"work_item_id": "a"}] + r[1:], "line 1", "not a litecoord session export"),
-    ("newer version", lambda r: edit(r, 0, version=2), "line 1", "version is 2"),
-    ("truncated", lambda r: r[:-4], "line 12", "end record is missing"),
-    ("miscounted", lambda r: r[:5] + r[6:], "line 14", "it is incomplete"),
+    ("newer version", lambda r: edit(r, 0, version=3), "line 1", "version is 3"),
+    ("truncated", lambda r: r[:-4], "line 19", "end record is missing"),
+    ("miscounted", lambda r: r[:8] + r[9:], "line 21", "it is incomplete"),
+    ("attempt lost", lambda r: r[:11] + r[12:], "line 21", "attempts and samples say 9, 7 and 3"),
+    ("bad outcome", lambda r: edit(r, 11, outcome="crashed"), "line 12", "outcome must be one of"),
+    ("stray attempt", lambda r: edit(r, 12, work_item_id="nope"), "line 13", "names work item 'nope'"),
+    ("repeated attempt", lambda r: edit(r, 12, **{k: r[11][k] for k in ("work_item_id", "lease_epoch")}),
+     "line 13", "repeats attempt"),
     ("bad status", lambda r: edit(r, 4, status="done"), "line 5", "status must be one of"),
     ("negative epoch", lambda r: edit(r, 3, lease_epoch=-1), "line 4", "lease_epoch must be an integer >= 0"),
     ("bad time", lambda r: edit(r, 6, created_at="yesterday"), "line 7", "created_at must be an RFC 3339 time"),

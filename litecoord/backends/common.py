@@ -42,6 +42,7 @@ from ..types import (
     new_frozen,
     to_micros,
 )
+from .estimate import estimate
 
 __all__ = [
     "COLUMNS",
@@ -251,13 +252,19 @@ def status_from(
     live: int,
     sample: Sequence[Any] | None,
     retrying: int,
+    *,
+    paused_at: int | None = None,
+    leases: Sequence[Sequence[Any]] = (),
 ) -> WorkQueueStatus:
     """The status summary from the session's totals, its live leases, the oldest sample in
     the throughput window and how many pending items are retries.
 
     ``totals``: (total, assigned incl. lapsed, completed, failed, documents,
     bytes, documents processed, bytes processed, started_at, last_update);
-    ``sample``: (sampled_at, documents processed, bytes processed, completed).
+    ``sample``: (sampled_at, documents processed, bytes processed, completed);
+    ``paused_at``: when the session was paused (``None``: it runs);
+    ``leases``: the items under a lease, :data:`COLUMNS` rows followed by the
+    item's documents when the lease began (see :mod:`.estimate`).
     """
     if totals is None:
         totals = (0, 0, 0, 0, 0, 0, 0, 0, None, None)
@@ -275,23 +282,27 @@ def status_from(
     end = last if finished and last is not None else now
     elapsed = None if started is None else max(0, end - started) / 1e6
     docs_rate = bytes_rate = eta = None
+    recent_docs = recent_bytes = window = None
+    mean_docs = docs_done / elapsed if elapsed else None
+    mean_bytes = bytes_done / elapsed if elapsed else None
     if finished:
         # The mean over the whole run (the recent window would decay with the wall clock).
-        if elapsed:
-            docs_rate, bytes_rate = docs_done / elapsed, bytes_done / elapsed
-        eta = 0.0
+        docs_rate, bytes_rate = mean_docs, mean_bytes
     elif sample is not None and now - sample[0] >= 1_000_000:
         window = (now - sample[0]) / 1e6
-        docs_rate = max(0.0, (docs_done - sample[1]) / window)
-        bytes_rate = max(0.0, (bytes_done - sample[2]) / window)
+        docs_rate = recent_docs = max(0.0, (docs_done - sample[1]) / window)
+        bytes_rate = recent_bytes = max(0.0, (bytes_done - sample[2]) / window)
         items_rate = max(0.0, (completed - sample[3]) / window)
-        # No live lease: nobody is working, so no completion time can be promised.
-        if live == 0:
-            eta = None
-        elif docs > 0 and docs_rate > 0:
+        if docs > 0 and docs_rate > 0:
             eta = max(0.0, docs - docs_done) / docs_rate
         elif items_rate > 0:
             eta = remaining_items / items_rate
+    now_dt = from_micros(now)
+    held = [(item_from_row(session, row, now), row[len(COLUMNS)]) for row in leases]
+    judged = estimate(
+        finished=finished, paused=paused_at is not None, live=live, queue_eta=eta, leases=held, now_dt=now_dt
+    )
+    eta = judged.eta_seconds
     return WorkQueueStatus(
         session_name=session,
         total_work_items=total,
@@ -316,6 +327,16 @@ def status_from(
         elapsed_seconds=elapsed,
         finished_at=from_micros(last) if finished else None,
         retrying_work_items=retrying,
+        paused=paused_at is not None,
+        paused_at=from_micros(paused_at),
+        eta_reason=judged.eta_reason,
+        eta_bound_by=judged.eta_bound_by,
+        mean_documents_per_second=mean_docs,
+        mean_bytes_per_second=mean_bytes,
+        recent_documents_per_second=recent_docs,
+        recent_bytes_per_second=recent_bytes,
+        rate_window_seconds=window,
+        took_seconds=elapsed if finished else None,
     )
 
 

@@ -61,7 +61,7 @@ from ..common import (
     status_from,
     successor_ids,
 )
-from . import transfer
+from . import console, transfer
 from .store import Durability, PgStore, redact
 
 __all__ = ["PostgresCoordinator"]
@@ -114,7 +114,9 @@ WHERE seq = coalesce(
     (SELECT seq FROM work_items
      WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NULL
      ORDER BY order_key, seq LIMIT 1 FOR UPDATE SKIP LOCKED))
+  AND (SELECT paused_at FROM sessions WHERE id = %(session)s::bigint) IS NULL
 RETURNING {_COLS}"""
+# A paused session hands out nothing (the session row is read once per statement).
 
 # The pending order of an item of size :size in session :session.
 _ORDER_KEY = (
@@ -218,7 +220,8 @@ RETURNING {_COLS}"""
 # the counters' assigned items minus the lapsed ones); and the oldest progress
 # sample of the throughput window.
 _STATUS = """
-SELECT t.*, l.lapsed, r.retrying, s.sampled_at, s.documents_processed, s.bytes_processed, s.completed_items
+SELECT t.*, l.lapsed, r.retrying, s.sampled_at, s.documents_processed, s.bytes_processed, s.completed_items,
+       (SELECT paused_at FROM sessions WHERE id = %(session)s::bigint)
 FROM (SELECT coalesce(sum(total_items), 0)::bigint, coalesce(sum(assigned_items), 0)::bigint,
              coalesce(sum(completed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint,
              coalesce(sum(total_documents), 0), coalesce(sum(total_size_bytes), 0),
@@ -238,11 +241,12 @@ _REMAINING = """
 SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint
 FROM session_counters WHERE session_id = %s::bigint"""
 
-# When acquire found nothing: what remains, what failed, and the next retry due.
+# When acquire found nothing: what remains, what failed, the next retry due, and whether paused.
 _NOTHING_TO_ACQUIRE = """
 SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint,
        (SELECT min(next_attempt_at) FROM work_items
-        WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL)
+        WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL),
+       (SELECT paused_at IS NOT NULL FROM sessions WHERE id = %(session)s::bigint)
 FROM session_counters WHERE session_id = %(session)s::bigint"""
 
 
@@ -282,7 +286,7 @@ WITH made AS (
 SELECT id FROM made UNION ALL SELECT id FROM sessions WHERE name = %(name)s::text"""
 
 
-class PostgresCoordinator(DatabaseCalls):
+class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
     """Work coordination for one session, over a PostgreSQL database shared by hosts.
 
     ``PostgresCoordinator("postgresql://user@db/backfill", session="s1", worker_id="w1")``
@@ -473,7 +477,9 @@ class PostgresCoordinator(DatabaseCalls):
         leased, row = result
         if leased:
             return lease_from_row(self.session, row, now)
-        return NoAvailableWorkToBeDone(remaining=row[0], failed=row[1], next_attempt_at=from_micros(row[2]))
+        return NoAvailableWorkToBeDone(
+            remaining=row[0], failed=row[1], next_attempt_at=from_micros(row[2]), paused=bool(row[3])
+        )
 
     def create_or_update_lease_for_work_item(
         self, work_item_id: str, lease_duration: timedelta = DEFAULT_LEASE_DURATION
@@ -677,11 +683,15 @@ class PostgresCoordinator(DatabaseCalls):
             row = cur.fetchone()
             # Documents and bytes are NUMERIC (exact past 2**63 - 1), which psycopg reads as Decimal.
             totals = (*row[:4], *map(int, row[4:8]), *row[8:10])
-            lapsed, retrying, sample = row[10], row[11], row[12:]
+            lapsed, retrying, sample, paused_at = row[10], row[11], row[12:16], row[16]
             if sample[0] is not None:
                 sample = (sample[0], int(sample[1]), int(sample[2]), sample[3])
             live = totals[1] - lapsed
-            return status_from(self.session, now, totals, live, None if sample[0] is None else sample, retrying)
+            cur.execute(console.LEASES, (sid,))
+            return status_from(
+                self.session, now, totals, live, None if sample[0] is None else sample, retrying,
+                paused_at=paused_at, leases=cur.fetchall(),
+            )  # fmt: skip
 
         return self._read(read)
 
@@ -776,8 +786,9 @@ class PostgresCoordinator(DatabaseCalls):
             cur.execute("DELETE FROM work_items WHERE session_id = %s::bigint", (sid,))
             count = cur.rowcount
             cur.execute("DELETE FROM progress_samples WHERE session_id = %s::bigint", (sid,))
+            cur.execute("DELETE FROM attempts WHERE session_id = %s::bigint", (sid,))
             # The rows (and the id) stay, so other processes' cached ids stay valid.
-            cur.execute("UPDATE sessions SET last_sample_at = NULL WHERE id = %s::bigint", (sid,))
+            cur.execute("UPDATE sessions SET last_sample_at = NULL, paused_at = NULL WHERE id = %s::bigint", (sid,))
             cur.execute(
                 "UPDATE session_counters SET started_at = NULL, last_update = NULL WHERE session_id = %s::bigint",
                 (sid,),

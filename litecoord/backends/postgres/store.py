@@ -46,11 +46,15 @@ __all__ = ["PgStore", "SCHEMA_VERSION", "load_schema", "redact"]
 T = TypeVar("T")
 
 #: The schema version this package writes (litecoord_meta.schema_version).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Steps that bring a database from version ``n - 1`` to ``n`` (SQL run before
 #: the idempotent schema file is applied again). Version 1 is the first.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 1 -> 2: pausing a session; the attempts table, its triggers and the running
+    # attempts of leases held across the migration come from schema.sql.
+    2: "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS paused_at BIGINT",
+}
 
 #: What the statement that begins each transaction carries, by (durability, reads the time).
 _BEGIN = {

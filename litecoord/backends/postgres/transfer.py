@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import SessionNotEmptyError
 from ...transfer import (
+    ATTEMPT_COLUMNS,
     ITEM_COLUMNS,
     SAMPLE_COLUMNS,
     ImportSummary,
@@ -41,12 +42,26 @@ _SESSION = """
 SELECT s.id, s.lease_mode, s.acquire_order, s.max_attempts, s.created_at,
        (SELECT min(started_at) FROM session_counters WHERE session_id = s.id),
        (SELECT max(last_update) FROM session_counters WHERE session_id = s.id),
-       s.last_sample_at, s.retry_delay_micros, s.max_retry_delay_micros
+       s.last_sample_at, s.retry_delay_micros, s.max_retry_delay_micros, s.paused_at
 FROM sessions s WHERE s.name = %s::text"""
 _SESSION_NAMES = (
     "lease_mode", "acquire_order", "max_attempts", "created_at", "started_at", "last_update", "last_sample_at",
-    "retry_delay_micros", "max_retry_delay_micros",
+    "retry_delay_micros", "max_retry_delay_micros", "paused_at",
 )  # fmt: skip
+# Attempts name their item by id in the file, by its row here.
+_ATTEMPT_SELECT = f"""
+SELECT w.work_item_id, {', '.join('a.' + c for c in ATTEMPT_COLUMNS[1:])}
+FROM attempts a JOIN work_items w ON w.seq = a.item_seq
+WHERE a.session_id = %s::bigint ORDER BY a.item_seq, a.lease_epoch"""
+_INSERT_ATTEMPT = """
+INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, ended_at, outcome,
+                      documents_processed, bytes_processed, error)
+SELECT session_id, seq, %s::bigint, %s::text, %s::bigint, %s::bigint, %s::text, %s::bigint, %s::bigint, %s::text
+FROM work_items WHERE session_id = %s::bigint AND work_item_id = %s::text
+ON CONFLICT (session_id, item_seq, lease_epoch) DO UPDATE SET
+    worker_id = EXCLUDED.worker_id, leased_at = EXCLUDED.leased_at, ended_at = EXCLUDED.ended_at,
+    outcome = EXCLUDED.outcome, documents_processed = EXCLUDED.documents_processed,
+    bytes_processed = EXCLUDED.bytes_processed, error = EXCLUDED.error"""
 
 
 def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]:
@@ -80,6 +95,10 @@ def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]
                 for values in cursor:
                     yield item_row(values)
 
+        def attempts() -> Iterator[Any]:
+            if sid is not None:
+                yield from conn.execute(_ATTEMPT_SELECT, (sid,)).fetchall()
+
         def samples() -> Iterator[dict[str, Any]]:
             if sid is None:
                 return
@@ -92,8 +111,9 @@ def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]
                 yield dict(zip(SAMPLE_COLUMNS, map(int, values), strict=True))
 
         yield from session_records(
-            coordinator.session, session, items(), samples(), source="postgres", exported_at=now
-        )
+            coordinator.session, session, items(), samples(), source="postgres", exported_at=now,
+            attempts=attempts(),
+        )  # fmt: skip
         conn.rollback()
     finally:
         conn.close()
@@ -120,6 +140,7 @@ def import_session(coordinator: PostgresCoordinator, records: Iterable[Any], *, 
         cur.execute("UPDATE sessions SET last_sample_at = %s::bigint WHERE id = %s::bigint", (_NO_SAMPLING, sid))
         cur.execute("DELETE FROM work_items WHERE session_id = %s::bigint", (sid,))
         cur.execute("DELETE FROM progress_samples WHERE session_id = %s::bigint", (sid,))
+        cur.execute("DELETE FROM attempts WHERE session_id = %s::bigint", (sid,))
         cur.execute(
             "UPDATE sessions SET lease_mode = %s::text, acquire_order = %s::text, max_attempts = %s::int, "
             "created_at = %s::bigint, retry_delay_micros = %s::bigint, max_retry_delay_micros = %s::bigint "
@@ -131,6 +152,9 @@ def import_session(coordinator: PostgresCoordinator, records: Iterable[Any], *, 
         with cur.copy(f"COPY work_items (session_id, order_key, {_ITEM_SELECT}) FROM STDIN") as copy:
             for row in import_rows(parsed):
                 copy.write_row((sid, *row))
+        # After the items: their insert trigger began an attempt for each live lease; the file's replace them.
+        if parsed.attempts:
+            cur.executemany(_INSERT_ATTEMPT, [(*row[1:], sid, row[0]) for row in parsed.attempts])
         if parsed.samples:
             cur.executemany(
                 f"INSERT INTO progress_samples (session_id, {', '.join(SAMPLE_COLUMNS)}) "
@@ -148,7 +172,8 @@ def import_session(coordinator: PostgresCoordinator, records: Iterable[Any], *, 
             (session["started_at"], session["last_update"], sid),
         )
         cur.execute(
-            "UPDATE sessions SET last_sample_at = %s::bigint WHERE id = %s::bigint", (session["last_sample_at"], sid)
+            "UPDATE sessions SET last_sample_at = %s::bigint, paused_at = %s::bigint WHERE id = %s::bigint",
+            (session["last_sample_at"], session["paused_at"], sid),
         )
         cur.execute(
             "SELECT count(*) FROM work_items WHERE session_id = %s::bigint AND status = 'assigned' "

@@ -64,7 +64,7 @@ from ..common import (
     status_from,
     successor_ids,
 )
-from . import transfer
+from . import console, transfer
 from .models import create_models
 from .store import Durability, Store
 
@@ -116,13 +116,16 @@ WHERE seq = coalesce(
     (SELECT seq FROM work_items
      WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NULL
      ORDER BY order_key, seq LIMIT 1))
+  AND (SELECT paused_at FROM sessions WHERE id = :session) IS NULL
 RETURNING {_COLS}"""
+# A paused session hands out nothing (the subquery is constant: SQLite reads it once).
 
-# When acquire found nothing: what remains, what failed, and the next retry due.
+# When acquire found nothing: what remains, what failed, the next retry due, and whether paused.
 _NOTHING_TO_ACQUIRE = """
 SELECT total_items - completed_items - failed_items, failed_items,
        (SELECT min(next_attempt_at) FROM work_items
-        WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NOT NULL)
+        WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NOT NULL),
+       paused_at IS NOT NULL
 FROM sessions WHERE id = :session"""
 
 # The pending order of an item of size :size in session :session.
@@ -218,7 +221,7 @@ _SESSION_ID = "SELECT id FROM sessions WHERE name = ?"
 
 _SESSION_TOTALS = """
 SELECT total_items, assigned_items, completed_items, failed_items, total_documents,
-       total_size_bytes, documents_processed, bytes_processed, started_at, last_update
+       total_size_bytes, documents_processed, bytes_processed, started_at, last_update, paused_at
 FROM sessions WHERE id = ?"""
 
 _LIVE_LEASES = """
@@ -249,7 +252,7 @@ SELECT {_COLS}, seq FROM work_items
 WHERE session_id = :session AND status = 'failed' AND seq > :seq ORDER BY seq LIMIT :limit"""
 
 
-class SqliteCoordinator(DatabaseCalls):
+class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
     """Work coordination for one session, over one SQLite file shared by processes.
 
     ``SqliteCoordinator("backfill.db", session="s1", worker_id="w1")`` opens
@@ -439,7 +442,9 @@ class SqliteCoordinator(DatabaseCalls):
         leased, row = result
         if leased:
             return self._lease(row, now)
-        return NoAvailableWorkToBeDone(remaining=row[0], failed=row[1], next_attempt_at=from_micros(row[2]))
+        return NoAvailableWorkToBeDone(
+            remaining=row[0], failed=row[1], next_attempt_at=from_micros(row[2]), paused=bool(row[3])
+        )
 
     def create_or_update_lease_for_work_item(
         self, work_item_id: str, lease_duration: timedelta = DEFAULT_LEASE_DURATION
@@ -632,7 +637,7 @@ class SqliteCoordinator(DatabaseCalls):
         window_start = now - micros_of(THROUGHPUT_WINDOW)
 
         def read(conn: sqlite3.Connection) -> WorkQueueStatus:
-            totals = conn.execute(_SESSION_TOTALS, (sid,)).fetchone()
+            *totals, paused_at = conn.execute(_SESSION_TOTALS, (sid,)).fetchone()
             if any(type(value) is float for value in totals[4:8]):
                 totals = _exact_totals(conn, sid, totals)
             live = conn.execute(_LIVE_LEASES, (sid, now)).fetchone()[0]
@@ -642,7 +647,8 @@ class SqliteCoordinator(DatabaseCalls):
                 "FROM progress_samples WHERE session_id = ? AND sampled_at >= ? ORDER BY sampled_at LIMIT 1",
                 (sid, window_start),
             ).fetchone()
-            return status_from(self.session, now, totals, live, sample, retrying)
+            leases = conn.execute(console.LEASES, (sid,)).fetchall()
+            return status_from(self.session, now, totals, live, sample, retrying, paused_at=paused_at, leases=leases)
 
         return self._store.read(read)
 
@@ -731,11 +737,12 @@ class SqliteCoordinator(DatabaseCalls):
         def delete(conn: sqlite3.Connection) -> int:
             count = conn.execute("DELETE FROM work_items WHERE session_id = ?", (sid,)).rowcount
             conn.execute("DELETE FROM progress_samples WHERE session_id = ?", (sid,))
+            conn.execute("DELETE FROM attempts WHERE session_id = ?", (sid,))
             # The row (and its id) stays, so other processes' cached ids stay valid. Its
             # totals are set, not left to the triggers' subtractions: a total that passed
             # 64 bits became a float, and subtracting would not bring it back to 0 exactly.
             conn.execute(
-                "UPDATE sessions SET started_at = NULL, last_update = NULL, last_sample_at = NULL, "
+                "UPDATE sessions SET started_at = NULL, last_update = NULL, last_sample_at = NULL, paused_at = NULL, "
                 "total_documents = 0, total_size_bytes = 0, documents_processed = 0, bytes_processed = 0 "
                 "WHERE id = ?",
                 (sid,),

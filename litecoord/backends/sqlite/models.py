@@ -47,6 +47,7 @@ def create_models(db: peewee.Database) -> Models:
         bytes_processed = peewee.IntegerField(default=0)
         retry_delay_micros = peewee.IntegerField(default=10_000_000)
         max_retry_delay_micros = peewee.IntegerField(default=600_000_000)
+        paused_at = peewee.IntegerField(null=True)
 
         class Meta:
             table_name = "sessions"

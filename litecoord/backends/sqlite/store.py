@@ -58,7 +58,7 @@ __all__ = ["Store", "Durability", "SCHEMA_VERSION", "APPLICATION_ID", "load_sche
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 #: How to bring a file of each older schema version to the next one, in one
 #: transaction. New columns go last in their table, where schema.sql puts them
@@ -74,7 +74,18 @@ _UPGRADES: dict[str, tuple[str, ...]] = {
         "ALTER TABLE work_items ADD COLUMN next_attempt_at INTEGER",
         "DROP INDEX IF EXISTS work_items_pending",
     ),
+    # 2 -> 3: pausing a session; the attempts table and its triggers come from schema.sql.
+    "2": ("ALTER TABLE sessions ADD COLUMN paused_at INTEGER",),
 }
+
+#: Run once the upgraded file has the whole schema: leases held across the
+#: upgrade get their running attempt, so their end is recorded like any other.
+_AFTER_UPGRADE = (
+    "INSERT OR IGNORE INTO attempts "
+    "(session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed) "
+    "SELECT session_id, seq, lease_epoch, worker_id, coalesce(leased_at, started_at, updated_at), "
+    "documents_processed, bytes_processed FROM work_items WHERE status = 'assigned' AND worker_id IS NOT NULL",
+)
 
 #: ``PRAGMA application_id`` of litecoord files ("lcrd"), set when the schema is created.
 #: Files made by versions before it have none and are recognised by their litecoord_meta table.
@@ -745,6 +756,8 @@ class Store:
             # The schema's CREATE ... IF NOT EXISTS statements add the new indexes
             # (and leave what exists); then the file says which version it is.
             for statement in schema_statements():
+                conn.execute(statement)
+            for statement in _AFTER_UPGRADE:
                 conn.execute(statement)
             conn.execute("UPDATE litecoord_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
         elif version is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ...errors import SessionNotEmptyError
 from ...transfer import (
+    ATTEMPT_COLUMNS,
     ITEM_COLUMNS,
     SAMPLE_COLUMNS,
     SESSION_COLUMNS,
@@ -36,6 +37,14 @@ __all__ = ["export_session", "import_session"]
 _NO_SAMPLING = 2**62
 
 _ITEM_SELECT = ", ".join(ITEM_COLUMNS)
+# Attempts name their item by id in the file, by its row here.
+_ATTEMPT_SELECT = f"""
+SELECT w.work_item_id, {', '.join('a.' + c for c in ATTEMPT_COLUMNS[1:])}
+FROM attempts a JOIN work_items w ON w.seq = a.item_seq
+WHERE a.session_id = ? ORDER BY a.item_seq, a.lease_epoch"""
+_INSERT_ATTEMPT = f"""
+INSERT OR REPLACE INTO attempts (session_id, item_seq, {', '.join(ATTEMPT_COLUMNS[1:])})
+SELECT session_id, seq, ?, ?, ?, ?, ?, ?, ?, ? FROM work_items WHERE session_id = ? AND work_item_id = ?"""
 _INSERT_ITEM = (
     f"INSERT INTO work_items (session_id, order_key, {_ITEM_SELECT}) "
     f"VALUES (?, ?, {', '.join('?' for _ in ITEM_COLUMNS)})"
@@ -65,6 +74,10 @@ def export_session(store: Store, session_name: str, now: int) -> Iterator[dict[s
             for values in cursor:
                 yield item_row(values)
 
+        def attempts() -> Iterator[Any]:
+            if sid is not None:
+                yield from conn.execute(_ATTEMPT_SELECT, (sid,))
+
         def samples() -> Iterator[dict[str, Any]]:
             if sid is None:
                 return
@@ -75,7 +88,9 @@ def export_session(store: Store, session_name: str, now: int) -> Iterator[dict[s
             for values in cursor:
                 yield dict(zip(SAMPLE_COLUMNS, values, strict=True))
 
-        yield from session_records(session_name, session, items(), samples(), source="sqlite", exported_at=now)
+        yield from session_records(
+            session_name, session, items(), samples(), source="sqlite", exported_at=now, attempts=attempts()
+        )
     finally:
         conn.close()
 
@@ -107,6 +122,7 @@ def import_session(
                 )
             conn.execute("DELETE FROM work_items WHERE session_id = ?", (sid,))
             conn.execute("DELETE FROM progress_samples WHERE session_id = ?", (sid,))
+            conn.execute("DELETE FROM attempts WHERE session_id = ?", (sid,))
             conn.execute("UPDATE sessions SET last_sample_at = ? WHERE id = ?", (_NO_SAMPLING, sid))
         conn.execute(
             "UPDATE sessions SET lease_mode = ?, acquire_order = ?, max_attempts = ?, created_at = ?, "
@@ -116,14 +132,16 @@ def import_session(
         )  # fmt: skip
         # The rows are made afresh on each run of this function: the store may run it again after a busy rollback.
         conn.executemany(_INSERT_ITEM, ((sid, *row) for row in import_rows(parsed)))
+        # After the items: their insert trigger began an attempt for each live lease; the file's replace them.
+        conn.executemany(_INSERT_ATTEMPT, ((*row[1:], sid, row[0]) for row in parsed.attempts))
         conn.executemany(
             f"INSERT INTO progress_samples (session_id, {', '.join(SAMPLE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
             ((sid, *row) for row in sample_rows),
         )
         # The session's own times, as exported (the triggers kept their own while rows went in).
         conn.execute(
-            "UPDATE sessions SET started_at = ?, last_update = ?, last_sample_at = ? WHERE id = ?",
-            (session["started_at"], session["last_update"], session["last_sample_at"], sid),
+            "UPDATE sessions SET started_at = ?, last_update = ?, last_sample_at = ?, paused_at = ? WHERE id = ?",
+            (session["started_at"], session["last_update"], session["last_sample_at"], session["paused_at"], sid),
         )
         live = conn.execute(
             "SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' AND lease_expiry > ?",

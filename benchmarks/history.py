@@ -1,0 +1,158 @@
+"""What recording every attempt (``work_item_history``) costs the lease cycle, side by side.
+
+Two stores built alike, in the same run: one as litecoord makes it, one with
+the attempt triggers dropped (the schema before history was recorded: the
+same statements, the same code, nothing written to ``attempts``). Each round
+drains both with the same workers, alternating which goes first, at FULL
+durability (the figure the issue holds to >= 0.95x) and at NORMAL. A cycle
+is acquire, one renewal with progress, complete.
+
+    python -m benchmarks.history [--items 3000] [--rounds 5] [--procs 1,4] [--postgres DSN]
+
+PostgreSQL (``--postgres`` or ``LITECOORD_TEST_POSTGRES``) runs the same
+comparison over two schemas of that database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from litecoord import SqliteCoordinator
+
+from .common import SESSION, build_db, coordinator_ops, cycle_loop, log, median, run_processes
+
+#: The triggers that write history (schema.sql, both databases).
+SQLITE_TRIGGERS = ("work_items_attempt_begin", "work_items_attempt_insert", "work_items_attempt_end")
+PG_TRIGGERS = ("work_items_attempts",)
+
+
+def _drop_sqlite_history(path: str) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    for name in SQLITE_TRIGGERS:
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.close()
+
+
+def _sqlite_round(path: str, procs: int, durability: str) -> float:
+    """Cycles per second draining ``path`` with ``procs`` processes."""
+
+    def prepare(i: int) -> Callable[[], dict]:
+        coord = SqliteCoordinator(path, session=SESSION, worker_id=f"w{i}", durability=durability)
+        coord.status()  # open and check the file before the clock starts
+        return lambda: cycle_loop(*coordinator_ops(coord))
+
+    reports = run_processes(procs, prepare)
+    done = sum(len(r["ids"]) for r in reports)
+    took = max(r["t1"] for r in reports) - min(r["t0"] for r in reports)
+    return done / took
+
+
+def sqlite_rows(items: int, rounds: int, procs_list: list[int], durabilities: list[str]) -> list[str]:
+    lines = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+        with_path, without_path = os.path.join(tmp, "with.db"), os.path.join(tmp, "without.db")
+        for durability in durabilities:
+            for procs in procs_list:
+                ours: list[float] = []
+                base: list[float] = []
+                for r in range(rounds):
+                    order = [(with_path, ours), (without_path, base)]
+                    if r % 2:
+                        order.reverse()
+                    for path, into in order:
+                        build_db(path, items)
+                        if path == without_path:
+                            _drop_sqlite_history(path)
+                        into.append(_sqlite_round(path, procs, durability))
+                ratios = [a / b for a, b in zip(ours, base, strict=True)]
+                line = (
+                    f"sqlite {durability:6} {procs} proc: with history {median(ours):8.0f} cycles/s, "
+                    f"without {median(base):8.0f} cycles/s, ratio median {median(ratios):.3f} "
+                    f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})"
+                )
+                log(line)
+                lines.append(line)
+    return lines
+
+
+def _pg_round(dsn: str, schema: str, items: int, procs: int, durability: str, drop: bool) -> float:
+    import psycopg
+
+    from litecoord import PostgresCoordinator
+
+    scoped = f"{dsn}{'&' if '?' in dsn else '?'}options=-csearch_path%3D{schema}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+    setup = PostgresCoordinator(scoped, session=SESSION)
+    setup.setup()
+    setup.create_work_items({"work_item_id": f"item-{i:07d}", "total_size_bytes": i % 97} for i in range(items))
+    setup.close()
+    if drop:
+        with psycopg.connect(scoped, autocommit=True) as conn:
+            for name in PG_TRIGGERS:
+                conn.execute(f"DROP TRIGGER {name} ON work_items")
+
+    def prepare(i: int) -> Callable[[], dict]:
+        coord = PostgresCoordinator(scoped, session=SESSION, worker_id=f"w{i}", durability=durability)
+        coord.status()
+        return lambda: cycle_loop(*coordinator_ops(coord))
+
+    reports = run_processes(procs, prepare)
+    done = sum(len(r["ids"]) for r in reports)
+    return done / (max(r["t1"] for r in reports) - min(r["t0"] for r in reports))
+
+
+def pg_rows(dsn: str, items: int, rounds: int, procs_list: list[int], durabilities: list[str]) -> list[str]:
+    lines = []
+    for durability in durabilities:
+        for procs in procs_list:
+            ours: list[float] = []
+            base: list[float] = []
+            for r in range(rounds):
+                order: list[tuple[bool, list[float]]] = [(False, ours), (True, base)]
+                if r % 2:
+                    order.reverse()
+                for drop, into in order:
+                    into.append(_pg_round(dsn, "lc_bench_history", items, procs, durability, drop))
+            ratios = [a / b for a, b in zip(ours, base, strict=True)]
+            line = (
+                f"postgres {durability:6} {procs} proc: with history {median(ours):8.0f} cycles/s, "
+                f"without {median(base):8.0f} cycles/s, ratio median {median(ratios):.3f} "
+                f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})"
+            )
+            log(line)
+            lines.append(line)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--procs", default="1,4")
+    parser.add_argument("--durability", default="full,normal")
+    parser.add_argument("--postgres", default=os.environ.get("LITECOORD_TEST_POSTGRES"))
+    parser.add_argument("--no-sqlite", action="store_true")
+    args = parser.parse_args(argv)
+    procs = [int(p) for p in args.procs.split(",")]
+    durabilities = args.durability.split(",")
+    started = time.time()
+    lines: list[Any] = []
+    if not args.no_sqlite:
+        lines += sqlite_rows(args.items, args.rounds, procs, durabilities)
+    if args.postgres:
+        lines += pg_rows(args.postgres, args.items, args.rounds, procs, durabilities)
+    print("\n".join(lines))
+    log(f"took {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
