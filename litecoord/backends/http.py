@@ -76,6 +76,7 @@ from ..types import (
     json_seconds,
 )
 from .common import default_worker_id, session_not_found
+from .http_console import HttpConsoleCalls
 
 __all__ = [
     "HttpCoordinator",
@@ -267,7 +268,7 @@ def _segment(work_item_id: str) -> str:
 _NOT_SENT_ERRNOS = {errno.ECONNREFUSED}
 
 
-class HttpCoordinator:
+class HttpCoordinator(HttpConsoleCalls):
     """Work coordination for one session through a litecoord (console API) server.
 
     ``HttpCoordinator("http://127.0.0.1:8000", session="s1", worker_id="w1")``;

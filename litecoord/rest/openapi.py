@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from ..validation import MAX_COUNT, MAX_SESSION_NAME_LENGTH, MAX_WORK_ITEM_ID_LENGTH, MAX_WORKER_ID_LENGTH
+from .openapi_console import CONSOLE_SCHEMAS, STATUS_PROPERTIES, console_paths
 
 __all__ = ["openapi_document"]
 
@@ -137,10 +138,14 @@ _SCHEMAS: dict[str, Any] = {
         {
             "detail": {"type": "string"},
             "code": {"const": "no_available_work"},
-            "reason": {"type": "string", "enum": ["all_leased", "retry_wait", "none_remain", "failed_remain"]},
+            "reason": {
+                "type": "string",
+                "enum": ["all_leased", "retry_wait", "none_remain", "failed_remain", "paused"],
+            },
             "remaining_work_items": _COUNT,
             "failed_work_items": _COUNT,
             "next_attempt_at": {**_TIME_OR_NULL, "description": "when the next failed item's retry delay ends"},
+            "paused": {"type": "boolean", "description": "the session is paused: nothing is handed out"},
         },
         ("detail", "code", "reason", "remaining_work_items", "failed_work_items"),
         description="404 from acquire: remaining_work_items > 0 means work remains, all of it leased "
@@ -178,6 +183,7 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "boolean",
                 "description": "litecoord's own: false for a session nothing created yet (then every count is 0)",
             },
+            **STATUS_PROPERTIES,
         },
         tuple(_STATUS_EXAMPLE),
         description="pending_work_items + assigned_work_items is the number of items not yet complete.",
@@ -564,6 +570,7 @@ _ITEM_PARAMS = ("session", "work_item_id")
 def _paths() -> dict[str, Any]:
     item = BASE + "/{work_item_id}"
     return {
+        **console_paths(_op, _json, _ref),
         "/health": {
             "get": _op(
                 "Liveness: the coordination file opens",
@@ -852,7 +859,7 @@ _DOCUMENT: dict[str, Any] = {
     "security": [{}, {"bearer": []}],
     "paths": _paths(),
     "components": {
-        "schemas": _SCHEMAS,
+        "schemas": {**_SCHEMAS, **CONSOLE_SCHEMAS},
         "parameters": _PARAMS,
         "responses": {f"E{c}": _json(_ref("Error"), text) for c, text in _ERROR_TEXT.items()},
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..router import Route, _template_segments, index_routes
+from .console import failures, history, pause, resume, retry_failures, workers
 from .items import (
     acquire,
     cleanup_expired,
@@ -56,10 +57,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", _ITEM + "/fail", fail),
     Route("POST", _ITEM + "/retry", retry),
     Route("POST", _ITEM + "/successors", successors),
+    Route("GET", _ITEM + "/history", history),
     Route("GET", BACKFILL_PATH + "/overview", overview),
     Route("GET", BACKFILL_PATH + "/indexes", index_progress),
     Route("GET", BACKFILL_PATH + "/samples", progress_samples),
     Route("GET", BACKFILL_PATH + "/attention", attention),
+    Route("GET", BACKFILL_PATH + "/workers", workers),
+    Route("GET", BACKFILL_PATH + "/failures", failures),
+    Route("POST", BACKFILL_PATH + "/failures/retry", retry_failures),
+    Route("POST", BACKFILL_PATH + "/pause", pause),
+    Route("POST", BACKFILL_PATH + "/resume", resume),
 )
 
 #: Item ids that collide with a literal route in ``GET …/{id}``; clients escape them.
