@@ -29,7 +29,7 @@ HOST = "127.0.0.1:8000"
 OWN = "http://127.0.0.1:8000"
 ITEM = BASE + "/a"
 
-#: One request per route that writes (16 with the test clock's), each one the server would carry out.
+#: One request per route that writes (19 with the test clock's), each one the server would carry out.
 WRITES: list[tuple[str, str, Any]] = [
     ("PUT", "/sessions/s1", {"max_attempts": 5}),
     ("POST", BASE + "/", {"work_item_id": "new"}),
@@ -47,6 +47,9 @@ WRITES: list[tuple[str, str, Any]] = [
     ("POST", BASE + "/f/retry", None),
     ("POST", ITEM + "/successors", {"worker_id": "w1", "successor_work_item_ids": ["a2"]}),
     ("POST", testclock.PATH, {"advance_seconds": 3600}),
+    ("POST", "/sessions/s1/backfill/failures/retry", None),
+    ("POST", "/sessions/s1/backfill/pause", None),
+    ("POST", "/sessions/s1/backfill/resume", None),
 ]
 
 CROSS_SITE = [
@@ -63,7 +66,7 @@ def test_the_writes_are_every_route_that_writes() -> None:
     assert routes == {(r.method, r.template) for r in ROUTES + testclock.routes() if r.method != "GET"} | {
         ("GET", BASE.replace("s1", "{session}") + "/acquire")
     }
-    assert len(routes) == len(WRITES) == 16
+    assert len(routes) == len(WRITES) == 19
 
 
 def make_app(db_path: Path, clock: FakeClock, *, local_only: bool = True) -> Any:
