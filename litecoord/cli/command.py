@@ -24,7 +24,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-__all__ = ["PROGRESS_PREFIX", "parse_progress", "describe_exit", "Command", "Progress"]
+from ..types import WorkItemAndDuration, format_time
+
+__all__ = ["PROGRESS_PREFIX", "parse_progress", "describe_exit", "item_environment", "Command", "Progress"]
 
 PROGRESS_PREFIX = "LITECOORD-PROGRESS"
 
@@ -52,6 +54,34 @@ def parse_progress(text: str) -> tuple[int | None, int | None] | None:
         else:
             return None
     return docs, size
+
+
+def item_environment(lease: WorkItemAndDuration, session: str, worker_id: str) -> dict[str, str]:
+    """The ``LITECOORD_*`` variables a command sees for one leased item (unknown values are empty).
+
+    The runner adds ``LITECOORD_PROGRESS_FD`` when it starts the command.
+    """
+    item = lease.work_item
+
+    def text(value: Any) -> str:
+        return "" if value is None else str(value)
+
+    env = {
+        "LITECOORD_WORK_ITEM_ID": item.work_item_id,
+        "LITECOORD_INDEX_NAME": text(item.index_name),
+        "LITECOORD_SHARD_NUMBER": text(item.shard_number),
+        "LITECOORD_DOCUMENT_COUNT": text(item.document_count),
+        "LITECOORD_TOTAL_SIZE_BYTES": text(item.total_size_bytes),
+        "LITECOORD_DOCUMENTS_PROCESSED": str(item.documents_processed),
+        "LITECOORD_BYTES_PROCESSED": str(item.bytes_processed),
+        "LITECOORD_LEASE_EXPIRY": text(format_time(lease.lease_expiration_time)),
+        "LITECOORD_LEASE_SECONDS": f"{lease.lease_duration.total_seconds():g}",
+        "LITECOORD_LEASE_EPOCH": str(lease.lease_epoch),
+        "LITECOORD_ATTEMPT": str(item.attempts),
+        "LITECOORD_SESSION": session,
+        "LITECOORD_WORKER_ID": worker_id,
+    }
+    return env
 
 
 def _parent_death_hook() -> Callable[[], None] | None:

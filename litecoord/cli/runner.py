@@ -11,8 +11,22 @@
 4. exit 0: complete the item; any other exit: ``fail_work_item`` with the exit
    code and the last output lines; lease lost (a renewal refused with 409/410,
    or no renewal succeeded within the lease, measured locally): SIGKILL the
-   command's process group at once, since another worker may now own the item;
+   command's process group at once, since another worker may now own the item
+   (a command that had already exited 0 is completed all the same: completing
+   checks the holder, not the expiry);
 5. stop when no work remains, with an exit code that says why (:data:`EXIT_CODES`).
+
+Coordinator calls never hold the loop up: each runs on a thread of its own
+(:mod:`.calls`) under a bound (:mod:`litecoord.backends.bounds`) no longer
+than what is left of the lease it protects, and the loop keeps the deadline
+on its own clock from the start of the call that last confirmed the lease,
+whatever the call in flight is doing. A call that runs out counts as an
+unreachable store. While the store is unreachable (acquire, complete or fail
+meet :class:`~litecoord.errors.CoordinatorUnreachableError`,
+:class:`~litecoord.errors.DatabaseUnavailableError`, a busy file), the runner
+waits for it with backoff, saying so once in a while, instead of exiting:
+an outage is not a crash. A completion or failure it could not record before
+a stop is listed in :attr:`RunResult.unrecorded` and logged, never dropped silently.
 
 With ``timeout`` set, a command still running that many seconds after it
 started is stopped like on a stop request (SIGTERM, SIGKILL after ``grace``)
@@ -40,17 +54,19 @@ output streams, the stop event), so tests drive it with real commands and a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from .. import validation as check
 from ..errors import (
+    CoordinatorUnreachableError,
     DatabaseBusyError,
     LeaseConflictError,
     LeaseExpiredError,
@@ -64,13 +80,28 @@ from ..types import (
     AcquisitionOutcome,
     Clock,
     NoAvailableWorkToBeDone,
+    WorkItem,
     WorkItemAndDuration,
-    WorkQueueStatus,
+    WorkItemStatus,
     format_time,
     micros_of,
     to_micros,
 )
-from .command import PROGRESS_PREFIX, Command, Progress, describe_exit, parse_progress
+from .calls import CallThread, Outage, Pending
+from .command import PROGRESS_PREFIX, Command, Progress, describe_exit, item_environment, parse_progress
+from .exits import (
+    EXIT_ALL_DONE,
+    EXIT_ALL_LEASED,
+    EXIT_CODES,
+    EXIT_ERROR,
+    EXIT_FAILED_REMAIN,
+    EXIT_INTERRUPTED,
+    EXIT_SESSION_NOT_FOUND,
+    EXIT_USAGE,
+    RunResult,
+    combine_exit_codes,
+    stop_on_signals,
+)
 
 __all__ = [
     "EXIT_ALL_DONE",
@@ -93,49 +124,31 @@ __all__ = [
     "timestamped",
 ]
 
-#: Every item of the session is complete.
-EXIT_ALL_DONE = 0
-#: The runner could not go on: coordinator unreachable, command not runnable...
-EXIT_ERROR = 1
-#: Bad command line (click's usage errors use 2 as well).
-EXIT_USAGE = 2
-#: No work left to do, but some items are parked as failed (``litecoord retry``).
-EXIT_FAILED_REMAIN = 3
-#: Work remains, all of it leased to other workers (only with ``wait=False``).
-EXIT_ALL_LEASED = 4
-#: The session does not exist (a mistyped name is not "all work done"); same code as the other commands.
-EXIT_SESSION_NOT_FOUND = 9
-#: Stopped by Ctrl-C or SIGTERM; the running item was released.
-EXIT_INTERRUPTED = 130
-
-EXIT_CODES: dict[int, str] = {
-    EXIT_ALL_DONE: "all work done: every item of the session is complete",
-    EXIT_ERROR: "the runner failed (coordinator unreachable, command not runnable, a worker process died...)",
-    EXIT_USAGE: "bad command line",
-    EXIT_FAILED_REMAIN: "no work left, but failed items await `litecoord retry`",
-    EXIT_ALL_LEASED: "work remains but all of it is leased to other workers or waits out a retry delay (--no-wait)",
-    EXIT_SESSION_NOT_FOUND: "unknown session: nothing was ever created in it (check --session)",
-    EXIT_INTERRUPTED: "stopped by Ctrl-C or SIGTERM; running items were released",
-}
-
+T = TypeVar("T")
 
 #: Heartbeats come at a third of the lease, but at least this often, so that
 #: progress (and ``status --watch``) stays fresh even with long leases.
 DEFAULT_MAX_HEARTBEAT = 5.0
 
-# Errors after which a call is worth repeating: the store was busy, or the
-# network failed (the HTTP backend's connection errors are OSError or the
-# base LitecoordError).
-_TRANSIENT = (DatabaseBusyError, OSError)
+# Errors that mean the store could not be reached (or stayed locked): not the
+# item's fault and not a crash, so the runner waits for the store, with backoff.
+# The PostgreSQL and HTTP backends' "unreachable" errors are ConnectionErrors.
+_UNREACHABLE = (DatabaseBusyError, OSError)
 _LEASE_LOST = (LeaseConflictError, LeaseExpiredError, WorkItemNotFoundError)
-_MAX_TRANSIENT_RETRIES = 5
-#: How long acquire keeps retrying while the store is busy or the server unreachable
-#: (long enough to ride out a server restart).
+#: How long acquire retries other server errors (an HTTP 500 without a known code)
+#: before the runner gives up: those may be a bug, not an outage.
 _TRANSIENT_BUDGET = 60.0
+#: The bound on a call made while no running command depends on it (acquire, complete, fail,
+#: release): long enough for a slow store, short enough that a hung one is noticed.
+_CALL_BOUND = 30.0
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNREACHABLE)
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, _TRANSIENT) or type(exc) is LitecoordError
+    return _is_unreachable(exc) or type(exc) is LitecoordError
 
 
 @dataclass(frozen=True)
@@ -176,51 +189,10 @@ class RunnerOptions:
             raise ValidationError("grace", "must not be negative")
 
 
-@dataclass
-class RunResult:
-    """What a runner did, and its exit code."""
-
-    exit_code: int
-    reason: str
-    completed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    #: Items whose lease was lost while their command ran (the command was killed).
-    lost: list[str] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
-
-
 def timestamped(line: str) -> str:
     """``line`` after the current UTC time, as the CLI writes its log lines (millisecond precision)."""
     now = datetime.now(timezone.utc)
     return f"{now:%Y-%m-%dT%H:%M:%S}.{now.microsecond // 1000:03d}Z {line}"
-
-
-def item_environment(lease: WorkItemAndDuration, session: str, worker_id: str) -> dict[str, str]:
-    """The ``LITECOORD_*`` variables a command sees for one leased item (unknown values are empty).
-
-    The runner adds ``LITECOORD_PROGRESS_FD`` when it starts the command.
-    """
-    item = lease.work_item
-
-    def text(value: Any) -> str:
-        return "" if value is None else str(value)
-
-    env = {
-        "LITECOORD_WORK_ITEM_ID": item.work_item_id,
-        "LITECOORD_INDEX_NAME": text(item.index_name),
-        "LITECOORD_SHARD_NUMBER": text(item.shard_number),
-        "LITECOORD_DOCUMENT_COUNT": text(item.document_count),
-        "LITECOORD_TOTAL_SIZE_BYTES": text(item.total_size_bytes),
-        "LITECOORD_DOCUMENTS_PROCESSED": str(item.documents_processed),
-        "LITECOORD_BYTES_PROCESSED": str(item.bytes_processed),
-        "LITECOORD_LEASE_EXPIRY": text(format_time(lease.lease_expiration_time)),
-        "LITECOORD_LEASE_SECONDS": f"{lease.lease_duration.total_seconds():g}",
-        "LITECOORD_LEASE_EPOCH": str(lease.lease_epoch),
-        "LITECOORD_ATTEMPT": str(item.attempts),
-        "LITECOORD_SESSION": session,
-        "LITECOORD_WORKER_ID": worker_id,
-    }
-    return env
 
 
 # -- the loop ------------------------------------------------------------------------
@@ -237,6 +209,13 @@ class Runner:
     ``w-1: completed index__0__0 (epoch 3)``; ``stdout``/``stderr`` receive the
     command's output when ``options.echo_output`` is set. ``urgent`` (set by
     ``request_stop(now=True)``) turns a stop's grace period into an immediate SIGKILL.
+
+    Every coordinator call runs on a thread of its own (:class:`~.calls.CallThread`)
+    under a bound (:mod:`litecoord.backends.bounds`): while a command runs, the
+    loop keeps its deadline on ``clock`` whatever the call in flight is doing,
+    and kills the command before the lease could lapse even if a renewal never
+    returns. While the store is unreachable the loop waits for it, with
+    backoff, instead of giving up.
 
     A new runner cannot tell a lease it just took from one that an earlier
     process with the same worker id left behind (a restarted worker: acquire
@@ -275,6 +254,7 @@ class Runner:
         self._prefetched: tuple[AcquisitionOutcome, int] | None = None
         # Until a renewal succeeds, a lease may be one inherited from a dead process (see above).
         self._lease_confirmed = False
+        self._calls = CallThread(f"litecoord-calls-{coordinator.worker_id}")
 
     def request_stop(self, now: bool = False) -> None:
         """Ask the loop to stop: the running command is ended and its item released.
@@ -292,14 +272,57 @@ class Runner:
         """The local clock in microseconds (only differences matter)."""
         return to_micros(self.clock())
 
+    def _seconds(self) -> float:
+        """The local clock in seconds (only differences matter)."""
+        return self._tick() / 1_000_000
+
+    def _seconds_until(self, tick: int) -> float:
+        return max(0.0, (tick - self._tick()) / 1_000_000)
+
+    def _call(self, fn: Callable[[], T], *, until: int | None = None, interruptible: bool = False) -> T:
+        """Run one coordinator call on the call thread and wait for it, at most until tick ``until``.
+
+        ``until`` defaults to :data:`_CALL_BOUND` seconds from now. The call
+        itself is bounded to the same time (the backend gives up then); if it
+        still has not returned when ``until`` comes (on this runner's clock), it
+        is abandoned and :class:`CoordinatorUnreachableError` raised: a call
+        that runs out is an unreachable store, never a success.
+        ``interruptible``: a stop request abandons the call too.
+        """
+        if until is None:
+            until = self._tick() + to_micros(_CALL_BOUND)
+        pending = self._calls.submit(fn, self._seconds_until(until))
+        while not pending.wait(0.05):
+            stopped = interruptible and self.stop.is_set()
+            if stopped or self._tick() >= until:
+                self._abandon_call()
+                why = "a stop request" if stopped else "its bound"
+                raise CoordinatorUnreachableError(
+                    f"the coordinator did not answer before {why}; the call was abandoned"
+                )
+        return pending.result()
+
+    def _abandon_call(self) -> None:
+        self._calls.abandon()
+        # An answer we never saw may have leased us an item (acquire) or renewed one:
+        # the next lease is renewed before its command starts, its length counted from then.
+        self._lease_confirmed = False
+
     def _heartbeat(self, lease: WorkItemAndDuration) -> float:
         if self.options.heartbeat is not None:
             return self.options.heartbeat
         return min(lease.lease_duration.total_seconds() / 3, DEFAULT_MAX_HEARTBEAT)
 
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            self._calls.close()
+
+    def _run(self) -> RunResult:
         result = RunResult(EXIT_ALL_DONE, "")
         failing_since: float | None = None
+        outage = Outage(self.log, self.options.poll_interval, self._seconds)
         waiting = False  # log the wait once, not at every poll
         while True:
             if self.stop.is_set():
@@ -310,17 +333,26 @@ class Runner:
                 if self._prefetched is not None:
                     (outcome, started), self._prefetched = self._prefetched, None
                 else:
-                    outcome = self.coordinator.acquire_next_work_item(self.options.lease_duration)
+                    acquire = functools.partial(self.coordinator.acquire_next_work_item, self.options.lease_duration)
+                    outcome = self._call(acquire, interruptible=True)
             except SessionNotFoundError as exc:
                 return self._finish(result, EXIT_SESSION_NOT_FOUND, str(exc))
             except (LitecoordError, OSError) as exc:
-                failing_since = time.monotonic() if failing_since is None else failing_since
-                if not _is_transient(exc) or time.monotonic() - failing_since > _TRANSIENT_BUDGET:
+                if self.stop.is_set():
+                    continue
+                if _is_unreachable(exc):
+                    # An outage is not a crash: wait for the store however long it takes.
+                    self._lease_confirmed = False  # a lost answer may have leased us an item
+                    self.stop.wait(outage.failed("acquire", exc))
+                    continue
+                failing_since = self._seconds() if failing_since is None else failing_since
+                if not _is_transient(exc) or self._seconds() - failing_since > _TRANSIENT_BUDGET:
                     return self._finish(result, EXIT_ERROR, f"cannot acquire work: {exc}")
                 self.log(f"acquire failed ({exc}); retrying")
                 self.stop.wait(self.options.poll_interval)
                 continue
             failing_since = None
+            outage.over("acquire")
             if isinstance(outcome, NoAvailableWorkToBeDone):
                 if outcome.reason == "none_remain":
                     return self._finish(result, EXIT_ALL_DONE, "all work done")
@@ -368,7 +400,7 @@ class Runner:
         item_id, epoch = item.work_item_id, lease.lease_epoch
         self.log(f"acquired {item_id} (epoch {epoch}, lease {lease.lease_duration.total_seconds():g}s)")
         if not self._lease_confirmed:
-            renewed = self._confirm(item_id, epoch)
+            renewed = self._confirm(item_id, epoch, started + micros_of(lease.lease_duration))
             if renewed is False:
                 return None
             if renewed is not None:
@@ -405,24 +437,39 @@ class Runner:
             command.kill()
             raise
 
-    def _confirm(self, item_id: str, epoch: int) -> int | bool | None:
+    def _confirm(self, item_id: str, epoch: int, expiry: int) -> int | bool | None:
         """Renew a runner's first lease before its command starts (it may be a dead process's).
 
         Returns the tick the renewal began at (the lease's length counts from
         there), ``False`` if the lease is gone (the loop acquires again), or
         ``None`` if the store could not be reached (the lease is taken as fresh).
+        ``expiry`` (a tick) is when the lease as acquired could lapse: the call gets no longer.
         """
         call_started = self._tick()
         try:
-            self.coordinator.update_progress_and_renew_lease(item_id, lease_epoch=epoch)
+            self._call(
+                lambda: self.coordinator.update_progress_and_renew_lease(item_id, lease_epoch=epoch),
+                until=expiry - self._margin(expiry - call_started),
+            )
         except _LEASE_LOST as exc:
             self.log(f"{item_id} (epoch {epoch}) lapsed before its command started: {exc}")
             return False
         except (LitecoordError, OSError) as exc:
+            if self._tick() >= expiry - self._margin(expiry - call_started):
+                # Not even the lease as acquired is left: starting the command would outlive it.
+                self.log(f"renewing {item_id} before starting failed ({exc}); giving the lease up")
+                self._abandoned.add((item_id, epoch))
+                return False
             self.log(f"renewing {item_id} before starting failed ({exc}); going on")
             return None
         self._lease_confirmed = True
         return call_started
+
+    @staticmethod
+    def _margin(length: int) -> int:
+        # Stop this long before the deadline (a tenth of the lease, at most a second):
+        # the kill and the loop's slice take time, and the lease must not lapse first.
+        return min(max(length, 0) // 10, 1_000_000)
 
     def _supervise(
         self,
@@ -433,21 +480,25 @@ class Runner:
         progress: Progress,
         result: RunResult,
     ) -> int | None:
-        """Renew while the command runs, then complete, fail or release the item."""
+        """Renew while the command runs, then complete, fail or release the item.
+
+        Renewals run on the call thread: this loop polls them while it keeps
+        the deadline itself, so a renewal that hangs cannot delay the kill.
+        """
         item_id, epoch = lease.work_item_id, lease.lease_epoch
         sent_version = 0
         # Renewals keep the acquired length, so every deadline is "call start + this".
         length = micros_of(lease.lease_duration)
         deadline = started + length
-        # Stop this long before the deadline (a tenth of the lease, at most a second):
-        # the kill and the loop's slice take time, and the lease must not lapse first.
-        margin = min(length // 10, 1_000_000)
+        margin = self._margin(length)
         heartbeat = self._heartbeat(lease)
         next_beat = time.monotonic() + heartbeat
         lost_reason: str | None = None
         timeout = self.options.timeout
         timeout_at = None if timeout is None else spawned + to_micros(timeout)
         timed_out = False
+        renewal: Pending[Any] | None = None  # the renewal in flight, if any
+        renewal_started = renewal_version = 0
         while True:
             code = command.poll()
             if code is not None:
@@ -464,21 +515,30 @@ class Runner:
                 self.log(f"released {item_id} (epoch {epoch}): stopped, {describe_exit(code)}")
                 result.reason = f"stopped; released {item_id}"
                 return EXIT_INTERRUPTED
-            if time.monotonic() >= next_beat:
-                docs, size, version = progress.snapshot()
-                call_started = self._tick()
+            if renewal is None and time.monotonic() >= next_beat:
+                docs, size, renewal_version = progress.snapshot()
+                renewal_started = self._tick()
+                renewal = self._calls.submit(
+                    functools.partial(
+                        self.coordinator.update_progress_and_renew_lease, item_id, docs, size, lease_epoch=epoch
+                    ),
+                    # Bounded by what is left of the lease: past that, its answer is worthless.
+                    self._seconds_until(deadline - margin),
+                )
+            if renewal is not None and renewal.done():
                 try:
-                    self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
-                    deadline = call_started + length
-                    sent_version = version
+                    renewal.result()
+                    deadline = renewal_started + length
+                    sent_version = renewal_version
                     self._lease_confirmed = True
                 except _LEASE_LOST as exc:
                     lost_reason = str(exc)
                 except (LitecoordError, OSError) as exc:
                     self.log(f"renewing {item_id} failed ({exc}); retrying at the next heartbeat")
+                renewal = None
                 next_beat = time.monotonic() + heartbeat
-            # Checked on every slice, not only at heartbeats: the command must be gone
-            # before the lease can lapse and the item pass to another worker.
+            # Checked on every slice, whatever the renewal in flight is doing: the command
+            # must be gone before the lease can lapse and the item pass to another worker.
             expiring = lost_reason is None and self._tick() >= deadline - margin
             if expiring:
                 lost_reason = (
@@ -486,25 +546,48 @@ class Runner:
                     "stopping before it can pass to another worker"
                 )
             if lost_reason is not None:
+                if renewal is not None:
+                    self._abandon_call()  # a hung renewal; nothing waits behind it
+                    renewal = None
                 # Another worker may own the item now (or soon): stop at once, no grace period.
                 code = command.kill()
                 command.finish_reading(timeout=1.0)
+                if expiring:
+                    # Whatever happens next, no command runs on this lease again.
+                    self._abandoned.add((item_id, epoch))
+                if code == 0:
+                    # It had finished before the kill: its result stands. Completing checks
+                    # the holder, not the expiry, so unless another worker took the item
+                    # over meanwhile the completion is recorded instead of a re-run.
+                    self.log(f"{item_id} (epoch {epoch}): {lost_reason}, but the command had already exited 0")
+                    break
                 result.lost.append(item_id)
                 self.log(f"lost the lease on {item_id} (epoch {epoch}): {lost_reason}; killed the command")
                 if expiring:
-                    self._abandoned.add((item_id, epoch))
                     self._release(item_id, epoch, progress=progress)  # best effort: the store may be down
                 return None
-            # Short slices keep stop requests and exits prompt; stop.wait returns at once on a stop.
-            self.stop.wait(min(0.05, max(0.0, next_beat - time.monotonic())))
+            # Short slices keep stop requests, exits and the deadline prompt; stop.wait returns at once on a stop.
+            if renewal is not None:
+                renewal.wait(0.05)  # returns as the renewal lands; a stop waits at most one slice
+            else:
+                self.stop.wait(min(0.05, max(0.0, next_beat - time.monotonic())))
 
         command.finish_reading()
+        if renewal is not None:
+            # The command exited while a renewal was in flight: let it land (it is bounded
+            # by the lease), so the calls that follow do not queue behind it on a new thread.
+            while not renewal.wait(0.05) and self._tick() < deadline - margin:
+                pass
+            if not renewal.done():
+                self._abandon_call()
         if code == 0 and not timed_out:
             docs, size, version = progress.snapshot()
             if version != sent_version:
                 # Best effort: the final figures matter when the item has no document count.
                 with contextlib.suppress(LitecoordError, OSError):
-                    self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
+                    self._call(
+                        lambda: self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
+                    )
             return self._complete(item_id, epoch, result)
         message = describe_exit(code)
         if timed_out:
@@ -513,19 +596,49 @@ class Runner:
         tail = command.last_output()
         error = f"{message}\n{tail}" if tail else message
         self._flush(item_id, epoch, progress)
-        try:
-            failed = self.coordinator.fail_work_item(item_id, error, lease_epoch=epoch)
-        except _LEASE_LOST as exc:
-            result.lost.append(item_id)
-            self.log(f"could not record the failure of {item_id} (epoch {epoch}): {exc}")
-            return None
-        except (LitecoordError, OSError) as exc:
-            self.log(f"could not record the failure of {item_id} (epoch {epoch}): {exc}")
-            return None
-        result.failed.append(item_id)
-        parked = " (parked as failed)" if failed.status.value == "failed" else ""
-        self.log(f"failed {item_id} (epoch {epoch}): {message}{parked}")
+        failed = self._record_failure(item_id, epoch, error, result)
+        if failed is not None:
+            result.failed.append(item_id)
+            parked = " (parked as failed)" if failed.status.value == "failed" else ""
+            self.log(f"failed {item_id} (epoch {epoch}): {message}{parked}")
         return None
+
+    def _record_failure(self, item_id: str, epoch: int, error: str, result: RunResult) -> WorkItem | None:
+        """``fail_work_item``, repeated while the store is unreachable; ``None`` if it could not be recorded.
+
+        A failed attempt is never dropped silently: it is recorded once the store
+        answers again, or, if a stop comes first or the lease passes to another
+        worker meanwhile, the item is listed in ``result.unrecorded`` and a line says so.
+        """
+        outage = Outage(self.log, self.options.poll_interval, self._seconds)
+        maybe_recorded = False  # an attempt whose answer was lost may have been recorded
+        what = f"recording the failure of {item_id} (epoch {epoch})"
+        while True:
+            try:
+                return self._call(lambda: self.coordinator.fail_work_item(item_id, error, lease_epoch=epoch))
+            except _LEASE_LOST as exc:
+                if maybe_recorded and self._failure_was_recorded(item_id, epoch, error):
+                    return self._call(lambda: self.coordinator.get_work_item(item_id))
+                result.lost.append(item_id)
+                result.unrecorded.append(item_id)
+                self.log(f"could not record the failure of {item_id} (epoch {epoch}): {exc}")
+                return None
+            except (LitecoordError, OSError) as exc:
+                if not _is_unreachable(exc) or self.stop.is_set():
+                    result.unrecorded.append(item_id)
+                    self.log(
+                        f"could not record the failure of {item_id} (epoch {epoch}): {exc}; the attempt is not counted"
+                    )
+                    return None
+                maybe_recorded = maybe_recorded or not isinstance(exc, DatabaseBusyError)
+                self.stop.wait(outage.failed(what, exc))
+
+    def _failure_was_recorded(self, item_id: str, epoch: int, error: str) -> bool:
+        try:
+            item = self._call(lambda: self.coordinator.get_work_item(item_id))
+        except (LitecoordError, OSError):
+            return False
+        return item.lease_epoch == epoch and item.last_error == error and item.status is not WorkItemStatus.ASSIGNED
 
     def _give_back_prefetched(self) -> None:
         if self._prefetched is not None:
@@ -535,17 +648,24 @@ class Runner:
                 self._release(outcome.work_item_id, outcome.lease_epoch, progress=None)
 
     def _complete(self, item_id: str, epoch: int, result: RunResult) -> None:
-        for attempt in range(_MAX_TRANSIENT_RETRIES + 1):
+        """Complete the item, repeating while the store is unreachable (completing again is harmless).
+
+        Completing checks the holder, not the expiry: a lease that lapsed during
+        an outage still completes unless another worker took the item over.
+        """
+        outage = Outage(self.log, self.options.poll_interval, self._seconds)
+        duration = self.options.lease_duration
+        while True:
             try:
                 if self.stop.is_set():
-                    self.coordinator.complete_work_item(item_id, lease_epoch=epoch)
+                    self._call(lambda: self.coordinator.complete_work_item(item_id, lease_epoch=epoch))
                 else:
                     # One transaction for this completion and the next lease: one commit
                     # (one sync at full durability) per item instead of two. A retry after
                     # a lost answer completes nothing twice and gets the same next lease.
                     started = self._tick()
-                    _, outcome = self.coordinator.complete_and_acquire_next(
-                        item_id, self.options.lease_duration, lease_epoch=epoch
+                    _, outcome = self._call(
+                        lambda: self.coordinator.complete_and_acquire_next(item_id, duration, lease_epoch=epoch)
                     )
                     self._prefetched = (outcome, started)
             except _LEASE_LOST as exc:
@@ -553,15 +673,15 @@ class Runner:
                 self.log(f"could not complete {item_id} (epoch {epoch}): {exc}")
                 return None
             except (LitecoordError, OSError) as exc:
-                if not _is_transient(exc) or attempt == _MAX_TRANSIENT_RETRIES:
+                if not _is_transient(exc) or self.stop.is_set():
+                    result.unrecorded.append(item_id)
                     self.log(f"could not complete {item_id} (epoch {epoch}): {exc}")
                     return None
-                self.stop.wait(self.options.poll_interval)  # completing again is harmless
+                self.stop.wait(outage.failed(f"completing {item_id} (epoch {epoch})", exc))
                 continue
             result.completed.append(item_id)
             self.log(f"completed {item_id} (epoch {epoch})")
             return None
-        return None
 
     def _flush(self, item_id: str, epoch: int, progress: Progress | None) -> None:
         """Record the command's last progress so the next holder can resume from it (best effort)."""
@@ -569,63 +689,11 @@ class Runner:
             return
         docs, size, _ = progress.snapshot()
         with contextlib.suppress(LitecoordError, OSError):
-            self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
+            self._call(lambda: self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch))
 
     def _release(self, item_id: str, epoch: int, progress: Progress | None) -> None:
         self._flush(item_id, epoch, progress)
         try:
-            self.coordinator.release_work_item(item_id, lease_epoch=epoch)
+            self._call(lambda: self.coordinator.release_work_item(item_id, lease_epoch=epoch))
         except (LitecoordError, OSError) as exc:
             self.log(f"could not release {item_id} (epoch {epoch}): {exc}; its lease will lapse instead")
-
-
-@contextlib.contextmanager
-def stop_on_signals(
-    stop: threading.Event,
-    urgent: threading.Event | None = None,
-    on_signal: Callable[[int], None] | None = None,
-) -> Iterator[None]:
-    """Set ``stop`` on SIGINT and SIGTERM while inside, ``urgent`` on the second; restore the handlers after.
-
-    ``on_signal(n)`` runs inside the handler for the n-th signal (1, 2, ...): it
-    must not write through a buffered stream the main thread may be writing
-    to (Python raises on such a reentrant write), so write with ``os.write``.
-    Only the main thread may install handlers; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {}
-    received = 0
-
-    def handler(signum: int, frame: Any) -> None:
-        nonlocal received
-        received += 1
-        if received >= 2 and urgent is not None:
-            urgent.set()
-        stop.set()
-        if on_signal is not None:
-            on_signal(received)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def combine_exit_codes(codes: Sequence[int], status: WorkQueueStatus, *, interrupted: bool) -> int:
-    """One exit code for a run of several worker processes, from the session's final state.
-
-    A worker process that was killed does not fail the run if the others
-    finished the work: what counts is whether every item ended complete.
-    """
-    if interrupted or EXIT_INTERRUPTED in codes:
-        return EXIT_INTERRUPTED
-    if status.not_yet_complete == 0:
-        return EXIT_ALL_DONE if status.failed_work_items == 0 else EXIT_FAILED_REMAIN
-    if all(code in (EXIT_ALL_DONE, EXIT_FAILED_REMAIN, EXIT_ALL_LEASED) for code in codes):
-        return EXIT_ALL_LEASED  # the rest is leased to workers outside this run
-    return EXIT_ERROR
