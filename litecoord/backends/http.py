@@ -32,6 +32,13 @@ first. Failover never turns an unsafe call into a repeated one: a create
 whose request may have reached a server that then died is not resent
 anywhere, exactly as with one URL.
 
+Bounds. Every wait (connect, send, each read) times out after ``timeout``
+seconds, or sooner when the caller set a bound
+(:func:`litecoord.backends.bounds.call_bound`: the runner passes what is left
+of the lease a call protects). Failover stops when the bound runs out, and
+while other servers remain to be tried one that hangs gets only half of what
+is left. A call that runs out raises :class:`CoordinatorUnreachableError`.
+
 Connections are kept alive, one per thread (and re-opened after a fork).
 Only the standard library is used.
 """
@@ -75,6 +82,7 @@ from ..types import (
     WorkQueueStatus,
     json_seconds,
 )
+from . import bounds
 from .common import default_worker_id, session_not_found
 from .http_console import HttpConsoleCalls
 
@@ -132,8 +140,16 @@ class HttpTransport:
         return conn
 
     def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> tuple[int, bytes]:
+        # Every wait (connect, send, each read) is bounded by the caller's bound, if shorter.
+        timeout = bounds.time_left(self._timeout)
+        assert timeout is not None
+        if timeout <= 0:
+            raise RequestNotSentError("no time left within the call's bound")
         conn = self._connection()
+        conn.timeout = timeout
         reused = conn.sock is not None
+        if reused:
+            conn.sock.settimeout(timeout)
         try:
             conn.request(method, target, body=body, headers=dict(headers))
             response = conn.getresponse()
@@ -400,16 +416,24 @@ class HttpCoordinator(HttpConsoleCalls):
         # Each server gets `retries` resends; the back-off comes after every
         # server failed once, so a dead server is skipped at once.
         failures = 0
+        error: BaseException | None = None
         while True:
             index = (first + failures) % count
+            left = bounds.time_left()
+            if left is not None and left <= 0:
+                # The caller's bound (the runner: what is left of a lease) ran out: unreachable, not a success.
+                raise self._unreachable(error or TimeoutError("no answer within the call's bound"), index) from error
+            # With other servers left to try, one that hangs may take only half of what is left.
+            share = None if left is None or count == 1 else left / 2
             try:
-                status, raw = servers.transports[index].request(
-                    method, servers.prefixes[index] + target, self._headers, payload
-                )
+                with bounds.call_bound(share):
+                    status, raw = servers.transports[index].request(
+                        method, servers.prefixes[index] + target, self._headers, payload
+                    )
                 servers.current = index
                 break
             except RequestNotSentError as exc:
-                error: BaseException = exc
+                error = exc
             except (OSError, http.client.HTTPException) as exc:
                 error = exc
                 if not idempotent and getattr(exc, "errno", None) not in _NOT_SENT_ERRNOS:
@@ -418,7 +442,8 @@ class HttpCoordinator(HttpConsoleCalls):
             if failures > self.retries * count + count - 1:
                 raise self._unreachable(error, index) from error
             if failures % count == 0 and not isinstance(error, RequestNotSentError):
-                time.sleep(min(1.0, 0.05 * 2 ** (failures // count)))  # back off from struggling servers
+                pause = min(1.0, 0.05 * 2 ** (failures // count))  # back off from struggling servers
+                time.sleep(bounds.time_left(pause) or 0.0)
         try:
             data = json.loads(raw.decode("utf-8")) if raw else None
         except (UnicodeDecodeError, ValueError):

@@ -302,6 +302,9 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
     shares that many connections between threads (a server); without it each
     thread has its own. ``connect_timeout``: how long an unreachable database
     is retried before :class:`~litecoord.errors.DatabaseUnavailableError`.
+    ``call_timeout``: how long one call may take when the caller set no
+    bound of its own (:func:`litecoord.backends.bounds.call_bound`; the
+    runner sets what is left of the lease); then it raises that same error.
     """
 
     _RENEW = _RENEW
@@ -316,13 +319,20 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
         durability: str = Durability.FULL,
         pool_size: int | None = None,
         connect_timeout: float = 10.0,
+        call_timeout: float = 60.0,
     ) -> None:
         self._identity(session, worker_id, clock)
         self._clock = clock
         if isinstance(dsn, PgStore):
             self._store = dsn
         else:
-            self._store = PgStore(dsn, durability=durability, pool_size=pool_size, connect_timeout=connect_timeout)
+            self._store = PgStore(
+                dsn,
+                durability=durability,
+                pool_size=pool_size,
+                connect_timeout=connect_timeout,
+                call_timeout=call_timeout,
+            )
 
     # -- identity ------------------------------------------------------------
 

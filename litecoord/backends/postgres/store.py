@@ -16,6 +16,12 @@ What it guarantees:
   are run again, the others raise :class:`~litecoord.errors.DatabaseUnavailableError`;
   a database that stays unreachable past ``connect_timeout`` raises that same
   error, with one line saying where and why;
+* every call is bounded (:mod:`.watchdog`): by the caller's
+  :func:`~litecoord.backends.bounds.call_bound` if it set one, else by
+  ``call_timeout``; a call that runs out raises
+  :class:`~litecoord.errors.DatabaseUnavailableError`, whatever the server is
+  doing (frozen, partitioned); TCP keepalives and per-transaction
+  ``lock_timeout``/``idle_in_transaction_session_timeout`` bound the rest;
 * the schema in ``schema.sql`` (loaded from the installed package) exists, at
   this package's version (see :meth:`PgStore.check_schema`).
 """
@@ -32,6 +38,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from ...errors import DatabaseUnavailableError, SchemaVersionError, ValidationError
+from .. import bounds
 from ..choose import redact
 
 try:
@@ -40,6 +47,8 @@ try:
     from psycopg import errors as pg_errors
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError("the PostgreSQL backend needs psycopg 3: pip install 'litecoord[postgres]'") from exc
+
+from .watchdog import SERVER_BOUNDS, Watchdog, keepalive_options
 
 __all__ = ["PgStore", "SCHEMA_VERSION", "load_schema", "redact"]
 
@@ -58,14 +67,20 @@ MIGRATIONS: dict[int, str] = {
 
 #: What the statement that begins each transaction carries, by (durability, reads the time).
 _BEGIN = {
-    ("full", True): "BEGIN; SELECT litecoord_now()",
-    ("full", False): "BEGIN",
-    ("normal", True): "BEGIN; SET LOCAL synchronous_commit TO off; SELECT litecoord_now()",
-    ("normal", False): "BEGIN; SET LOCAL synchronous_commit TO off",
+    ("full", True): f"BEGIN; {SERVER_BOUNDS}; SELECT litecoord_now()",
+    ("full", False): f"BEGIN; {SERVER_BOUNDS}",
+    ("normal", True): f"BEGIN; {SERVER_BOUNDS}; SET LOCAL synchronous_commit TO off; SELECT litecoord_now()",
+    ("normal", False): f"BEGIN; {SERVER_BOUNDS}; SET LOCAL synchronous_commit TO off",
 }
 
 #: Errors after which the transaction was rolled back by the server and running it again is safe.
 _TRANSIENT = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+#: A row stayed locked past lock_timeout (another session holds it, perhaps frozen): rolled back,
+#: retried like the above, but only until the call's deadline.
+_LOCKED = (pg_errors.LockNotAvailable,)
+
+# Every store of a process shares one watchdog thread.
+_WATCHDOG = Watchdog()
 
 # Connections a forked child inherited: kept referenced, never closed or used,
 # because closing one would send the server a Terminate on the parent's session.
@@ -126,6 +141,7 @@ class PgStore:
         durability: str = Durability.FULL,
         pool_size: int | None = None,
         connect_timeout: float = 10.0,
+        call_timeout: float = 60.0,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
             raise ValidationError("dsn", "must be a PostgreSQL connection string (postgresql://...)")
@@ -138,6 +154,11 @@ class PgStore:
         self.pool_size = pool_size
         # A connect_timeout in the DSN also bounds how long an unreachable database is retried.
         self.connect_timeout = _dsn_timeout(dsn, connect_timeout)
+        if not call_timeout > 0:
+            raise ValidationError("call_timeout", "must be a positive number of seconds")
+        #: The bound on one call (one transaction) when the caller sets none (see bounds.call_bound).
+        self.call_timeout = float(call_timeout)
+        self._keepalives = keepalive_options(psycopg.conninfo.conninfo_to_dict(dsn))
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._local = threading.local()
@@ -171,7 +192,10 @@ class PgStore:
             left = deadline - time.monotonic()
             try:
                 conn = psycopg.connect(
-                    self.dsn, autocommit=True, connect_timeout=max(1, int(min(left, self.connect_timeout)) or 1)
+                    self.dsn,
+                    autocommit=True,
+                    connect_timeout=max(1, int(min(left, self.connect_timeout)) or 1),
+                    **self._keepalives,
                 )
             except psycopg.OperationalError as exc:
                 if time.monotonic() + pause >= deadline:
@@ -260,7 +284,9 @@ class PgStore:
         ``now`` is the caller's time in microseconds, or ``None`` to use the
         database server's clock (read at the start of the transaction).
         """
-        deadline = time.monotonic() + self.connect_timeout
+        started = time.monotonic()
+        # A caller's bound (the runner: what is left of a lease) also ends the retries.
+        deadline = min(started + self.connect_timeout, bounds.deadline() or float("inf"))
         pause = 0.02
         while True:
             conn = self._checkout(deadline)
@@ -280,12 +306,35 @@ class PgStore:
                     ) from None
             except _TRANSIENT:
                 pass  # rolled back: nothing happened, run it again
+            except _LOCKED as exc:
+                if time.monotonic() >= deadline:
+                    raise DatabaseUnavailableError(
+                        f"a row stayed locked by another session of {redact(self.dsn)}: {' '.join(str(exc).split())}"
+                    ) from None
             finally:
                 self._checkin(conn)
             time.sleep(pause * (0.5 + random.random()))
             pause = min(pause * 2, self.MAX_BACKOFF)
 
     def _attempt(self, conn: Any, fn: Callable[[Any, int], T], now: int | None) -> T:
+        """One try of ``fn``, cut off by the watchdog at the caller's bound (else ``call_timeout``)."""
+        bound = bounds.time_left(self.call_timeout)
+        assert bound is not None
+        armed = _WATCHDOG.arm(conn, time.monotonic() + bound)
+        try:
+            result = self._attempt_armed(conn, fn, now)
+        except BaseException as exc:
+            if not _WATCHDOG.disarm(armed):
+                raise
+            conn.close()  # its socket is shut down: the connection is gone whatever libpq made of it
+            # Whether a COMMIT had gone out is unknown unless the error says so.
+            committing = exc.committing if isinstance(exc, _Lost) else True
+            raise _Lost(TimeoutError(f"no answer within {bound:.3g}s"), committing) from None
+        if _WATCHDOG.disarm(armed):
+            conn.close()  # cut off just as the call ended: its result stands, its connection does not
+        return result
+
+    def _attempt_armed(self, conn: Any, fn: Callable[[Any, int], T], now: int | None) -> T:
         committing = False
         try:
             if not self._schema_checked:

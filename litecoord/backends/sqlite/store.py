@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 import peewee
 
 from ...errors import DatabaseBusyError, LitecoordError, LostWritesError, NotALitecoordFileError, ValidationError
+from .. import bounds
 
 try:  # flock is POSIX-only; without it writers fall back to SQLite's busy handler.
     import fcntl
@@ -580,6 +581,8 @@ class Store:
                     raise DatabaseBusyError(
                         f"{self.path} stayed locked for over {self.busy_timeout:.0f}s", path=self.path
                     ) from exc
+                if bounds.time_left() == 0:  # the caller's bound (a runner: what is left of its lease)
+                    raise DatabaseBusyError(f"{self.path} stayed locked past the call's bound", path=self.path) from exc
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.1)
 
