@@ -79,16 +79,31 @@ class Watchdog:
         self._heap: list[_Armed] = []
         self._seq = itertools.count()
         self._pid: int | None = None
+        # When the watchdog thread wakes next by itself: an arm due later needs no wake-up
+        # (calls with the default bound arm ever later times, so most calls wake nobody).
+        self._wakes_at = float("inf")
+        # A fork copies the lock as it is, perhaps held by the watchdog thread, which the
+        # child does not have: the child starts over with a fresh lock (and, on first use, a thread).
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._cond = threading.Condition()
+        self._heap = []
+        self._pid = None
+        self._wakes_at = float("inf")
 
     def arm(self, conn: Any, at: float) -> _Armed:
         entry = _Armed(at, next(self._seq), conn)
         with self._cond:
             if self._pid != os.getpid():  # first use, or a forked child: the thread did not come along
                 self._heap = []
+                self._wakes_at = float("inf")
                 self._pid = os.getpid()
                 threading.Thread(target=self._watch, name="litecoord-pg-watchdog", daemon=True).start()
             heapq.heappush(self._heap, entry)
-            if self._heap[0] is entry:
+            if at < self._wakes_at:
+                self._wakes_at = at
                 self._cond.notify()
         return entry
 
@@ -107,9 +122,11 @@ class Watchdog:
                 while self._heap and self._heap[0].state != "armed":
                     heapq.heappop(self._heap)
                 if not self._heap:
+                    self._wakes_at = float("inf")
                     self._cond.wait()
                     continue
-                left = self._heap[0].at - time.monotonic()
+                self._wakes_at = self._heap[0].at
+                left = self._wakes_at - time.monotonic()
                 if left > 0:
                     self._cond.wait(left)
                     continue
