@@ -127,6 +127,7 @@ def test_an_http_call_to_a_server_that_never_answers_runs_out_as_unreachable(sil
     assert isinstance(outcome, CoordinatorUnreachableError), outcome
 
 
+@pytest.mark.slow  # a real `litecoord serve` beside the test
 def test_failover_from_a_server_that_hangs_fits_in_the_bound(silent_server: str, tmp_path: Path) -> None:
     """The first server hangs and gets half of the bound; the second answers within the rest."""
     db = str(tmp_path / "c.db")
