@@ -6,6 +6,7 @@ field, before anything is written.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import Mapping
@@ -186,8 +187,12 @@ def token(value: Any) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_host(host: str) -> bool:
     """Whether ``host`` (an address or name, IPv6 optionally in brackets) names this machine only."""
+    # Cached: a tokenless server asks this of every request's Host header, whose few
+    # values repeat, and parsing an address costs more than the rest of the check.
+    # Bounded, so a client sending ever new values only evicts older verdicts.
     name = host.strip().lower().rstrip(".")
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]

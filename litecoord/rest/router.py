@@ -44,26 +44,38 @@ def _template_segments(template: str) -> tuple[str, ...]:
 
 
 
-RouteIndex = dict[int, list[tuple[Route, tuple[tuple[str | None, str], ...]]]]
+#: Candidate routes by (segment count, the last segment's raw spelling, or None for any other).
+RouteIndex = dict[tuple[int, str | None], list[tuple[Route, tuple[tuple[str | None, str], ...]]]]
 
 
 def index_routes(routes: Iterable[Route]) -> RouteIndex:
-    """Routes by segment count (only routes of the request's length can match it,
-    and a 405 names the methods of exactly those), each pattern as
-    (parameter name, or None for a literal; the literal).
+    """The routes that can match a path, by its segment count and its last segment.
+
+    Only routes of the request's length can match it (and a 405 names the
+    methods of exactly those). Of these, a route ending in a literal matches
+    only that spelling, so a path ending in ``lease`` is tried against the
+    routes ending in ``lease`` or in a parameter, and nothing else: one
+    dictionary lookup instead of comparing every route of that length, on
+    every request. Each pattern is (parameter name, or None for a literal;
+    the literal) per segment.
 
     Within a count, routes with more literal segments come first: a path that
     a literal route matches (``…/batch``) is that route's alone, never also
     ``…/{work_item_id}``'s (an item named ``batch`` is spelled ``%62atch``).
     """
-    index: RouteIndex = {}
+    by_length: dict[int, list[tuple[Route, tuple[tuple[str | None, str], ...]]]] = {}
     for route in routes:
         pattern = tuple((s[1:-1], s) if s.startswith("{") else (None, s) for s in route.segments)
-        index.setdefault(len(pattern), []).append((route, pattern))
-    for bucket in index.values():
-        bucket.sort(key=lambda entry: -sum(name is None for name, _ in entry[1]))  # stable: table order kept
+        by_length.setdefault(len(pattern), []).append((route, pattern))
+    index: RouteIndex = {}
+    for length, entries in by_length.items():
+        entries.sort(key=lambda entry: -_literals(entry[1]))  # stable: table order kept
+        ends = {pattern[-1][1] for _, pattern in entries if pattern and pattern[-1][0] is None}
+        for end in (*ends, None):
+            # Leaving out the routes that cannot match changes no answer: only matching
+            # routes decide the route, the 405's methods and where matching stops.
+            index[length, end] = [(r, p) for r, p in entries if not p or p[-1][0] is not None or p[-1][1] == end]
     return index
-
 
 
 #: Segments as (raw spelling, decoded text).
@@ -112,7 +124,11 @@ def match(method: str, segments: Segments, index: RouteIndex) -> tuple[Route, di
     """
     allowed: list[str] = []
     matched: tuple[tuple[str | None, str], ...] | None = None  # the first (most literal) pattern matched
-    for route, pattern in index.get(len(segments), ()):
+    length = len(segments)
+    candidates = index.get((length, segments[-1][0] if segments else None))
+    if candidates is None:
+        candidates = index.get((length, None), ())
+    for route, pattern in candidates:
         if matched is not None and pattern != matched and _literals(pattern) < _literals(matched):
             break  # a less specific template: the path is the literal routes' (sorted first)
         params: dict[str, str] = {}

@@ -123,8 +123,11 @@ _REASONS = {
 _UNAUTHENTICATED = frozenset({"/health", ""})
 _UNAUTHENTICATED_PREFIX = "/ui/"
 
-#: Where handle() leaves the parsed request for the access log.
+#: Where handle() leaves the parsed request for the access log (__call__ takes it back out).
 _REQUEST_KEY = "litecoord.request"
+
+# Built once: json.dumps() with any keyword builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _request_worker(request: Request) -> str | None:
@@ -341,7 +344,7 @@ class App:
             headers += body.headers
         else:
             # Bodies end with a newline, so `curl` output and logged bodies end their line.
-            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+            data = _ENCODER.encode(body).encode("utf-8") + b"\n"
             content_type = "application/json"
         if content_type:
             headers.append(("Content-Type", content_type))
@@ -351,11 +354,14 @@ class App:
         if self._metrics is not None or _metrics_available():
             self.metrics.observe(_route_label(environ), status, time.perf_counter() - started)
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        # Taken back out of the environ: the request refers to the environ, and a cycle
+        # left behind would keep both (and the body) for the garbage collector to find.
+        request = environ.pop(_REQUEST_KEY, None)
         if self.access_log is not None:
-            self._log_access(environ, status, time.perf_counter() - started)
+            self._log_access(environ, request, status, time.perf_counter() - started)
         return [data]
 
-    def _log_access(self, environ: Mapping[str, Any], status: int, seconds: float) -> None:
+    def _log_access(self, environ: Mapping[str, Any], request: Request | None, status: int, seconds: float) -> None:
         """One access-log line: time, client, method, path, status, duration, worker id.
 
         ``2025-01-19T20:30:00Z 127.0.0.1 POST /sessions/s1/backfill/work-items/acquire 200 1.2ms worker=w1``
@@ -363,7 +369,6 @@ class App:
         own time (the store included), not the network's. One ``write`` per
         line under a lock, so lines of concurrent requests never interleave.
         """
-        request = environ.get(_REQUEST_KEY)
         worker = _request_worker(request) if request is not None else None
         path = environ.get("REQUEST_URI") or environ.get("RAW_URI") or (environ.get("PATH_INFO") or "")
         if not environ.get("REQUEST_URI") and not environ.get("RAW_URI") and environ.get("QUERY_STRING"):
