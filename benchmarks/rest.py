@@ -62,10 +62,15 @@ _TIME_COLUMNS = frozenset(
 # -- the servers -----------------------------------------------------------------
 
 
-def litecoord_server(path: str, durability: str) -> tuple[Any, int, str]:
+#: What the http-parts group can switch off in the litecoord server (benchmarks/rest_parts.py).
+PARTS = ("access log", "metrics", "host check")
+
+
+def litecoord_server(path: str, durability: str, without: tuple[str, ...] = ()) -> tuple[Any, int, str]:
     """The server ``litecoord serve`` runs (its defaults), on an ephemeral loopback port.
 
-    Returns the server, its thread count and how it was made.
+    ``without`` names parts of :data:`PARTS` to switch off, to measure what
+    each costs. Returns the server, its thread count and how it was made.
     """
     try:
         from litecoord.rest.server import make_server
@@ -73,11 +78,17 @@ def litecoord_server(path: str, durability: str) -> tuple[Any, int, str]:
         make_server = None
     if make_server is not None:
         extra: dict[str, Any] = {}
-        if ACCESS_LOG and "access_log" in inspect.signature(make_server).parameters:
+        if ACCESS_LOG and "access log" not in without and "access_log" in inspect.signature(make_server).parameters:
             # `litecoord serve` logs every request unless --quiet; the lines go to /dev/null here.
             extra["access_log"] = open(os.devnull, "w")  # noqa: SIM115 - open for the server's life
         server = make_server(path, host="127.0.0.1", port=0, durability=durability, **extra)
         threads = server.waitress.adj.threads
+        if "metrics" in without:  # this server's process only: the benchmark forked it
+            import litecoord.rest.wsgi
+
+            litecoord.rest.wsgi._metrics_available = lambda: False  # type: ignore[attr-defined]
+        if "host check" in without:
+            server.app.local_only = False
         logged = ", access log" if extra else ""
         return server, threads, f"litecoord.rest.server.make_server (defaults: {threads} threads{logged})"
     import waitress
@@ -170,10 +181,12 @@ def minimal_app(path: str, durability: str) -> Callable:
     return app
 
 
-def _serve(kind: str, path: str, durability: str, threads: int, ports: Any, stop: Any) -> None:
+def _serve(
+    kind: str, path: str, durability: str, threads: int, ports: Any, stop: Any, without: tuple[str, ...] = ()
+) -> None:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth" is expected under load
     if kind == "litecoord":
-        server, threads, how = litecoord_server(path, durability)
+        server, threads, how = litecoord_server(path, durability, without)
     else:
         import waitress
 
@@ -191,13 +204,13 @@ def _serve(kind: str, path: str, durability: str, threads: int, ports: Any, stop
 class Server:
     """A server in a child process for the duration of a ``with`` block."""
 
-    def __init__(self, kind: str, path: str, durability: str, threads: int = 0) -> None:
+    def __init__(self, kind: str, path: str, durability: str, threads: int = 0, without: tuple[str, ...] = ()) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("fork")
         self._ports = ctx.Queue()
         self._stop = ctx.Event()
-        args = (kind, path, durability, threads, self._ports, self._stop)
+        args = (kind, path, durability, threads, self._ports, self._stop, without)
         self._proc = ctx.Process(target=_serve, args=args, daemon=True)
 
     def __enter__(self) -> Server:
@@ -207,6 +220,7 @@ class Server:
         except queue.Empty:
             self._proc.terminate()
             raise RuntimeError("the server did not start") from None
+        self.pid = self._proc.pid
         return self
 
     def __exit__(self, *exc: object) -> None:
