@@ -120,6 +120,37 @@ def test_metrics_report_the_status_figures_and_the_flags(root: SqliteCoordinator
     assert again[("litecoord_http_request_duration_seconds_count", durations)] == 1
 
 
+def test_request_metrics_from_many_threads_are_all_counted_and_never_pile_up(root: SqliteCoordinator) -> None:
+    # Requests are counted into the series in batches (when read, or when enough wait): every
+    # one of them must be there when read, and a server nobody scrapes must not grow.
+    import threading
+
+    from litecoord.metrics import ServerMetrics
+
+    metrics = ServerMetrics(root)
+    per_thread, threads = 2_000, 8
+
+    def serve(n: int) -> None:
+        for i in range(per_thread):
+            metrics.observe(f"/route-{n % 2}", 200 if i % 4 else 404, 0.003)
+
+    workers = [threading.Thread(target=serve, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(metrics._pending) <= metrics.PENDING_LIMIT
+    got = samples(metrics.render().decode())
+    total = sum(v for (name, _), v in got.items() if name == "litecoord_http_requests_total")
+    assert total == per_thread * threads
+    assert got[("litecoord_http_requests_total", (("route", "/route-0"), ("status", "404")))] == per_thread
+    counts = [got[("litecoord_http_request_duration_seconds_count", (("route", f"/route-{r}"),))] for r in (0, 1)]
+    assert counts == [per_thread * threads / 2] * 2
+    buckets = (("le", "0.005"), ("route", "/route-1"))
+    assert got[("litecoord_http_request_duration_seconds_bucket", buckets)] == per_thread * threads / 2
+    assert not metrics._pending
+
+
 def test_status_prometheus_prints_the_same_text_for_a_textfile_collector(
     root: SqliteCoordinator, db_path: Path
 ) -> None:
