@@ -140,7 +140,7 @@ class ServerMetrics:
             registry=self.registry,
         )
         # Requests are counted here first, and into the series above when the metrics are
-        # read (render) or a few thousand have waited. A deque's append takes no lock of
+        # read (render) or a thousand have waited. A deque's append takes no lock of
         # ours; prometheus_client's inc() and observe() take one per value. Per request,
         # with 8 request threads, they measured 10-35 us of the app's CPU per request
         # (1.6-1.8 us alone); batched, about 9 us less (BENCHMARKS.md, http-parts).
@@ -150,30 +150,36 @@ class ServerMetrics:
         self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     #: Observations that may wait before a request thread moves them into the series.
-    PENDING_LIMIT = 4096
+    PENDING_LIMIT = 1024
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         self._pending.append((route, status, seconds))
-        if len(self._pending) > self.PENDING_LIMIT:
-            self._drain()
+        # Past the limit one request moves the queue; the others do not wait for it. Whoever
+        # moved it looks again after letting go of the lock, so an observation added meanwhile
+        # (by a request that found the lock taken) never leaves the queue past the limit.
+        while len(self._pending) > self.PENDING_LIMIT and self._drain_lock.acquire(blocking=False):
+            try:
+                self._drain()
+            finally:
+                self._drain_lock.release()
 
     def _drain(self) -> None:
-        """Move the waiting observations into the series (one thread at a time, in order)."""
-        with self._drain_lock:
-            pending, series_of = self._pending, self._series
-            while pending:
-                route, status, seconds = pending.popleft()
-                series = series_of.get((route, status))
-                if series is None:
-                    series = series_of[route, status] = (
-                        self.requests.labels(route, str(status)),
-                        self.duration.labels(route),
-                    )
-                series[0].inc()
-                series[1].observe(seconds)
+        """Move the observations waiting now into the series (under the drain lock: in order)."""
+        pending, series_of = self._pending, self._series
+        for _ in range(len(pending)):  # not those arriving meanwhile: this request has its own to answer
+            route, status, seconds = pending.popleft()
+            series = series_of.get((route, status))
+            if series is None:
+                series = series_of[route, status] = (
+                    self.requests.labels(route, str(status)),
+                    self.duration.labels(route),
+                )
+            series[0].inc()
+            series[1].observe(seconds)
 
     def render(self) -> bytes:
-        self._drain()  # every request answered before this one is counted
+        with self._drain_lock:
+            self._drain()  # every request answered before this one is counted
         return generate_latest(self.registry)
 
 
