@@ -54,6 +54,7 @@ from .types import (
 )
 
 __version__ = "0.1.0"
+"""The package's version (also ``litecoord --version`` and ``GET /health``)."""
 
 
 def __getattr__(name: str) -> object:

@@ -49,8 +49,8 @@ __all__ = [
     "DEFAULT_MAX_RETRY_DELAY",
 ]
 
-#: The console API's lease length.
 DEFAULT_LEASE_DURATION = timedelta(minutes=5)
+"""The console API's lease length: what every acquire without a duration gets."""
 #: A new session's delay before the first retry of a failed item (then 20 s, 40 s, ...).
 DEFAULT_RETRY_DELAY = timedelta(seconds=10)
 #: A new session's cap on the retry delay.

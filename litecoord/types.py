@@ -37,10 +37,10 @@ __all__ = [
     "json_seconds",
 ]
 
-#: A clock is any zero-argument callable returning the current time, either
-#: as seconds since the Unix epoch or as a datetime (naive means UTC). The
-#: default reads ``time.time()`` at every call, so freezegun controls it.
 Clock = Callable[[], float | int | datetime]
+"""A clock is any zero-argument callable returning the current time, either
+as seconds since the Unix epoch or as a datetime (naive means UTC). The
+default reads ``time.time()`` at every call, so freezegun controls it."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -400,7 +400,9 @@ class AlreadyCompleted:
 
 
 AcquisitionOutcome = WorkItemAndDuration | NoAvailableWorkToBeDone
+"""What ``acquire_next_work_item`` returns: a lease, or why there is none."""
 LeaseOutcome = WorkItemAndDuration | AlreadyCompleted
+"""What ``create_or_update_lease_for_work_item`` returns: a lease, or the item already completed."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 from ..validation import MAX_COUNT, MAX_SESSION_NAME_LENGTH, MAX_WORK_ITEM_ID_LENGTH, MAX_WORKER_ID_LENGTH
 from .openapi_console import CONSOLE_SCHEMAS, STATUS_PROPERTIES, console_paths
 
-__all__ = ["openapi_document"]
+__all__ = ["ERROR_CODES", "openapi_document"]
 
 BASE = "/sessions/{session}/backfill/work-items"
 JSON = "application/json"
@@ -105,17 +105,57 @@ _STATUS_EXAMPLE = {
     "last_update": "2025-01-19T20:35:00Z",
 }
 
+#: Every code an error answer can carry, with its status and when it is sent: the
+#: Error schema lists the codes, the document carries the table (``x-error-codes``),
+#: and the documentation's REST reference renders it from there.
+ERROR_CODES: tuple[tuple[int, str, str], ...] = (
+    (400, "malformed_json", "the body is not JSON (or not UTF-8)"),
+    (400, "bad_request", "a malformed path, query or `Content-Length`"),
+    (401, "unauthorized", "the server has a token and the request did not bring it"),
+    (403, "forbidden_host", "a tokenless loopback server got a non-loopback `Host`"),
+    (403, "forbidden_origin", "a tokenless loopback server got a non-loopback `Origin`"),
+    (
+        403,
+        "forbidden_cross_site",
+        "a tokenless server (loopback, or `--trust-network`) got a request that writes (every method but `GET`, "
+        "and `GET …/acquire`) which a browser marked cross-site: `Sec-Fetch-Site` other than `same-origin` or "
+        "`none`, or an `Origin` other than the server's own scheme, host and port (`http://localhost:3000` is not "
+        "`http://localhost:8000`). Clients that send neither header (curl, the Java client, `HttpCoordinator`) "
+        "are never refused",
+    ),
+    (404, "work_item_not_found", "unknown work item"),
+    (
+        404,
+        "session_not_found",
+        "unknown session (every route under a session but those that create items, `GET …/status` and "
+        "`POST …/cleanup-expired`)",
+    ),
+    (404, "no_available_work", "acquire found no work (`reason` says why; see NoAvailableWork)"),
+    (404, "not_found", "no such route"),
+    (405, "method_not_allowed", "wrong method for the path; the `Allow` header lists the right ones"),
+    (409, "work_item_exists", "the id exists"),
+    (409, "lease_conflict", "another worker holds the lease, or the lease epoch is stale"),
+    (409, "successor_conflict", "other successors are recorded for the item"),
+    (410, "lease_expired", "the caller's lease lapsed"),
+    (413, "payload_too_large", "body over the size limit (1 MiB by default: `create_app(..., max_body_bytes=)`)"),
+    (415, "unsupported_media_type", "a body sent without `Content-Type: application/json`"),
+    (422, "validation_error", "an invalid field, named in `field` (`items[3].shard_number`)"),
+    (500, "error", "the database failed (`SQLite error on <database>: ...`)"),
+    (500, "schema_version", "the PostgreSQL schema is newer than this litecoord, or older and not migrated"),
+    (500, "lost_writes", "the WAL vanished after a commit (deleted while in use): what the call did may be lost"),
+    (500, "internal_error", "a bug: logged on the server, no details in the answer"),
+    (501, "not_implemented", "`/metrics` on a server without prometheus_client"),
+    (503, "database_busy", "the file stayed locked past the busy deadline"),
+    (503, "database_unavailable", "the database cannot be read (`/health`) or reached"),
+)
+
 _SCHEMAS: dict[str, Any] = {
     "Error": _obj(
         {
             "detail": {"type": "string", "description": "human-readable"},
             "code": {
                 "type": "string",
-                "description": "stable: validation_error, unauthorized, work_item_not_found, session_not_found, "
-                "work_item_exists, lease_conflict, successor_conflict, lease_expired, database_busy, "
-                "database_unavailable, schema_version, malformed_json, bad_request, not_found, "
-                "method_not_allowed, payload_too_large, "
-                "unsupported_media_type, forbidden_host, forbidden_origin, forbidden_cross_site, lost_writes",
+                "description": "stable: " + ", ".join(code for _, code, _ in ERROR_CODES),
             },
             "field": {"type": "string", "description": "the invalid field (validation_error only)"},
         },
@@ -854,9 +894,10 @@ _DOCUMENT: dict[str, Any] = {
         "title": "litecoord console work-coordination API",
         "version": "1",
         "description": "Lease, renew and complete shard work items of a backfill (the OpenSearch Migration "
-        "Assistant console API), served over one SQLite file. Errors are JSON {detail, code}.",
+        "Assistant console API), served over one SQLite file or PostgreSQL. Errors are JSON {detail, code}.",
     },
     "security": [{}, {"bearer": []}],
+    "x-error-codes": [{"status": status, "code": code, "when": when} for status, code, when in ERROR_CODES],
     "paths": _paths(),
     "components": {
         "schemas": {**_SCHEMAS, **CONSOLE_SCHEMAS},
