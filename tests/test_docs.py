@@ -1,4 +1,4 @@
-"""The command line documents itself: every command has help and appears in the README, with its exit codes."""
+"""The command line documents itself: every command has help and appears in the docs pages, with its exit codes."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from click.testing import CliRunner
 from litecoord.cli import runner as worker
 from litecoord.cli.commands import EXIT_CODES, cli, commands
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def readme_section(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    assert match, f"README has no '## {title}' section"
+def page(name: str, section: str | None = None) -> str:
+    """A page of the documentation site (docs/NAME), or one '## SECTION' of it."""
+    text = (DOCS / name).read_text(encoding="utf-8")
+    if section is None:
+        return text
+    match = re.search(rf"^## {re.escape(section)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"docs/{name} has no '## {section}' section"
     return match.group(1)
 
 
@@ -41,12 +44,12 @@ def test_every_command_has_help(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))
-def test_every_command_appears_in_the_readme(name: str) -> None:
-    assert re.search(rf"`litecoord {re.escape(name)}[ `]", readme_section("Command line")), name
+def test_every_command_appears_in_the_command_line_page(name: str) -> None:
+    assert re.search(rf"`litecoord {re.escape(name)}[ `]", page("cli.md")), name
 
 
-def test_the_readme_lists_every_exit_code() -> None:
-    command_line, runner = readme_section("Command line"), readme_section("Worker runner")
+def test_the_pages_list_every_exit_code() -> None:
+    command_line, runner = page("cli.md"), page("runner.md")
     for code in EXIT_CODES:
         assert re.search(rf"^\| {code} \|", command_line, re.M), f"exit code {code} of the commands"
     for code in worker.EXIT_CODES:
@@ -60,8 +63,8 @@ def test_work_help_lists_its_exit_codes_and_the_progress_protocol() -> None:
     assert "LITECOORD-PROGRESS docs=1200 bytes=480000" in text
 
 
-def test_the_readme_documents_the_runner_environment_and_protocol() -> None:
-    runner = readme_section("Worker runner")
+def test_the_runner_page_documents_the_runner_environment_and_protocol() -> None:
+    runner = page("runner.md")
     variables = [
         "LITECOORD_WORK_ITEM_ID", "LITECOORD_INDEX_NAME", "LITECOORD_SHARD_NUMBER", "LITECOORD_DOCUMENT_COUNT",
         "LITECOORD_TOTAL_SIZE_BYTES", "LITECOORD_DOCUMENTS_PROCESSED", "LITECOORD_BYTES_PROCESSED",
@@ -73,11 +76,11 @@ def test_the_readme_documents_the_runner_environment_and_protocol() -> None:
     assert worker.PROGRESS_PREFIX in runner
 
 
-def test_the_readme_names_the_option_environment_variables() -> None:
-    command_line = readme_section("Command line")
+def test_the_command_line_page_names_the_option_environment_variables() -> None:
+    command_line = page("cli.md")
     for name in ("LITECOORD_DB", "LITECOORD_URL", "LITECOORD_TOKEN", "LITECOORD_SESSION", "LITECOORD_WORKER_ID"):
         assert f"`{name}`" in command_line, name
 
 
-def test_the_readme_has_a_demo_section_naming_the_command() -> None:
-    assert "litecoord demo" in readme_section("Demo")
+def test_getting_started_has_a_demo_section_naming_the_command() -> None:
+    assert "litecoord demo" in page("getting-started.md", "The demo")

@@ -276,26 +276,26 @@ def test_ephemeral_and_db_exclude_each_other(tmp_path: Path) -> None:
     assert not (tmp_path / "x.db").exists()
 
 
-# -- the README's JUnit-style flow, run as it is written ----------------------------------------------
+# -- the docs' JUnit-style flow (docs/testing.md), run as it is written ----------------------------------
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TESTING_PAGE = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
 
 
-def readme_flow() -> str:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Clients in any language") :]
+def docs_flow() -> str:
+    text = TESTING_PAGE.read_text(encoding="utf-8")
+    section = text[text.index("## Clients in any language") :]
     match = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert match, "the README's Unit-testing section has no bash block"
+    assert match, "docs/testing.md has no bash block under 'Clients in any language'"
     return match.group(1)
 
 
-def test_the_readmes_curl_flow_runs_as_written() -> None:
+def test_the_docs_curl_flow_runs_as_written() -> None:
     if not shutil.which("curl") or not shutil.which("bash"):
         if os.environ.get("CI"):
-            pytest.fail("curl and bash are needed to run the README's flow")
+            pytest.fail("curl and bash are needed to run the docs' flow")
         pytest.skip("curl or bash is not installed")
-    flow = readme_flow()
-    # What the README says each request answers: "# NNN {...}", the status, then pieces of the body.
+    flow = docs_flow()
+    # What the page says each request answers: "# NNN {...}", the status, then pieces of the body.
     comments = re.findall(r"^# (\d{3}) (\{.*\})", flow, re.M)
     promised = [int(code) for code, _ in comments]
     assert promised == [201, 200, 200, 410, 200]
@@ -313,7 +313,7 @@ def test_the_readmes_curl_flow_runs_as_written() -> None:
     assert [int(code) for _, code in answers] == promised, result.stdout
     for (_, shown), (body, _) in zip(comments, answers, strict=True):
         for piece in shown.split("..."):
-            assert piece.strip(",") in body, f"the README shows {piece!r}; the server sent {body}"
+            assert piece.strip(",") in body, f"the page shows {piece!r}; the server sent {body}"
     created, lease, moved, renewed, taken = (json.loads(body) for body, _ in answers)
     assert created["status"] == "pending" and lease["work_item"]["worker_id"] == "worker-a"
     assert moved["now"] > lease["work_item"]["lease_expiry"]

@@ -211,17 +211,17 @@ def test_a_project_without_conftest_gets_the_fixtures(tmp_path: Path) -> None:
     assert "TEARDOWN" in lines[plain - 1]  # straight from the last test's teardown to this one: nothing set up
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TESTING_PAGE = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
 
 
-def test_the_readmes_pytest_example_passes_as_written(tmp_path: Path) -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### With pytest") : text.index("### Clients in any language")]
+def test_the_docs_pytest_example_passes_as_written(tmp_path: Path) -> None:
+    text = TESTING_PAGE.read_text(encoding="utf-8")
+    section = text[text.index("## With pytest") : text.index("## Clients in any language")]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 2  # the example, then the freezegun override
-    (tmp_path / "test_readme.py").write_text(blocks[0])
+    (tmp_path / "test_docs_example.py").write_text(blocks[0])
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_readme.py"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_docs_example.py"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
