@@ -574,9 +574,7 @@ def report_growth(
         Target(f"{what}acquire p50 at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 1.20x", ratio <= 1.2)
     )
     ratio = measured[top]["status"] / base["status"]
-    results.targets.append(
-        Target(f"{what}status() at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 3.00x", ratio <= 3.0)
-    )
+    results.targets.append(Target(f"{what}status() at {top:,} vs 1k items", f"{ratio:.2f}x", "<= 3.00x", ratio <= 3.0))
 
 
 def round_ratios(ours: Sequence[float], base: Sequence[float]) -> str:

@@ -27,10 +27,19 @@ def pg_store(server: str) -> Store:
             row = conn.execute("SELECT pg_total_relation_size('work_items')").fetchone()
         return int(row[0]) if row else 0
 
+    def build(items: int) -> int:
+        import psycopg
+
+        pending = build_pg(dsn, items, completed_share=COMPLETED_SHARE)
+        # The load wrote its rows to the WAL: checkpoint now, not during the measurement.
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        return pending
+
     return Store(
         "pg-sizing",
         "synchronous_commit=on",
-        lambda items: build_pg(dsn, items, completed_share=COMPLETED_SHARE),
+        build,
         lambda worker: PostgresCoordinator(dsn, session=SESSION, worker_id=worker, durability=DURABILITY),
         bytes_used,
     )

@@ -4,15 +4,16 @@ The model: a backfill of ``W`` workers, each renewing its lease every ``h``
 seconds (the heartbeat) and finishing an item every ``T`` seconds, asks its
 store for
 
-    L = W * (1/h + 1/T)   write transactions per second
+    L = W * (1/h + 2/T)   write transactions per second
 
-(one renewal per heartbeat; one ``complete_and_acquire_next`` per item).
+(one renewal per heartbeat; per item, the last progress report and one
+``complete_and_acquire_next``: what ``litecoord work`` sends).
 One store carries ``C`` write transactions per second, measured here by
 the same calls as fast as the store takes them. Run it at most half full
 (``L <= C/2``): then a write waits little, and the worst wait stays far
 under a heartbeat. So one store holds
 
-    W_max = C / (2 * (1/h + 1/T))   workers.
+    W_max = C / (2 * (1/h + 2/T))   workers.
 
 The check simulates exactly ``W_max`` workers on a file of 1,000,000 items
 (half of them completed history; ``--quick``: 100,000): each holds a real
@@ -20,8 +21,10 @@ lease and renews it on its schedule, paced by the wall clock, in a few
 processes. It
 passes when the store keeps up (at least 97% of the offered writes done, no
 lease lost) and the worst renewal ran late by under a tenth of the
-heartbeat. A second run offers 1.5x ``C``: the store falls behind, and
-what it does stays near ``C``, which shows ``C`` is the real limit.
+shortest recommended lease (30 s), the suite's bound on any write's wait.
+A second run offers 1.5x ``C``: the store falls behind, and what it does
+stays near ``C``, which shows ``C`` is the real limit. ``C`` is measured
+again at the end, to show how far the machine moved it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 from litecoord import LeaseConflictError, LeaseExpiredError, SqliteCoordinator
 
 from .common import SESSION, Results, Row, Settings, Target, build_db, log, percentile, run_processes
+from .cycles import SHORTEST_LEASE_SECONDS
 
 #: The worker runner's heartbeat for leases of 15 s and longer (a third of the lease, at most 5 s).
 HEARTBEAT = 5.0
@@ -58,7 +62,7 @@ COMPLETED_SHARE = 0.5
 
 def writes_per_worker(heartbeat: float = HEARTBEAT, item_seconds: float = ITEM_SECONDS) -> float:
     """Write transactions per second one worker asks for."""
-    return 1 / heartbeat + 1 / item_seconds
+    return 1 / heartbeat + 2 / item_seconds
 
 
 def max_workers(capacity: float, heartbeat: float = HEARTBEAT, item_seconds: float = ITEM_SECONDS) -> int:
@@ -92,9 +96,10 @@ def simulate(store: Store, label: str, workers: int, seconds: float, *, paced: b
 
     Paced, each worker renews on its heartbeat (the first heartbeats spread
     over one period, as workers that started at different times); at every
-    ``HEARTBEATS_PER_ITEM``-th heartbeat its item is done, and it completes
-    it and takes the next (``complete_and_acquire_next``) after renewing:
-    ``1/h + 1/T`` writes per second, the model's. Unpaced, the same workers
+    ``HEARTBEATS_PER_ITEM``-th heartbeat its item is done: after renewing,
+    it reports its last progress and completes the item, taking the next
+    (``complete_and_acquire_next``): ``1/h + 2/T`` writes per second, the
+    model's. Unpaced, the same workers
     make the same calls in the same order as fast as the store takes them:
     that measures ``C`` on rows spread over the table as a backfill's are.
     """
@@ -113,7 +118,7 @@ def simulate(store: Store, label: str, workers: int, seconds: float, *, paced: b
             start = time.monotonic()
             due = [(start + HEARTBEAT * n / max(1, len(sims)), n) for n in range(len(sims))]
             heapq.heapify(due)
-            end, done, lost, late = start + seconds, 0, 0, []
+            end, done, lost, completed, late = start + seconds, 0, 0, 0, []
             while due and (due[0][0] < end if paced else time.monotonic() < end):
                 when, n = heapq.heappop(due)
                 wait = when - time.monotonic()
@@ -124,9 +129,12 @@ def simulate(store: Store, label: str, workers: int, seconds: float, *, paced: b
                     coord.update_progress_and_renew_lease(item, calls, calls, lease_epoch=epoch)
                     done += 1
                     if calls % period == period - 1:
+                        coord.update_progress_and_renew_lease(item, calls + 1, calls + 1, lease_epoch=epoch)
+                        done += 1
                         _, outcome = coord.complete_and_acquire_next(item, LEASE, lease_epoch=epoch)
                         sims[n][1:3] = [outcome.work_item_id, outcome.lease_epoch]
                         done += 1
+                        completed += 1
                 except (LeaseConflictError, LeaseExpiredError):
                     lost += 1
                 sims[n][3] += 1
@@ -134,9 +142,10 @@ def simulate(store: Store, label: str, workers: int, seconds: float, *, paced: b
                 heapq.heappush(due, (when + HEARTBEAT, n))
             elapsed = time.monotonic() - start
             # Calls that fell due before the end but were never made were offered all the same.
-            missed = sum(1 + (sims[n][3] % period == period - 1) for when, n in due if when < end) if paced else 0
+            missed = sum(1 + 2 * (sims[n][3] % period == period - 1) for when, n in due if when < end) if paced else 0
             root.close()
-            return {"done": done, "offered": done + missed, "lost": lost, "late": late, "elapsed": elapsed}
+            return {"done": done, "offered": done + missed, "lost": lost, "completed": completed, "late": late,
+                    "elapsed": elapsed}  # fmt: skip
 
         return run
 
@@ -148,6 +157,7 @@ def simulate(store: Store, label: str, workers: int, seconds: float, *, paced: b
         "rate": sum(r["done"] for r in reports) / elapsed,
         "offered": sum(r["offered"] for r in reports),
         "lost": sum(r["lost"] for r in reports),
+        "completed": sum(r["completed"] for r in reports),
         "late_max": late[-1] if late else 0.0,
         "late_p99": percentile(late, 0.99) if late else 0.0,
     }
@@ -164,13 +174,16 @@ def check(settings: Settings, results: Results, store: Store, items: int, second
     )  # fmt: skip
     per_worker, period = writes_per_worker(), HEARTBEATS_PER_ITEM
     model = f"h={HEARTBEAT:g}s, T={ITEM_SECONDS:g}s: {per_worker:.3f} writes/s per worker"
-    simulate(store, "warm-up", CAPACITY_WORKERS // 4, 1.0, paced=False)  # the file's pages into the cache
+    # A warm-up by the same workers (so on the same rows): a row's first update costs more than the next ones
+    # (on PostgreSQL, a full page's row cannot be updated in place), and a backfill updates each leased row
+    # many times.
+    simulate(store, "capacity", CAPACITY_WORKERS, seconds / 2, paced=False)
     saturated = simulate(store, "capacity", CAPACITY_WORKERS, seconds, paced=False)
     capacity = saturated["rate"]
     log(f"{group}: capacity {capacity:,.0f} writes/s")
     results.rows.append(
         Row(group, f"capacity C: {CAPACITY_WORKERS:,} workers' calls, unpaced", setting, PROCS, capacity,
-            "writes/s", note=f"the same calls: a renewal per heartbeat, a complete-and-acquire per {period} heartbeats")
+            "writes/s", note=f"the same calls: per heartbeat a renewal; per {period}, a report and a complete")
     )  # fmt: skip
     workers = max_workers(capacity)
     log(f"{group}: {workers:,} simulated workers ({model})")
@@ -191,12 +204,18 @@ def check(settings: Settings, results: Results, store: Store, items: int, second
             "writes/s", over["rate"] / capacity, "of C", note=f"{over['lost']} leases lost; late p99 "
             f"{over['late_p99'] * 1000:.0f} ms, max {over['late_max'] * 1000:.0f} ms"),
     )  # fmt: skip
-    bound = HEARTBEAT / 10
+    # The suite's bound on any write's wait (benchmarks.cycles): a tenth of the shortest recommended lease.
+    bound = SHORTEST_LEASE_SECONDS / 10
+    again = simulate(store, "capacity", CAPACITY_WORKERS, seconds, paced=False)["rate"]
+    results.rows.append(
+        Row(group, "capacity C measured again, after the runs", setting, PROCS, again, "writes/s", again / capacity,
+            "of C", note="how far the machine moved C during the group")
+    )  # fmt: skip
     results.targets.append(
         Target(
             f"{group}: {workers:,} workers (the model's W_max) on {items:,} items: the store keeps up",
             f"{kept_up:.1%} of offered writes done, {fit['lost']} leases lost, worst lateness {fit['late_max']:.3f} s",
-            f">= 97%, 0 lost, < {bound:g} s (a tenth of the heartbeat)",
+            f">= 97%, 0 lost, < {bound:g} s (a tenth of a {SHORTEST_LEASE_SECONDS:g} s lease)",
             kept_up >= 0.97 and fit["lost"] == 0 and fit["late_max"] < bound,
         )
     )

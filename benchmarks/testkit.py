@@ -46,7 +46,7 @@ from .common import Results, Row, Settings, Target, log, median
 SUITE_BOUND_SECONDS = 20.0
 SUITE_TESTS = 1_000
 
-KIT_SUITE = '''
+KIT_SUITE = """
 import pytest
 from litecoord import LeaseExpiredError
 from litecoord.testing import advance_past_lease, assert_session_state
@@ -62,15 +62,15 @@ def test_a_lapsed_lease_is_taken_over(n, litecoord_coordinator, litecoord_worker
     (other,) = litecoord_workers(1)
     other.acquire_next_work_item()
     assert_session_state(other, total=1, assigned=1, items={{item: "assigned to worker-2"}})
-'''
+"""
 
-BASELINE_SUITE = '''
+BASELINE_SUITE = """
 import pytest
 
 @pytest.mark.parametrize("n", range({count}))
 def test_nothing_but_a_temporary_directory(n, tmp_path):
     assert tmp_path.is_dir()
-'''
+"""
 
 
 def write_suite(directory: str, name: str, template: str, count: int) -> str:

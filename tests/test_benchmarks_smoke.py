@@ -124,3 +124,28 @@ def test_postgres_scale_sample_counts_what_it_completed(pg_server: str) -> None:
     sample.round()
     result = sample.result()
     assert (result["duplicates"], result["lost"]) == (0, 0) and result["samples"] > 0
+
+
+def test_the_sizing_model_and_its_simulated_workers(tmp_path: Path) -> None:
+    from benchmarks import sizing
+    from benchmarks.common import SESSION, build_db
+
+    # The model: one renewal per heartbeat, then per item a last report and a complete-and-acquire.
+    assert sizing.writes_per_worker(5.0, 60.0) == pytest.approx(0.2 + 2 / 60)
+    assert sizing.max_workers(1000.0, 5.0, 60.0) == int(0.5 * 1000 / (0.2 + 2 / 60))
+    path = str(tmp_path / "sizing.db")
+    store = sizing.sqlite_store(path)
+    pending = store.build(400)
+    # Unpaced: 8 workers' calls as fast as they go, each worker holding a real lease throughout.
+    outcome = sizing.simulate(store, "smoke", 8, 0.5, paced=False)
+    assert outcome["lost"] == 0 and outcome["done"] == outcome["offered"] > 0
+    assert outcome["completed"] > 0
+    conn = sqlite3.connect(path)
+    (sid,) = conn.execute("SELECT id FROM sessions WHERE name = ?", (SESSION,)).fetchone()
+    completed = conn.execute("SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'completed'", (sid,))
+    assert completed.fetchone()[0] == 400 - pending + outcome["completed"]
+    held = conn.execute(
+        "SELECT worker_id, count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' GROUP BY worker_id",
+        (sid,),
+    ).fetchall()
+    assert len(held) == 8 and all(count == 1 for _, count in held)  # one live lease per simulated worker

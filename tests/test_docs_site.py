@@ -161,6 +161,19 @@ def test_the_error_table_names_every_code_the_library_raises() -> None:
     assert all(code in described for _, code in table)
 
 
+def test_the_error_table_names_every_code_the_server_answers_with() -> None:
+    from litecoord.rest.openapi import ERROR_CODES
+
+    table = {(status, code) for status, code, _ in ERROR_CODES}
+    # Every error answer of the REST layer is an HttpError(status, "code", ...) or a literal body with a code.
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "litecoord" / "rest").rglob("*.py"))
+    raised = {(int(status), code) for status, code in re.findall(r'HttpError\(\s*(\d{3}),\s*"(\w+)"', source)}
+    raised |= {(int(status), code) for status, code in
+               re.findall(r'(\d{3}),\s*\{"detail": [^}]*"code": "(\w+)"', source)}  # fmt: skip
+    assert raised, "no error answer found in litecoord/rest: has the way errors are raised changed?"
+    assert raised <= table, f"answered but not in the error table: {sorted(raised - table)}"
+
+
 def test_the_python_reference_documents_every_public_name(site: Path) -> None:
     import litecoord
 
