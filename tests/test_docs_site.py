@@ -269,3 +269,39 @@ def test_the_getting_started_python_flow_runs_as_written(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "'completed_work_items': 1" in result.stdout and "'total_work_items': 2" in result.stdout
     assert (tmp_path / "backfill.db").is_file()
+
+
+def test_the_getting_started_curl_flow_runs_as_written() -> None:
+    import json
+    import shutil
+
+    if not shutil.which("curl") or not shutil.which("bash"):
+        if os.environ.get("CI"):
+            pytest.fail("curl and bash are needed to run the page's curl flow")
+        pytest.skip("curl or bash is not installed")
+    pytest.importorskip("waitress")
+    section = _section("getting-started.md", "Over HTTP, with curl: the seed's flow")
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    assert len(blocks) == 1 and "http://localhost:8000" in blocks[0]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "litecoord", "serve", "--ephemeral", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        base = server.stdout.readline().strip()  # the first line: http://127.0.0.1:PORT
+        assert base.startswith("http://127.0.0.1:"), base
+        flow = blocks[0].replace("http://localhost:8000", base)
+        result = subprocess.run(["bash", "-c", flow], capture_output=True, text=True, timeout=120)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    created, lease, renewed, completed, status = (json.loads(line) for line in result.stdout.splitlines())
+    assert [item["work_item_id"] for item in created] == ["index1_shard0", "index1_shard1"]
+    assert lease["work_item"]["work_item_id"] == "index1_shard0" and lease["work_item"]["worker_id"] == "worker-001"
+    assert renewed["documents_processed"] == 25000 and completed["status"] == "completed"
+    assert (status["total_work_items"], status["pending_work_items"], status["completed_work_items"]) == (2, 1, 1)
+    assert status["total_documents"] == 95000
