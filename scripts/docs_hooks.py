@@ -33,7 +33,7 @@ log = logging.getLogger("mkdocs.plugins.litecoord")
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Help texts are laid out for this width, whatever terminal builds the site.
-HELP_WIDTH = 100
+HELP_WIDTH = 80
 
 #: Where a public name is defined when ``litecoord`` only imports it on first use.
 LAZY_NAMES = {"PostgresCoordinator": "litecoord.backends.postgres.coordinator.PostgresCoordinator"}

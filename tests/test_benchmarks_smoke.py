@@ -128,7 +128,7 @@ def test_postgres_scale_sample_counts_what_it_completed(pg_server: str) -> None:
 
 def test_the_sizing_model_and_its_simulated_workers(tmp_path: Path) -> None:
     from benchmarks import sizing
-    from benchmarks.common import SESSION, build_db
+    from benchmarks.common import SESSION
 
     # The model: one renewal per heartbeat, then per item a last report and a complete-and-acquire.
     assert sizing.writes_per_worker(5.0, 60.0) == pytest.approx(0.2 + 2 / 60)
