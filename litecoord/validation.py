@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -50,6 +51,21 @@ MAX_LEASE_MICROS = MAX_LEASE_DURATION // timedelta(microseconds=1)
 #: allowed length still ends at a time Python's datetime can hold (year 9999).
 CLOCK_MAX_MICROS = to_micros(datetime(9999, 1, 1, tzinfo=timezone.utc)) - MAX_LEASE_MICROS
 
+#: What a name (session, work item id, worker id, index name) must not contain, as a
+#: regular-expression character class that Python, JSON Schema (ECMA-262) and Rust read
+#: alike: C0 and C1 controls and DEL, the separators but the space (U+00A0, U+2028...),
+#: the format characters (soft hyphen, bidirectional controls, zero-width ones, BOM) and
+#: the private-use area of the Basic Multilingual Plane (Unicode 14's Cc, Cf, Zs, Zl, Zp, Co).
+#: Written out rather than str.isprintable(), so that the OpenAPI document states the very
+#: rule the server applies (its pattern is built from this) and a new Python's Unicode
+#: tables never refuse an id an older one stored. Lone surrogates are refused too (they
+#: are not text; a JSON Schema pattern cannot name them).
+NON_PRINTABLE = (
+    r"\x00-\x1f\x7f-\xa0\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u1680\u180e"
+    r"\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ue000-\uf8ff\ufeff\ufff9-\ufffb"
+)
+_NON_PRINTABLE = re.compile(f"[{NON_PRINTABLE}\\ud800-\\udfff]")
+
 #: The keys a work-item description may carry.
 ITEM_FIELDS = ("work_item_id", "index_name", "shard_number", "document_count", "total_size_bytes")
 
@@ -62,9 +78,10 @@ def text(field: str, value: Any, max_length: int, *, allow_comma: bool = True) -
         raise ValidationError(field, "must not be empty")
     if len(value) > max_length:
         raise ValidationError(field, f"is {len(value)} characters long; the limit is {max_length}")
-    if not value.isprintable():
-        bad = next(ch for ch in value if not ch.isprintable())
-        raise ValidationError(field, f"contains the non-printable character U+{ord(bad):04X}")
+    if not (value.isascii() and value.isprintable()):  # printable ASCII, the common case, needs no search
+        bad = _NON_PRINTABLE.search(value)
+        if bad is not None:
+            raise ValidationError(field, f"contains the non-printable character U+{ord(bad.group()):04X}")
     if not allow_comma and "," in value:
         raise ValidationError(field, "must not contain a comma")
     return value
@@ -92,6 +109,8 @@ def count(field: str, value: Any, *, optional: bool = True) -> int | None:
         if optional:
             return None
         raise ValidationError(field, "is required")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 5.0 is the integer 5 in JSON (and in JSON Schema), as sent by some clients
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
     if value < 0:
@@ -115,6 +134,8 @@ def duration(value: Any, field: str = "lease_duration") -> timedelta:
             raise ValidationError(field, f"must be a finite number of seconds (got {value})")
         if value <= 0:
             raise ValidationError(field, "must be positive")
+        if value < 0.001:  # checked as the number: 5e-324 seconds would round to a zero timedelta
+            raise ValidationError(field, "must be at least a millisecond")
         if value > MAX_LEASE_DURATION.total_seconds():
             raise ValidationError(field, f"must be at most {MAX_LEASE_DURATION.days} days")
         value = timedelta(seconds=value)

@@ -114,3 +114,69 @@ def test_what_waitress_refuses_is_answered_in_json(
     answer = json.loads(body)
     assert answer["code"] == code and answer["detail"]
     assert headers["content-length"] == str(len(body))
+
+
+# -- what the OpenAPI document says is what the server does (issue 17, section 6) ----------------
+
+
+def test_the_printable_rule_is_the_documents_pattern() -> None:
+    import re
+
+    from litecoord import ValidationError
+    from litecoord import validation as check
+    from litecoord.rest.openapi import openapi_document
+
+    pattern = re.compile(openapi_document()["components"]["parameters"]["work_item_id"]["schema"]["pattern"])
+    # Every code point of the Basic Multilingual Plane but the surrogates, and a sample beyond it.
+    points = [*range(0xD800), *range(0xE000, 0x10000), *range(0x10000, 0x110000, 97), 0xE0001, 0xF0000]
+    disagree = []
+    for point in points:
+        text = f"a{chr(point)}b"
+        try:
+            check.work_item_id(text)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        if accepted != bool(pattern.fullmatch(text)):
+            disagree.append(f"U+{point:04X}")
+    assert disagree == []
+    with pytest.raises(ValidationError):
+        check.worker_id("a\ud800")  # a lone surrogate is no text (no pattern can name it)
+
+
+@pytest.mark.parametrize("after", ["--5", "", "1.2.3", "\u0661", "9" * 19, "1.", ".1", "1 "])
+def test_a_malformed_cursor_is_422(app: Any, after: str) -> None:
+    from urllib.parse import quote
+
+    for kind in ("leased", "failed"):
+        reply = call(app, "GET", f"/sessions/s1/backfill/attention?kind={kind}&after={quote(after)}")
+        assert (reply.status, reply.json["field"]) == (422, "after"), reply.json
+
+
+@pytest.mark.parametrize("after", ["5", "-5", "1700000000000000.12", "0.0"])
+def test_any_cursor_shape_the_document_allows_is_read_by_both_listings(app: Any, after: str) -> None:
+    for kind in ("leased", "failed"):
+        assert call(app, "GET", f"/sessions/s1/backfill/attention?kind={kind}&after={after}").status == 200
+
+
+def test_what_the_document_allows_in_bodies_is_accepted(app: Any) -> None:
+    item = BASE + "/a"
+    lease = call(app, "POST", item + "/acquire", {"worker_id": "w1", "lease_duration_seconds": None})
+    assert lease.status == 200 and lease.json["lease_duration_seconds"] == 300  # null: the default
+    epoch = lease.json["lease_epoch"]
+    assert call(app, "PUT", item + "/lease", {"worker_id": "w1", "lease_epoch": float(epoch)}).status == 200
+    assert call(app, "PUT", item + "/lease", {"worker_id": "w1", "lease_epoch": None, "progress": None}).status == 200
+    assert call(app, "PUT", "/sessions/s1", {"max_retry_delay_seconds": None, "lease_mode": None}).status == 200
+    assert call(app, "PUT", "/sessions/s1", raw=b"null", headers={"Content-Type": "application/json"}).status == 200
+    assert call(app, "PUT", item + "/lease", {"worker_id": "w1", "lease_duration_seconds": 0.001}).status == 200
+
+
+@pytest.mark.parametrize("seconds", [5e-324, 0.0009996, 0.0005])
+def test_a_lease_shorter_than_a_millisecond_is_refused_as_the_document_says(app: Any, seconds: float) -> None:
+    reply = call(app, "POST", BASE + "/a/acquire", {"worker_id": "w1", "lease_duration_seconds": seconds})
+    assert (reply.status, reply.json["field"]) == (422, "lease_duration_seconds")
+    assert "millisecond" in reply.json["detail"]
+    query = call(app, "GET", f"{BASE}/acquire?worker_id=w1&lease_duration_seconds={seconds!r}")
+    assert query.status == 422
+    digits = call(app, "GET", f"{BASE}/acquire?worker_id=w1&lease_duration_seconds=%D9%A3%D9%A0%D9%A0")  # ٣٠٠
+    assert (digits.status, digits.json["field"]) == (422, "lease_duration_seconds")

@@ -111,7 +111,15 @@ def test_bad_moves_are_refused_and_the_clock_stays(db_path: Path, body: dict[str
 
 
 @pytest.mark.parametrize(
-    "now", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z", "1970-01-01T00:30:00+01:00"]
+    "now",
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "1969-12-31T23:59:59Z",
+        "1970-01-01T00:30:00+01:00",
+        "9997-06-01T00:00:00Z",
+        "١٩٧٥-01-01T00:00:00Z",
+    ],
 )
 def test_a_now_the_coordinator_cannot_read_is_refused(db_path: Path, now: str) -> None:
     clock = FakeClock(START)
@@ -125,10 +133,14 @@ def test_a_now_the_coordinator_cannot_read_is_refused(db_path: Path, now: str) -
     assert call(app, "GET", BASE + "/acquire?worker_id=w1").status == 200
 
 
-@pytest.mark.parametrize("now", ["1970-01-01T00:00:00Z", "9998-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "now", ["1971-01-01T00:00:00Z", "9996-12-31T23:59:59Z", "1971-01-01T00:00:00+23:59", "9996-12-31T23:00:00-23:59"]
+)
 def test_the_edges_of_the_readable_range_are_accepted(db_path: Path, now: str) -> None:
     app = create_app(db_path, clock=FakeClock(START), test_clock=True)
-    assert call(app, "POST", CLOCK, {"now": now}).json == {"now": now}
+    from litecoord.types import format_time, parse_time
+
+    assert call(app, "POST", CLOCK, {"now": now}).json == {"now": format_time(parse_time(now))}
     assert call(app, "POST", BASE + "/", {"work_item_id": "a"}).status == 201
     assert call(app, "GET", BASE + "/status").status == 200
 
@@ -137,12 +149,13 @@ def test_a_refused_advance_changes_nothing(db_path: Path) -> None:
     clock = FakeClock(START)
     app = create_app(db_path, clock=clock, test_clock=True)
     assert call(app, "POST", CLOCK, {"now": "9990-01-01T00:00:00Z"}).status == 200
+    assert call(app, "POST", CLOCK, {"advance_seconds": 7 * 365 * 86400}).status == 200  # into 9997: readable
     too_far = testclock.MAX_ADVANCE_SECONDS  # allowed as a move, but past what a coordinator reads
     reply = call(app, "POST", CLOCK, {"advance_seconds": too_far})
     assert (reply.status, reply.json["field"]) == (422, "advance_seconds")
-    assert call(app, "GET", CLOCK).json == {"now": "9990-01-01T00:00:00Z"}  # not moved, and readable
+    assert call(app, "GET", CLOCK).json == {"now": "9996-12-30T00:00:00Z"}  # not moved, and readable
     assert call(app, "POST", BASE + "/", {"work_item_id": "a"}).status == 201
-    assert call(app, "POST", CLOCK, {"advance_seconds": 86400}).json == {"now": "9990-01-02T00:00:00Z"}
+    assert call(app, "POST", CLOCK, {"advance_seconds": 86400}).json == {"now": "9996-12-31T00:00:00Z"}
 
 
 def test_the_test_clock_needs_the_token_the_server_has(db_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -348,10 +349,17 @@ def parse_cursor(after: str | None, parts: int) -> tuple[int, ...]:
     """
     if after is None:
         return (-(2**63),) * parts
-    pieces = after.split(".") if isinstance(after, str) else []
-    if len(pieces) != parts or not all(p.lstrip("-").isdigit() and len(p) < 21 for p in pieces):
-        raise ValidationError("after", f"is not a cursor of this listing: {after!r}")
-    return tuple(int(p) for p in pieces)
+    if not isinstance(after, str) or not _CURSOR.match(after):
+        raise ValidationError("after", f"is not a cursor: {after!r} (one or two integers joined by a dot)")
+    pieces = [int(p) for p in after.split(".")]
+    # The OpenAPI document states one shape for every listing (its pattern is _CURSOR's): the
+    # last `parts` numbers count, and a missing leading one reads as the very start.
+    pieces = [-(2**63)] * (parts - len(pieces)) + pieces[-parts:]
+    return tuple(pieces)
+
+
+#: One or two integers of at most 18 digits (every position fits 64 bits), ASCII only.
+_CURSOR = re.compile(r"-?[0-9]{1,18}(\.-?[0-9]{1,18})?\Z")
 
 
 def completed_by(row: Sequence[Any] | None, worker: str, epoch: int | None) -> bool:

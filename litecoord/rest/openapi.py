@@ -10,7 +10,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..validation import MAX_COUNT, MAX_SESSION_NAME_LENGTH, MAX_WORK_ITEM_ID_LENGTH, MAX_WORKER_ID_LENGTH
+from ..validation import (
+    MAX_COUNT,
+    MAX_INDEX_NAME_LENGTH,
+    MAX_SESSION_NAME_LENGTH,
+    MAX_WORK_ITEM_ID_LENGTH,
+    MAX_WORKER_ID_LENGTH,
+    NON_PRINTABLE,
+)
 from .openapi_console import CONSOLE_SCHEMAS, STATUS_PROPERTIES, console_paths
 
 __all__ = ["ERROR_CODES", "openapi_document"]
@@ -34,10 +41,21 @@ _TIME_OR_NULL = _nullable(_TIME)
 _COUNT = {"type": "integer", "minimum": 0}
 _COUNT_OR_NULL = _nullable(_COUNT)
 _TEXT_OR_NULL = {"type": ["string", "null"]}
-_WORKER_ID = {"type": "string", "minLength": 1, "maxLength": MAX_WORKER_ID_LENGTH}
-_ITEM_ID = {"type": "string", "minLength": 1, "maxLength": MAX_WORK_ITEM_ID_LENGTH}
-_EPOCH = {"type": "integer", "minimum": 0, "description": "lease_epoch of the caller's lease (fences stale holders)"}
-_SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": 365 * 86400}
+#: Names are printable text: validation.NON_PRINTABLE, the server's own rule, as a pattern.
+_PRINTABLE = f"^[^{NON_PRINTABLE}]*$"
+_WORKER_ID = {"type": "string", "minLength": 1, "maxLength": MAX_WORKER_ID_LENGTH, "pattern": _PRINTABLE}
+_ITEM_ID = {"type": "string", "minLength": 1, "maxLength": MAX_WORK_ITEM_ID_LENGTH, "pattern": _PRINTABLE}
+_EPOCH = {
+    "type": ["integer", "null"],
+    "minimum": 0,
+    "maximum": MAX_COUNT,
+    "description": "lease_epoch of the caller's lease (fences stale holders); null: not checked",
+}
+#: A lease length: from a millisecond to a year.
+_SECONDS = {"type": "number", "minimum": 0.001, "maximum": 365 * 86400}
+_SECONDS_OR_NULL = {**_SECONDS, "type": ["number", "null"], "description": "null: the default"}
+#: A next_cursor: one or two integers joined by a dot (backends.common.parse_cursor).
+_CURSOR = {"type": "string", "pattern": r"^-?[0-9]{1,18}(\.-?[0-9]{1,18})?$"}
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: bool = False, **extra: Any) -> dict:
@@ -245,23 +263,30 @@ _SCHEMAS: dict[str, Any] = {
     ),
     "SessionSettings": _obj(
         {
-            "lease_mode": {"type": "string", "enum": ["fixed", "exponential"]},
-            "acquire_order": {"type": "string", "enum": ["largest_first", "fifo"]},
-            "max_attempts": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+            "lease_mode": {"type": ["string", "null"], "enum": ["fixed", "exponential", None]},
+            "acquire_order": {"type": ["string", "null"], "enum": ["largest_first", "fifo", None]},
+            "max_attempts": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_COUNT},
             "retry_delay_seconds": {
-                "type": "number",
+                "type": ["number", "null"],
                 "minimum": 0,
                 "maximum": 86400,
                 "description": "delay before the first retry of a failed item (doubling per failure; 0: at once)",
             },
-            "max_retry_delay_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
+            "max_retry_delay_seconds": {"type": ["number", "null"], "minimum": 0, "maximum": 86400},
         },
         closed=True,
+        description="Each field left out (or null) keeps the session's setting; a null body keeps them all.",
+        type=["object", "null"],
     ),
     "NewWorkItem": _obj(
         {
             "work_item_id": _ITEM_ID,
-            "index_name": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024},
+            "index_name": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": MAX_INDEX_NAME_LENGTH,
+                "pattern": _PRINTABLE,
+            },
             "shard_number": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
             "document_count": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
             "total_size_bytes": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
@@ -278,7 +303,13 @@ _SCHEMAS: dict[str, Any] = {
             }
         ],
     ),
-    "AcquireRequest": _obj({"worker_id": _WORKER_ID, "lease_duration_seconds": _SECONDS}, closed=True),
+    "AcquireRequest": _obj(
+        {"worker_id": _WORKER_ID, "lease_duration_seconds": _SECONDS_OR_NULL},
+        ("worker_id",),
+        closed=True,
+        description="The server also reads worker_id and lease_duration_seconds from the query, as GET "
+        "does (the query wins).",
+    ),
     "LeaseRenewal": _obj(
         {
             "worker_id": _WORKER_ID,
@@ -288,10 +319,11 @@ _SCHEMAS: dict[str, Any] = {
                     "bytes_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
                 },
                 closed=True,
-                description="absolute totals for the item (a retried renewal is harmless)",
+                description="absolute totals for the item (a retried renewal is harmless); null: none",
+                type=["object", "null"],
             ),
             "lease_epoch": _EPOCH,
-            "lease_duration_seconds": _SECONDS,
+            "lease_duration_seconds": _SECONDS_OR_NULL,
         },
         ("worker_id",),
         closed=True,
@@ -312,14 +344,20 @@ _SCHEMAS: dict[str, Any] = {
     "SuccessorsRequest": _obj(
         {
             "worker_id": _WORKER_ID,
-            "successor_work_item_ids": {"type": "array", "minItems": 1, "items": _ITEM_ID},
+            "successor_work_item_ids": {
+                "type": "array",
+                "minItems": 1,
+                "items": {**_ITEM_ID, "pattern": f"^[^,{NON_PRINTABLE}]*$"},
+                "description": "ids without a comma, other than the item's own (refused with 422: a rule "
+                "across the path and the body that a schema cannot state)",
+            },
             "lease_epoch": _EPOCH,
         },
         ("worker_id", "successor_work_item_ids"),
         closed=True,
     ),
     "CompleteAndAcquireRequest": _obj(
-        {"worker_id": _WORKER_ID, "lease_epoch": _EPOCH, "lease_duration_seconds": _SECONDS},
+        {"worker_id": _WORKER_ID, "lease_epoch": _EPOCH, "lease_duration_seconds": _SECONDS_OR_NULL},
         ("worker_id",),
         closed=True,
     ),
@@ -436,7 +474,7 @@ _PARAMS: dict[str, Any] = {
         "description": "session name (a namespace of work items, created by the first call that creates items; "
         "on a session nothing created, status and cleanup-expired answer 200 with session_exists false "
         "(the console's Java client reads status first) and every other call answers 404 session_not_found)",
-        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SESSION_NAME_LENGTH},
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SESSION_NAME_LENGTH, "pattern": _PRINTABLE},
     },
     "work_item_id": {
         "name": "work_item_id",
@@ -447,13 +485,6 @@ _PARAMS: dict[str, Any] = {
         "schema": _ITEM_ID,
     },
     "worker_id": {"name": "worker_id", "in": "query", "required": True, "schema": _WORKER_ID},
-    "worker_id_optional": {
-        "name": "worker_id",
-        "in": "query",
-        "required": False,
-        "description": "alternative to the body's worker_id",
-        "schema": _WORKER_ID,
-    },
     "lease_duration_seconds": {
         "name": "lease_duration_seconds",
         "in": "query",
@@ -480,21 +511,21 @@ _PARAMS: dict[str, Any] = {
         "in": "query",
         "required": False,
         "description": "next_cursor of the previous page",
-        "schema": {"type": "string"},
+        "schema": _CURSOR,
     },
     "leased_after": {
         "name": "leased_after",
         "in": "query",
         "required": False,
         "description": "cursor of the page of leases to show",
-        "schema": {"type": "string"},
+        "schema": _CURSOR,
     },
     "failed_after": {
         "name": "failed_after",
         "in": "query",
         "required": False,
         "description": "cursor of the page of failed items to show",
-        "schema": {"type": "string"},
+        "schema": _CURSOR,
     },
     "stall_after_seconds": {
         "name": "stall_after_seconds",
@@ -521,15 +552,17 @@ _PARAMS: dict[str, Any] = {
         "name": "refresh",
         "in": "query",
         "required": False,
-        "description": "seconds between the page's refreshes (default 2, at least 0.2)",
-        "schema": {"type": "number"},
+        "description": "seconds between the page's refreshes (default 2, at least 0.2); read by the page's "
+        "script, which falls back to the default on anything else",
+        "schema": {"type": "string"},
     },
     "page_size": {
         "name": "page_size",
         "in": "query",
         "required": False,
-        "description": "rows per page of leased and of failed items (default 25)",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "description": "rows per page of leased and of failed items (default 25, 1 to 1000); read by the "
+        "page's script, which falls back to the default on anything else",
+        "schema": {"type": "string"},
     },
     "status": {
         "name": "status",
@@ -734,14 +767,12 @@ def _paths() -> dict[str, Any]:
                 description="A worker holding a live lease gets that lease back unchanged, so retrying is safe.",
             ),
             "post": _op(
-                "Lease the next available work item (fields in the query or the body)",
+                "Lease the next available work item (fields in the body)",
                 {
                     "200": _json(_ref("WorkItemAndDuration"), "the lease"),
                     "404": _NO_WORK,
                 },
-                params=("session", "worker_id_optional", "lease_duration_seconds"),
                 body="AcquireRequest",
-                body_required=False,
                 operation_id="acquireWorkItemPost",
             ),
         },
@@ -775,9 +806,8 @@ def _paths() -> dict[str, Any]:
                     )
                 },
                 errors=("409",),
-                params=("session", "work_item_id", "worker_id_optional", "lease_duration_seconds"),
+                params=_ITEM_PARAMS,
                 body="AcquireRequest",
-                body_required=False,
                 operation_id="leaseWorkItem",
             )
         },

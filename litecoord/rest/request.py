@@ -158,6 +158,8 @@ def _seconds(value: Any, field: str = "lease_duration_seconds") -> timedelta | N
 def _query_seconds(text: str, field: str = "lease_duration_seconds") -> timedelta:
     """A lease duration from query-string text such as ``300`` or ``90.5``."""
     try:
+        if not text.isascii():  # int() and float() read other scripts' digits: JSON numbers are ASCII
+            raise ValueError(text)
         value: float = float(text) if any(c in text for c in ".eEnN") else int(text)
     except ValueError:
         raise ValidationError(field, f"must be a number of seconds (got {text!r})") from None

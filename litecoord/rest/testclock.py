@@ -44,6 +44,10 @@ MAX_ADVANCE_SECONDS = 100 * 365 * 86400
 #: the clock outside them: every route that reads the clock would answer 500 afterwards.
 EARLIEST = from_micros(0)
 LATEST = from_micros(check.CLOCK_MAX_MICROS)
+#: The years a "now" may name, as written: with any UTC offset (up to a day) the time stays
+#: within EARLIEST..LATEST, and the OpenAPI document can say so with a pattern (_YEARS).
+FIRST_YEAR, LAST_YEAR = 1971, 9996
+_YEARS = "^(197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-6])-"
 
 
 def new_test_clock(clock: Clock | None = None) -> FakeClock:
@@ -120,12 +124,14 @@ def set_clock(app: App, req: Request) -> Response:
                 "now", f"is not an RFC 3339 time such as 2025-01-19T20:36:00Z (got {text!r})"
             ) from None
         assert when is not None
-        if not EARLIEST <= when <= LATEST:  # type: ignore[operator]
+        year = text.strip()[:4]
+        if not (year.isascii() and year.isdigit() and FIRST_YEAR <= int(year) <= LAST_YEAR):
+            # Coordinators read 1970-01-01..9998-01-01 (UTC); whole years inside it, as written, are
+            # what the OpenAPI document can state exactly (a pattern), whatever the offset.
             raise ValidationError(
-                "now",
-                f"must be between {format_time(EARLIEST)} and {format_time(LATEST)}, the times a coordinator "
-                f"reads (got {text!r})",
+                "now", f"must be a time in the years {FIRST_YEAR} to {LAST_YEAR}, as coordinators read (got {text!r})"
             )
+        assert EARLIEST <= when <= LATEST  # type: ignore[operator]  # any offset keeps such a year inside
         clock.set(when)
     return 200, _answer(clock)
 
@@ -154,7 +160,12 @@ _MOVE = {
             "maximum": MAX_ADVANCE_SECONDS,
             "description": "move the clock forward this much",
         },
-        "now": {"type": "string", "format": "date-time", "description": "set the clock to this time"},
+        "now": {
+            "type": "string",
+            "format": "date-time",
+            "pattern": _YEARS,
+            "description": f"set the clock to this time (years {FIRST_YEAR} to {LAST_YEAR})",
+        },
     },
     "minProperties": 1,
     "maxProperties": 1,

@@ -72,7 +72,7 @@ def metrics(app: App, req: Request) -> Response:
 
 def _query_limit(req: Request) -> int:
     text = req.query.get("limit", "50")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValidationError("limit", f"must be a whole number (got {text!r})")
     return check.page_limit(int(text))
 
