@@ -114,12 +114,12 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
         description="Failed and retrying items grouped by their last error, largest group first.",
     ),
     "RetryFailuresRequest": {
-        "type": "object",
+        "type": ["object", "null"],  # a null body retries every failed item, as no body does
         "properties": {
             "error_pattern": {
-                "type": "string",
-                "description": "retry only this group (its error_pattern, or any error of it); omit to retry every "
-                "failed item",
+                "type": ["string", "null"],
+                "description": "retry only this group (its error_pattern, or any error of it); omit it (or null) "
+                "to retry every failed item",
             }
         },
         "additionalProperties": False,
