@@ -727,3 +727,29 @@ def test_runner_options_refuse_non_finite_seconds(field: str, value: float) -> N
     with pytest.raises(ValidationError) as err:
         RunnerOptions(command=["true"], **{field: value})
     assert err.value.field == ("lease_duration" if field == "lease_duration" else field)
+
+
+def test_the_runner_waits_while_its_session_is_paused_and_goes_on_when_resumed(
+    db_path: Path, coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
+) -> None:
+    coord.create_work_items([{"work_item_id": n} for n in ("a", "b")])
+    operator = other(db_path, "operator", clock)
+    operator.pause()
+    bg = Background(coord, options(py("raise SystemExit(0)")), clock)
+    wait_for(lambda: any("paused" in line for line in bg.logs), "the runner to say it waits for the pause")
+    assert bg.thread.is_alive()
+    said = [line for line in bg.logs if "paused" in line]
+    assert len(said) == 1 and said[0].endswith("is paused (2 item(s) remain); waiting until it is resumed")
+    assert coord.status().completed_work_items == 0  # nothing was handed out
+    operator.resume()
+    result = bg.join()
+    assert (result.exit_code, sorted(result.completed)) == (EXIT_ALL_DONE, ["a", "b"])
+    assert sum("paused" in line for line in bg.logs) == 1
+
+
+def test_no_wait_exits_4_when_the_session_is_paused(db_path: Path, coord: SqliteCoordinator, clock: FakeClock) -> None:
+    coord.create_unassigned_work_item("a")
+    other(db_path, "operator", clock).pause()
+    result = Runner(coord, options(py("raise SystemExit(0)"), wait=False), clock=clock).run()
+    assert result.exit_code == EXIT_ALL_LEASED and "is paused" in result.reason
+    assert coord.get_work_item("a").status is WorkItemStatus.PENDING

@@ -45,7 +45,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_ERROR: "the runner failed (coordinator unreachable, command not runnable, a worker process died...)",
     EXIT_USAGE: "bad command line",
     EXIT_FAILED_REMAIN: "no work left, but failed items await `litecoord retry`",
-    EXIT_ALL_LEASED: "work remains but all of it is leased to other workers or waits out a retry delay (--no-wait)",
+    EXIT_ALL_LEASED: "work remains but all of it is leased to other workers or waits out a retry delay, "
+    "or the session is paused (--no-wait)",
     EXIT_SESSION_NOT_FOUND: "unknown session: nothing was ever created in it (check --session)",
     EXIT_INTERRUPTED: "stopped by Ctrl-C or SIGTERM; running items were released",
 }

@@ -323,7 +323,7 @@ class Runner:
         result = RunResult(EXIT_ALL_DONE, "")
         failing_since: float | None = None
         outage = Outage(self.log, self.options.poll_interval, self._seconds)
-        waiting = False  # log the wait once, not at every poll
+        waiting: str | None = None  # what the runner waits for: logged once, not at every poll
         while True:
             if self.stop.is_set():
                 self._give_back_prefetched()
@@ -360,7 +360,9 @@ class Runner:
                     return self._finish(
                         result, EXIT_FAILED_REMAIN, f"no work left; {outcome.failed} failed item(s) await a retry"
                     )
-                if outcome.next_attempt_at is not None:
+                if outcome.reason == "paused":
+                    why = f"session {self.coordinator.session} is paused ({outcome.remaining} item(s) remain)"
+                elif outcome.next_attempt_at is not None:
                     why = (
                         f"{outcome.remaining} item(s) remain, leased or waiting out a retry delay "
                         f"(next due at {format_time(outcome.next_attempt_at)})"
@@ -369,12 +371,12 @@ class Runner:
                     why = f"{outcome.remaining} item(s) remain, all leased to other workers"
                 if not self.options.wait:
                     return self._finish(result, EXIT_ALL_LEASED, why)
-                if not waiting:
-                    waiting = True
-                    self.log(f"{why}; waiting")
+                if waiting != outcome.reason:  # said once per kind of wait (a pause is said even mid-wait)
+                    waiting = outcome.reason
+                    self.log(f"{why}; waiting" + (" until it is resumed" if waiting == "paused" else ""))
                 self.stop.wait(self.options.poll_interval)
                 continue
-            waiting = False
+            waiting = None
             if (outcome.work_item_id, outcome.lease_epoch) in self._abandoned:
                 # Our own lease that we gave up (its expiry is not extended, so our
                 # deadline arithmetic would not hold): give it back, or let it lapse.
