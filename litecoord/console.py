@@ -263,24 +263,37 @@ _MASKS = (
     (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{12,}\b"), "<id>"),
     (re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"), "N"),
 )
-#: Errors are grouped by their first lines at most (a stack trace's tail says where, not what).
-_PATTERN_LIMIT = 500
+#: A line longer than this is cut before masking (the groups stay readable and cheap).
+_LINE_LIMIT = 300
+
+
+def _mask(line: str) -> str:
+    text = line[:_LINE_LIMIT]
+    for regex, mask in _MASKS:
+        text = regex.sub(mask, text)
+    return " ".join(text.split())
 
 
 def error_pattern(error: str | None) -> str:
     """The error with ids, numbers and quoted values masked: what makes failures one group.
 
+    A multi-line error (a command's output, a stack trace) is grouped by its
+    first and last lines, which say what failed and how; the lines between
+    say where, and vary.
+
     >>> error_pattern("shard 52 failed: 429")
     'shard N failed: N'
     >>> error_pattern("index 'logs-2024' missing")
     "index '?' missing"
+    >>> error_pattern("command exited with code 1\nstderr:\n  at line 7\nValueError: bad doc 12")
+    'command exited with code N … ValueError: bad doc N'
     """
-    if not error:
+    lines = [line for line in (error or "").split("\n") if line.strip()]
+    if not lines:
         return ""
-    text = error.strip()[:_PATTERN_LIMIT]
-    for regex, mask in _MASKS:
-        text = regex.sub(mask, text)
-    return " ".join(text.split())
+    if len(lines) == 1:
+        return _mask(lines[0])
+    return f"{_mask(lines[0])} … {_mask(lines[-1])}"
 
 
 def group_of(error: str | None) -> str:
