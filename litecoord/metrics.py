@@ -91,6 +91,9 @@ class CoordinatorCollector(Collector):
             labels=["session"],
         )
         eta = GaugeMetricFamily("litecoord_eta_seconds", "Estimated time to completion", labels=["session"])
+        paused = GaugeMetricFamily(
+            "litecoord_session_paused", "1 while the session is paused (acquire hands out nothing)", labels=["session"]
+        )
         for info in self.coordinator.list_sessions():
             name = info.session_name
             coord = self.coordinator.bind(session=name)
@@ -116,7 +119,8 @@ class CoordinatorCollector(Collector):
             retrying.add_metric([name], status.retrying_work_items)
             if status.eta_seconds is not None:
                 eta.add_metric([name], status.eta_seconds)
-        yield from (items, docs, size, docs_expected, size_expected, lapsed, stalled, silent, retrying, eta)
+            paused.add_metric([name], 1 if status.paused else 0)
+        yield from (items, docs, size, docs_expected, size_expected, lapsed, stalled, silent, retrying, eta, paused)
 
 
 class ServerMetrics:

@@ -346,7 +346,7 @@ class NoAvailableWorkToBeDone:
 
     @property
     def reason(self) -> str:
-        if self.paused:
+        if self.paused and self.remaining:
             return "paused"
         if self.remaining:
             return "all_leased" if self.next_attempt_at is None else "retry_wait"

@@ -84,3 +84,13 @@ def test_the_command_line_page_names_the_option_environment_variables() -> None:
 
 def test_getting_started_has_a_demo_section_naming_the_command() -> None:
     assert "litecoord demo" in page("getting-started.md", "The demo")
+
+
+def test_the_console_example_runs_as_written(tmp_path, monkeypatch) -> None:
+    console = page("operations.md", "The console: each item's history, workers, failures, pause")
+    blocks = re.findall(r"```python\n(.*?)```", console, re.S)
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "the console example", "exec"), {})  # its asserts check what it says
+    for name in ("workers", "failures", "pause", "resume"):
+        assert f"`litecoord {name} -s S`" in console

@@ -238,6 +238,10 @@ def render_status(
     else:  # two lines rather than lose the counts (the failed one last) to the cut
         lines.append(_cut(f"session {status.session_name}{dot}{status.percent_complete:.1f}%", limit))
         lines.append(_cut(counts, limit))
+    if status.paused:
+        since = f" since {_when(status.paused_at, now)}" if status.paused_at is not None else ""
+        banner = f"PAUSED{since}: nothing is handed out; `litecoord resume -s {status.session_name}` goes on"
+        lines.append(_style(_cut(banner, limit), color, fg="yellow"))
     if not status.total_work_items:
         lines.append(_cut("no work items yet: create them with `litecoord create` or `litecoord batch`", limit))
         lines.extend(_wrap(note, width) for note in notes)
@@ -334,17 +338,25 @@ def _rate_parts(status: WorkQueueStatus, now: datetime) -> list[str]:
     else:
         rates = f"{format_count(status.documents_per_second)} docs/s, {format_bytes(status.bytes_per_second)}/s"
         parts.append(f"mean {rates}" if finished else f"throughput {rates}")
+        if not finished and status.mean_documents_per_second is not None:
+            parts.append(f"mean {format_count(status.mean_documents_per_second)} docs/s")
     if elapsed is not None:
         parts.append(f"took {format_duration(elapsed)}" if finished else f"elapsed {format_duration(elapsed)}")
     if finished:
         parts.append("done" if not status.failed_work_items else "stopped: only failed items remain")
+    elif status.paused:
+        parts.append("no ETA: paused")
     elif status.assigned_work_items == 0:
         parts.append("no ETA: no item is leased")
     elif status.eta_seconds is not None:
         eta = f"ETA {format_duration(status.eta_seconds)}"
         if status.estimated_completion is not None:
             eta += f" at {_when(status.estimated_completion, now)}"
+        if status.eta_bound_by is not None:
+            eta += f" (waits for {status.eta_bound_by}, the slowest lease)"
         parts.append(eta)
+    elif status.eta_reason == "only_stalled_or_silent":
+        parts.append("no ETA: only stalled or silent leases remain")
     else:
         parts.append("ETA ?")
     return parts

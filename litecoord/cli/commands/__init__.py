@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from . import admin, items, serve, views, work  # noqa: F401  (each registers its commands on `cli`)
+from . import admin, console, items, serve, views, work  # noqa: F401  (each registers its commands on `cli`)
 from .base import DEFAULT_DB, EXIT_CODES, cli
 
 __all__ = ["cli", "main", "commands", "EXIT_CODES", "DEFAULT_DB"]

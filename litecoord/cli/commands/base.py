@@ -68,7 +68,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_USAGE: "bad input: usage, a missing or malformed file, an invalid field (ValidationError)",
     EXIT_NO_WORK: "acquire: no work left (every item complete, or only failed items remain); "
     "status --watch: it ended with only failed items left",
-    EXIT_ALL_LEASED: "acquire: work remains but all of it is leased or waiting out a retry delay",
+    EXIT_ALL_LEASED: "acquire: work remains but all of it is leased or waiting out a retry delay, "
+    "or the session is paused",
     EXIT_NOT_FOUND: "unknown work item (WorkItemNotFoundError, HTTP 404)",
     EXIT_CONFLICT: "lease or item conflict: another holder, stale epoch, existing id, import into a non-empty session, "
     "retry of an item that is not failed",

@@ -339,17 +339,38 @@ def split(
 @coordinator_options(worker=False)
 @click.argument("work_item_ids", metavar="[ID]...", nargs=-1)
 @click.option("--all-failed", is_flag=True, help="Retry every item of the session parked as failed.")
+@click.option(
+    "--group",
+    "error_pattern",
+    metavar="PATTERN",
+    help="Retry the failed items of one failure group (its pattern from `litecoord failures`, or any error of it).",
+)
 @_json_option
-def retry(target: Target, work_item_ids: tuple[str, ...], all_failed: bool, as_json: bool) -> None:
+def retry(
+    target: Target, work_item_ids: tuple[str, ...], all_failed: bool, error_pattern: str | None, as_json: bool
+) -> None:
     """Return failed items to pending, failure counts cleared, available at once.
 
-    Give item ids, or --all-failed for every failed item of the session. An
-    id that is not failed is left as it is and reported (exit 6), an unknown
-    one too (exit 5); the others are still retried.
+    Give item ids, --group PATTERN for the failed items of one failure group
+    (see `litecoord failures`), or --all-failed for every failed item of the
+    session. An id that is not failed is left as it is and reported (exit 6),
+    an unknown one too (exit 5); the others are still retried.
     """
-    if not work_item_ids and not all_failed:
-        raise click.UsageError("name the items to retry, or pass --all-failed")
+    if not work_item_ids and not all_failed and error_pattern is None:
+        raise click.UsageError("name the items to retry, or pass --group PATTERN or --all-failed")
     coord = target.open()
+    if error_pattern is not None:
+        if work_item_ids or all_failed:
+            raise click.UsageError("--group retries one failure group: leave out item ids and --all-failed")
+        ids = coord.retry_failed_work_items(error_pattern)  # one transaction
+        if as_json:
+            _echo_json({"retried": [coord.get_work_item(i).to_dict() for i in ids], "not_failed": [], "not_found": []})
+        else:
+            for work_item_id in ids:
+                click.echo(f"retried {work_item_id}: pending again")
+            if not ids:
+                click.echo(f"no failed items of that group in session {target.session}")
+        return
     wanted = list(dict.fromkeys(work_item_ids))
     if all_failed:
         wanted += [i.work_item_id for i in coord.list_work_items(WorkItemStatus.FAILED) if i.work_item_id not in wanted]

@@ -14,6 +14,7 @@ from ...protocol import Coordinator
 from ...types import WorkItem, WorkItemStatus
 from .. import runner
 from ..render import render_item, render_items, render_sessions, render_status
+from ..render_console import render_history
 from .base import (
     EXIT_INTERRUPTED,
     EXIT_NO_WORK,
@@ -53,12 +54,18 @@ def list_(target: Target, status_filter: str | None, as_json: bool) -> None:
 @click.argument("work_item_id")
 @_json_option
 def show(target: Target, work_item_id: str, as_json: bool) -> None:
-    """Show every field of one work item."""
-    item = target.open().get_work_item(work_item_id)
+    """Show every field of one work item, then its history: every attempt, oldest first, each error in full.
+
+    --json prints the item's fields with its history under "history" (the
+    attempts of the REST API's GET …/work-items/ID/history).
+    """
+    coord = target.open()
+    item = coord.get_work_item(work_item_id)
+    history = coord.work_item_history(work_item_id)
     if as_json:
-        _echo_json(item.to_dict())
+        _echo_json({**item.to_dict(), "history": [a.to_dict() for a in history]})
     else:
-        click.echo(render_item(item, _now()))
+        click.echo(render_item(item, _now()) + "\n\n" + render_history(history))
 
 
 def _view_items(coord: Coordinator) -> list[WorkItem]:
