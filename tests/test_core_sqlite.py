@@ -372,3 +372,35 @@ def test_a_clock_that_returns_no_time_is_a_litecoord_error_naming_the_clock(db_p
             call()
         assert "clock" in err.value.context
     assert [i.work_item_id for i in SqliteCoordinator(db_path, session="s").list_work_items()] == ["a"]
+
+
+def test_a_version_2_file_upgrades_with_a_running_attempt_for_each_live_lease(tmp_path):
+    """Version 3 added the attempts and pausing: leases held across the upgrade get their history too."""
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    conn = sqlite3.connect(old)
+    conn.executescript((Path(__file__).parent / "data" / "schema_v2.sql").read_text(encoding="utf-8"))
+    conn.execute("INSERT INTO sessions (name, created_at) VALUES ('s', 0)")
+    conn.execute(
+        "INSERT INTO work_items (session_id, work_item_id, status, worker_id, lease_epoch, lease_micros, "
+        "lease_expiry, leased_at, documents_processed, created_at, updated_at) "
+        "VALUES (1, 'held', 'assigned', 'w1', 2, 600000000, 600000000, 5000000, 40, 0, 5000000)"
+    )
+    conn.execute("INSERT INTO work_items (session_id, work_item_id, created_at, updated_at) VALUES (1, 'p', 0, 0)")
+    conn.commit()
+    conn.close()
+    clock = FakeClock(datetime(1970, 1, 1, 0, 0, 10, tzinfo=timezone.utc))
+    coord = SqliteCoordinator(old, session="s", worker_id="w1", clock=clock)
+    with pytest.raises(litecoord.LitecoordError, match=r"schema version 2.*litecoord setup --db"):
+        coord.work_item_history("held")
+    coord.setup()
+    SqliteCoordinator(new, session="s").setup()
+    assert _tables_and_indexes(old) == _tables_and_indexes(new)
+    [running] = coord.work_item_history("held")
+    assert (running.lease_epoch, running.worker_id, running.outcome.value, running.documents_processed) == (
+        2, "w1", "running", 40,
+    )  # fmt: skip
+    coord.complete_work_item("held", lease_epoch=2)
+    assert [a.outcome.value for a in coord.work_item_history("held")] == ["completed"]
+    coord.pause()
+    assert coord.acquire_next_work_item().paused
+    coord.close()

@@ -435,3 +435,38 @@ def test_a_commit_cut_off_is_an_error_for_a_call_that_is_not_safe_to_repeat(dsn:
         coord.create_unassigned_work_item("b")
     # Here it had not (the server died before its commit record): the caller checks and decides.
     assert [i.work_item_id for i in coord.list_work_items()] == ["a"]
+
+
+def test_a_version_1_database_migrates_with_a_running_attempt_for_each_live_lease(dsn: str) -> None:
+    """Version 2 added the attempts and pausing: leases held across the migration get their history too."""
+    from pathlib import Path
+
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute((Path(__file__).parent / "data" / "pg_schema_v1.sql").read_text(encoding="utf-8"))
+    clock = FakeClock(datetime(1970, 1, 1, 0, 0, 10, tzinfo=timezone.utc))
+    old = coordinator(dsn, session="s", worker_id="w1", clock=clock)
+    # A version-1 store mid-run: written by the version-1 schema's own rows (counter shards included).
+    sql(dsn, "INSERT INTO sessions (name, created_at) VALUES ('s', 0)")
+    sql(dsn, "INSERT INTO session_counters (session_id, shard) SELECT id, g FROM sessions, generate_series(0, 31) g")
+    sql(
+        dsn,
+        "INSERT INTO work_items (session_id, work_item_id, status, worker_id, lease_epoch, lease_micros, "
+        "lease_expiry, leased_at, documents_processed, created_at, updated_at) "
+        "SELECT id, 'held', 'assigned', 'w1', 2, 600000000, 600000000, 5000000, 40, 0, 5000000 FROM sessions",
+    )
+    with pytest.raises(SchemaVersionError, match=r"older than 2; run setup\(\)"):
+        old.work_item_history("held")
+    old.setup()
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("2",)]
+    [running] = old.work_item_history("held")
+    assert (running.lease_epoch, running.worker_id, running.outcome.value, running.documents_processed) == (
+        2, "w1", "running", 40,
+    )  # fmt: skip
+    old.complete_work_item("held", lease_epoch=2)
+    assert [a.outcome.value for a in old.work_item_history("held")] == ["completed"]
+    old.pause()
+    nothing = old.acquire_next_work_item()
+    assert (nothing.paused, nothing.reason) == (True, "none_remain")  # paused, but nothing remains anyway
+    assert old.status().paused is True
