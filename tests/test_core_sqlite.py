@@ -404,3 +404,19 @@ def test_a_version_2_file_upgrades_with_a_running_attempt_for_each_live_lease(tm
     coord.pause()
     assert coord.acquire_next_work_item().paused
     coord.close()
+
+
+def test_the_split_hook_ends_the_running_attempt_as_split(db_path):
+    """SPLIT_ATTEMPT: what a live split_work_item runs in its transaction when the split ends the lease."""
+    from litecoord.backends.sqlite.console import SPLIT_ATTEMPT
+
+    coord = SqliteCoordinator(db_path, session="s", worker_id="w", clock=FakeClock())
+    coord.create_unassigned_work_item("a")
+    lease = coord.acquire_next_work_item()
+    coord.update_progress_and_renew_lease("a", 30)
+    query = "SELECT seq FROM work_items WHERE work_item_id = 'a'"
+    [seq] = coord.store.read(lambda conn: conn.execute(query).fetchone())
+    params = {"session": coord._sid(), "seq": seq, "epoch": lease.lease_epoch, "now": 123}
+    coord.store.write(lambda conn: conn.execute(SPLIT_ATTEMPT, params))
+    [attempt] = coord.work_item_history("a")
+    assert (attempt.outcome.value, attempt.documents_processed, attempt.ended_at.timestamp()) == ("split", 30, 0.000123)

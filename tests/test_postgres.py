@@ -470,3 +470,20 @@ def test_a_version_1_database_migrates_with_a_running_attempt_for_each_live_leas
     nothing = old.acquire_next_work_item()
     assert (nothing.paused, nothing.reason) == (True, "none_remain")  # paused, but nothing remains anyway
     assert old.status().paused is True
+
+
+def test_the_split_hook_ends_the_running_attempt_as_split(dsn: str) -> None:
+    """SPLIT_ATTEMPT: what a live split_work_item runs in its transaction when the split ends the lease."""
+    from litecoord.backends.postgres.console import SPLIT_ATTEMPT
+
+    coord = coordinator(dsn, session="s", worker_id="w", clock=FakeClock())
+    coord.create_unassigned_work_item("a")
+    lease = coord.acquire_next_work_item()
+    coord.update_progress_and_renew_lease("a", 30)
+    [(seq, sid)] = sql(dsn, "SELECT seq, session_id FROM work_items WHERE work_item_id = 'a'")
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SPLIT_ATTEMPT, {"session": sid, "seq": seq, "epoch": lease.lease_epoch, "now": 123})
+    [attempt] = coord.work_item_history("a")
+    assert (attempt.outcome.value, attempt.documents_processed, attempt.ended_at.timestamp()) == ("split", 30, 0.000123)

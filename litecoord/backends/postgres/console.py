@@ -23,7 +23,16 @@ from ...console import (
 )
 from ..common import COLUMNS, not_found
 
-__all__ = ["ConsoleCalls", "LEASES"]
+__all__ = ["ConsoleCalls", "LEASES", "SPLIT_ATTEMPT"]
+
+#: The hook for a live ``split_work_item`` (see the SQLite backend's SPLIT_ATTEMPT): ends the
+#: holder's running attempt as ``split`` in the split's transaction, when the split ends that lease.
+SPLIT_ATTEMPT = """
+UPDATE attempts a SET outcome = 'split', ended_at = %(now)s::bigint,
+    documents_processed = w.documents_processed, bytes_processed = w.bytes_processed
+FROM work_items w
+WHERE w.seq = %(seq)s::bigint AND a.session_id = %(session)s::bigint AND a.item_seq = w.seq
+  AND a.lease_epoch = %(epoch)s::bigint AND a.ended_at IS NULL"""
 
 _COLS = ", ".join(f"w.{c}" for c in COLUMNS)
 

@@ -25,7 +25,19 @@ from ...console import (
 )
 from ..common import COLUMNS, not_found
 
-__all__ = ["ConsoleCalls", "LEASES"]
+__all__ = ["ConsoleCalls", "LEASES", "SPLIT_ATTEMPT"]
+
+#: The hook for a split that does not go through a completion (a live ``split_work_item``):
+#: run it in the split's transaction to end the holder's running attempt as ``split`` when the
+#: split ends that lease. (A split that completes the item with ``successor_ids`` set, as RFS's
+#: successors do, is recorded as ``split`` by the trigger without it; a split that leaves the
+#: holder working on a smaller item keeps its attempt running, and needs nothing.)
+#: Parameters: ``:session`` (row id), ``:seq`` (the item's row), ``:epoch``, ``:now``.
+SPLIT_ATTEMPT = """
+UPDATE attempts SET outcome = 'split', ended_at = :now,
+    documents_processed = (SELECT documents_processed FROM work_items WHERE seq = :seq),
+    bytes_processed = (SELECT bytes_processed FROM work_items WHERE seq = :seq)
+WHERE session_id = :session AND item_seq = :seq AND lease_epoch = :epoch AND ended_at IS NULL"""
 
 _COLS = ", ".join(f"w.{c}" for c in COLUMNS)
 
