@@ -7,7 +7,14 @@ drains both with the same workers, alternating which goes first, at FULL
 durability (the figure the issue holds to >= 0.95x) and at NORMAL. A cycle
 is acquire, one renewal with progress, complete.
 
-    python -m benchmarks.history [--items 3000] [--rounds 5] [--procs 1,4] [--postgres DSN]
+    python -m benchmarks.history [--items 1000] [--rounds 9] [--procs 1,4] [--postgres DSN]
+
+Each pair of rounds runs back to back, so the ratio of a pair compares two
+drains under the same load; the median of the pairs' ratios is reported,
+with each pair's ratio. At FULL durability a cycle waits for syncs, which a
+loaded machine makes noisy; the CPU time per cycle (SQLite: the workers'
+own, which includes SQLite and the triggers) is steadier and shows what the
+history itself costs.
 
 PostgreSQL (``--postgres`` or ``LITECOORD_TEST_POSTGRES``) runs the same
 comparison over two schemas of that database.
@@ -40,18 +47,26 @@ def _drop_sqlite_history(path: str) -> None:
     conn.close()
 
 
-def _sqlite_round(path: str, procs: int, durability: str) -> float:
-    """Cycles per second draining ``path`` with ``procs`` processes."""
+def _timed_loop(coord: Any) -> dict:
+    """A drain of the store by one worker, with the CPU time it took (what load on the machine changes least)."""
+    cpu = time.process_time()
+    report = cycle_loop(*coordinator_ops(coord))
+    report["cpu"] = time.process_time() - cpu
+    return report
+
+
+def _sqlite_round(path: str, procs: int, durability: str) -> tuple[float, float]:
+    """Cycles per second draining ``path`` with ``procs`` processes, and CPU microseconds per cycle."""
 
     def prepare(i: int) -> Callable[[], dict]:
         coord = SqliteCoordinator(path, session=SESSION, worker_id=f"w{i}", durability=durability)
         coord.status()  # open and check the file before the clock starts
-        return lambda: cycle_loop(*coordinator_ops(coord))
+        return lambda: _timed_loop(coord)
 
     reports = run_processes(procs, prepare)
     done = sum(len(r["ids"]) for r in reports)
     took = max(r["t1"] for r in reports) - min(r["t0"] for r in reports)
-    return done / took
+    return done / took, sum(r["cpu"] for r in reports) * 1e6 / done
 
 
 def sqlite_rows(items: int, rounds: int, procs_list: list[int], durabilities: list[str]) -> list[str]:
@@ -62,20 +77,25 @@ def sqlite_rows(items: int, rounds: int, procs_list: list[int], durabilities: li
             for procs in procs_list:
                 ours: list[float] = []
                 base: list[float] = []
+                cpu_ours: list[float] = []
+                cpu_base: list[float] = []
                 for r in range(rounds):
-                    order = [(with_path, ours), (without_path, base)]
+                    order = [(with_path, ours, cpu_ours), (without_path, base, cpu_base)]
                     if r % 2:
                         order.reverse()
-                    for path, into in order:
+                    for path, into, cpu_into in order:
                         build_db(path, items)
                         if path == without_path:
                             _drop_sqlite_history(path)
-                        into.append(_sqlite_round(path, procs, durability))
+                        rate, cpu = _sqlite_round(path, procs, durability)
+                        into.append(rate)
+                        cpu_into.append(cpu)
                 ratios = [a / b for a, b in zip(ours, base, strict=True)]
                 line = (
                     f"sqlite {durability:6} {procs} proc: with history {median(ours):8.0f} cycles/s, "
                     f"without {median(base):8.0f} cycles/s, ratio median {median(ratios):.3f} "
-                    f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})"
+                    f"(rounds {', '.join(f'{x:.3f}' for x in ratios)}); CPU per cycle {median(cpu_ours):.0f} us "
+                    f"with, {median(cpu_base):.0f} us without (ratio {median(cpu_base) / median(cpu_ours):.3f})"
                 )
                 log(line)
                 lines.append(line)
@@ -135,8 +155,8 @@ def pg_rows(dsn: str, items: int, rounds: int, procs_list: list[int], durabiliti
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--procs", default="1,4")
     parser.add_argument("--durability", default="full,normal")
     parser.add_argument("--postgres", default=os.environ.get("LITECOORD_TEST_POSTGRES"))

@@ -149,3 +149,11 @@ def test_the_sizing_model_and_its_simulated_workers(tmp_path: Path) -> None:
         (sid,),
     ).fetchall()
     assert len(held) == 8 and all(count == 1 for _, count in held)  # one live lease per simulated worker
+
+
+def test_history_benchmark_compares_both_stores_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import history
+
+    monkeypatch.setenv("BENCH_DIR", str(tmp_path))
+    [line] = history.sqlite_rows(30, 1, [1], ["normal"])
+    assert line.startswith("sqlite normal 1 proc: with history") and "ratio median" in line and "CPU per cycle" in line
