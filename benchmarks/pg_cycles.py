@@ -53,7 +53,9 @@ def raw_ops(dsn: str, durability: str, worker: str):
     from litecoord.backends.postgres import coordinator as pg
     from litecoord.backends.postgres import store
 
-    conn = psycopg.connect(dsn, autocommit=True)
+    # Unprepared, as the backend sends its statements (PgStore.prepared_statements is off by default,
+    # so that a transaction-mode pooler works; benchmarks.pg_pooler measures what preparing would save).
+    conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
     sid = conn.execute("SELECT id FROM sessions WHERE name = %s", (SESSION,)).fetchone()[0]  # type: ignore[index]
     cur = conn.cursor()
     begin = store._BEGIN[durability, True]

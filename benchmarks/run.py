@@ -4,7 +4,7 @@ Options:
   --quick           a smoke run (one run each, small files, no 1M-item file): under a minute
   --runs N          runs per configuration, the median is reported (default 3; --quick: 1)
   --only G [G ...]  groups to run: cycles, peers, http, http-parts, scale, page, testkit, sizing, and on
-                    PostgreSQL pg-cycles, pg-peers, pg-http, pg-scale, pg-sizing (default: all; the
+                    PostgreSQL pg-cycles, pg-peers, pg-http, pg-scale, pg-sizing, pg-pooler (default: all; the
                     PostgreSQL ones when a server can be had: LITECOORD_BENCH_POSTGRES, or a private
                     one started for the run)
   --workdir DIR     where the SQLite files go (default: a new directory under /tmp, removed after)
@@ -47,7 +47,7 @@ GROUPS: dict[str, Callable[[Settings, Results], None]] = {
 }
 
 #: Groups that run on PostgreSQL: (module, its run(settings, results, dsn)).
-PG_GROUPS = ("pg-cycles", "pg-peers", "pg-http", "pg-scale", "pg-sizing")
+PG_GROUPS = ("pg-cycles", "pg-peers", "pg-http", "pg-scale", "pg-sizing", "pg-pooler")
 
 
 class _Postgres:

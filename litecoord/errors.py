@@ -34,13 +34,22 @@ DatabaseUnavailableError   503     ``database_unavailable`` (PostgreSQL) the dat
                                                           unreachable, or the connection was
                                                           lost while a call that is not safe
                                                           to repeat was committing
+DatabaseRefusedError       503     ``database_refused``   (PostgreSQL) the database refused
+                                                          for a reason waiting will not fix:
+                                                          authentication failed, no such
+                                                          database or role, or a statement
+                                                          the role may not run (read-only)
 SchemaVersionError         500     ``schema_version``     (PostgreSQL) the database holds a
                                                           newer schema, or an older one that
-                                                          setup() has not migrated yet
+                                                          setup() has not migrated yet, or
+                                                          an unreadable version
 NotALitecoordFileError     500     ``not_a_litecoord_file`` the path is no litecoord file:
                                                           missing (on a read), a directory,
                                                           not SQLite, empty (on a read), or
                                                           another application's database;
+                                                          or (PostgreSQL) a database without
+                                                          litecoord's schema on a read, or
+                                                          with another application's tables;
                                                           nothing was written to it
 LostWritesError            500     ``lost_writes``        the file holds fewer commits than
                                                           its lock file recorded: its WAL
@@ -69,6 +78,7 @@ __all__ = [
     "SessionNotEmptyError",
     "CoordinatorUnreachableError",
     "DatabaseUnavailableError",
+    "DatabaseRefusedError",
     "SchemaVersionError",
     "NotALitecoordFileError",
     "LostWritesError",
@@ -204,6 +214,20 @@ class DatabaseUnavailableError(LitecoordError, ConnectionError):
     http_status = 503
 
 
+class DatabaseRefusedError(LitecoordError):
+    """The PostgreSQL database refused litecoord for a reason waiting will not fix.
+
+    At connection: authentication failed, or the database or role does not
+    exist (or may not log in). On a statement: the role may not run it
+    (``permission denied``, a read-only role or transaction). Unlike
+    :class:`DatabaseUnavailableError` it is not retried and not a
+    ``ConnectionError``: a worker stops at once with the reason.
+    """
+
+    code = "database_refused"
+    http_status = 503
+
+
 class SchemaVersionError(LitecoordError):
     """The database's litecoord schema is not this version's: newer (upgrade
     litecoord) or older and not yet migrated (run ``setup()``)."""
@@ -217,7 +241,10 @@ class NotALitecoordFileError(LitecoordError):
 
     Missing (for anything that only reads), a directory, not an SQLite
     database, an empty file (for a read), or another application's SQLite
-    database. ``path`` names the file; nothing was written to it.
+    database. ``path`` names the file; nothing was written to it. On
+    PostgreSQL: a database (its first ``search_path`` schema) without
+    litecoord's schema, for anything that does not create items, or holding
+    another application's tables of litecoord's names.
     """
 
     code = "not_a_litecoord_file"
@@ -252,6 +279,7 @@ _BY_CODE: dict[str, type[LitecoordError]] = {
         DatabaseBusyError,
         SessionNotEmptyError,
         DatabaseUnavailableError,
+        DatabaseRefusedError,
         SchemaVersionError,
         NotALitecoordFileError,
         LostWritesError,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pg_support import fresh_schema
+from pg_support import fresh_pooled_database, fresh_schema
 
 from litecoord import HttpCoordinator, SqliteCoordinator, create_app
 from litecoord.backends.http import WsgiTransport
@@ -87,6 +87,24 @@ def postgres_backend(db_path: Path, clock: Any) -> Iterator[Make]:
     with fresh_schema() as dsn, _closing(
         lambda worker_id, session: PostgresCoordinator(dsn, session=session, worker_id=worker_id, clock=clock)
     ) as make:
+        make().store.ensure_schema()  # as a server's database is (reads never create the schema)
+        yield make
+
+
+@contextlib.contextmanager
+def pgbouncer_backend(db_path: Path, clock: Any) -> Iterator[Make]:
+    """PostgresCoordinator through a PgBouncer in transaction mode (.ci/pgbouncer), with a plain DSN.
+
+    Each coordinator has a connection of its own to PgBouncer, which hands
+    every transaction whichever server connection is free: nothing may rely
+    on state kept in a server session between transactions.
+    """
+    from litecoord import PostgresCoordinator
+
+    with fresh_pooled_database() as dsn, _closing(
+        lambda worker_id, session: PostgresCoordinator(dsn, session=session, worker_id=worker_id, clock=clock)
+    ) as make:
+        make().store.ensure_schema()  # as a server's database is (reads never create the schema)
         yield make
 
 
@@ -96,7 +114,9 @@ def http_postgres_backend(db_path: Path, clock: Any) -> Iterator[Make]:
     from litecoord import PostgresCoordinator
 
     with fresh_schema() as dsn:
-        app = create_app(PostgresCoordinator(dsn, clock=clock, pool_size=4))
+        root = PostgresCoordinator(dsn, clock=clock, pool_size=4)
+        root.store.ensure_schema()
+        app = create_app(root)
         transport = WsgiTransport(app)
 
         def make(worker_id: str = "worker-1", session: str = "session-1") -> HttpCoordinator:
@@ -113,5 +133,6 @@ FACTORIES: dict[str, Callable[[Path, Any], contextlib.AbstractContextManager[Mak
     "http-wsgi": http_wsgi_backend,
     "http-server": http_server_backend,
     "postgres": postgres_backend,
+    "postgres-pgbouncer": pgbouncer_backend,
     "http-postgres": http_postgres_backend,
 }

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 ENV = "LITECOORD_TEST_POSTGRES"
+#: A PgBouncer in transaction mode in front of that server (`.ci/pgbouncer start DIR $LITECOORD_TEST_POSTGRES`).
+BOUNCER_ENV = "LITECOORD_TEST_PGBOUNCER"
 
 
 def admin_dsn() -> str:
@@ -37,6 +39,52 @@ def admin_dsn() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return dsn
+
+
+def pgbouncer_dsn() -> str:
+    """The DSN of the test PgBouncer (the ``postgres`` database through it); skips (or fails under CI) without one."""
+    admin_dsn()
+    dsn = os.environ.get(BOUNCER_ENV)
+    if not dsn:
+        reason = (
+            f"{BOUNCER_ENV} is not set (start one: export {BOUNCER_ENV}=$(.ci/pgbouncer start /tmp/lcpgb "
+            f"${ENV}))"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test PostgreSQL behind PgBouncer: {reason}")
+        pytest.skip(reason)
+    return dsn
+
+
+def with_dbname(dsn: str, dbname: str) -> str:
+    """``dsn`` as a ``postgresql://`` URI naming the database ``dbname``."""
+    from urllib.parse import urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    return "postgresql://?" + urlencode({**conninfo_to_dict(dsn), "dbname": dbname})
+
+
+@contextlib.contextmanager
+def fresh_pooled_database() -> Iterator[str]:
+    """A DSN, through the test PgBouncer, of a new database (dropped afterwards).
+
+    A database rather than a schema: PgBouncer (1.18) refuses the ``options``
+    startup parameter that sets ``search_path`` (as managed poolers often do).
+    """
+    import psycopg
+
+    pooled = pgbouncer_dsn()
+    dsn = admin_dsn()
+    name = f"lc_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield with_dbname(pooled, name)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            # FORCE: PgBouncer keeps idle server connections to it open.
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def with_search_path(dsn: str, schema: str) -> str:

@@ -217,6 +217,7 @@ def test_normal_durability_turns_synchronous_commit_off_for_its_own_transactions
             lambda cur, now: cur.execute("SELECT current_setting('synchronous_commit')").fetchone()[0],
             now=None,
             idempotent=True,
+            create=True,
         )
         # Outside litecoord's transaction the connection keeps the server's setting.
         conn = coord.store._local.conn

@@ -165,6 +165,12 @@ ERROR_CODES: tuple[tuple[int, str, str], ...] = (
     (501, "not_implemented", "`/metrics` on a server without prometheus_client"),
     (503, "database_busy", "the file stayed locked past the busy deadline"),
     (503, "database_unavailable", "the database cannot be read (`/health`) or reached"),
+    (
+        503,
+        "database_refused",
+        "PostgreSQL refused the server's login or a statement its role may not run (a read-only role: acquire "
+        "and every write), which waiting will not fix",
+    ),
 )
 
 _SCHEMAS: dict[str, Any] = {
@@ -594,7 +600,9 @@ _ERROR_TEXT = {
     "415": "a request body that is not sent as Content-Type: application/json",
     "422": "an invalid field; `field` names it",
     "501": "the server lacks an optional dependency (prometheus_client for /metrics)",
-    "503": "the database stayed locked past its deadline",
+    "503": "the database stayed locked past its deadline (`database_busy`), cannot be reached "
+    "(`database_unavailable`), or refused litecoord for a reason waiting will not fix: authentication, "
+    "a missing database or role, a read-only role (`database_refused`)",
 }
 
 

@@ -19,7 +19,6 @@ from typing import IO, Any
 
 from .. import validation as check
 from ..backends.choose import display_name, open_coordinator
-from ..backends.sqlite.coordinator import SqliteCoordinator
 from ..backends.sqlite.store import Durability
 from ..errors import ValidationError
 from ..monitor import STALL_AFTER
@@ -232,10 +231,10 @@ def make_server(
     waitress = require_waitress()
     # PostgreSQL: one pool of as many connections as request threads; SQLite: one per thread.
     root = open_coordinator(db_path, clock=clock, durability=durability, pool_size=threads)
-    if isinstance(root, SqliteCoordinator):
-        # Check the file before anything is bound (created if missing, as any write does):
-        # a directory, a missing directory or another application's file fails here.
-        root.store.ensure_schema()
+    # Check the database before anything is bound (its schema created if missing, as a write that
+    # creates items does): a directory, a missing directory or another application's file or
+    # tables fail here.
+    root.store.ensure_schema()
     app = App(
         root,
         token=token,

@@ -320,6 +320,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
         pool_size: int | None = None,
         connect_timeout: float = 10.0,
         call_timeout: float = 60.0,
+        prepared_statements: bool = False,
     ) -> None:
         self._identity(session, worker_id, clock)
         self._clock = clock
@@ -332,6 +333,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
                 pool_size=pool_size,
                 connect_timeout=connect_timeout,
                 call_timeout=call_timeout,
+                prepared_statements=prepared_statements,
             )
 
     # -- identity ------------------------------------------------------------
@@ -351,7 +353,8 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
         """The caller's time, or ``None``: the database's, read when the transaction starts."""
         return None if self._clock is None else check.clock_micros(self._clock, self._clock())
 
-    def _write(self, fn: Any, *, idempotent: bool = True) -> Any:
+    def _write(self, fn: Any, *, idempotent: bool = True, create: bool = False) -> Any:
+        """``fn`` in one transaction; ``create``: it may create the session, so the schema too if missing."""
         known = self._session_id
 
         def attempt(cur: Any, now: int) -> Any:
@@ -361,7 +364,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
             return fn(cur, now)
 
         try:
-            return self._store.run(attempt, now=self._now(), idempotent=idempotent)
+            return self._store.run(attempt, now=self._now(), idempotent=idempotent, create=create)
         except BaseException:
             if known is None:
                 self._session_id = None
@@ -453,7 +456,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
             return created
 
         # Not repeated after a commit that may have happened: "created" would read False the second time.
-        return self._write(insert, idempotent=False)
+        return self._write(insert, idempotent=False, create=True)
 
     # -- leasing -----------------------------------------------------------------
 
@@ -512,7 +515,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
             cur.execute(_TAKE_NAMED, {**params, "seq": row[-1]})
             return lease_from_row(self.session, cur.fetchone(), now)
 
-        return self._write(lease)
+        return self._write(lease, create=True)
 
     def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
         params = self._holder_params(work_item_id, lease_epoch)

@@ -37,7 +37,13 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
 
-from ...errors import DatabaseUnavailableError, SchemaVersionError, ValidationError
+from ...errors import (
+    DatabaseRefusedError,
+    DatabaseUnavailableError,
+    NotALitecoordFileError,
+    SchemaVersionError,
+    ValidationError,
+)
 from .. import bounds
 from ..choose import redact
 
@@ -82,9 +88,38 @@ _LOCKED = (pg_errors.LockNotAvailable,)
 # Every store of a process shares one watchdog thread.
 _WATCHDOG = Watchdog()
 
+#: Statements the role may not run: no privilege, a read-only role or transaction (a standby).
+_FORBIDDEN = (pg_errors.InsufficientPrivilege, pg_errors.ReadOnlySqlTransaction)
+
+#: What the server (or a pooler: PgBouncer's "no such database/user") says when it refuses a
+#: login for a reason waiting will not fix. libpq gives no SQLSTATE for a failed connection,
+#: so the message it carries is all there is to go by (the server's own, English by default).
+_REFUSED_LOGIN = (
+    "authentication failed",  # password, SCRAM, ident, peer, PAM...
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "does not exist",  # database "x" / role "x"
+    "is not permitted to log in",
+    "permission denied for database",
+    "no such database",
+    "no such user",
+)
+
+#: The tables litecoord creates: a schema holding any of them without litecoord_meta is another application's.
+_TABLES = ("litecoord_meta", "sessions", "session_counters", "work_items", "progress_samples")
+
 # Connections a forked child inherited: kept referenced, never closed or used,
 # because closing one would send the server a Terminate on the parent's session.
 _INHERITED: list[Any] = []
+
+
+def _login_reason(message: str) -> str:
+    """What the server said, without libpq's "connection to server at ... failed:" around it."""
+    return message.rsplit("FATAL:", 1)[-1].strip() or message
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def load_schema() -> str:
@@ -133,6 +168,8 @@ class PgStore:
 
     #: Pause before reconnecting: grows to this many seconds, with jitter.
     MAX_BACKOFF = 1.0
+    #: With ``prepared_statements``: a statement is prepared on its connection from its n-th run (psycopg's default).
+    PREPARE_THRESHOLD = 5
 
     def __init__(
         self,
@@ -142,6 +179,7 @@ class PgStore:
         pool_size: int | None = None,
         connect_timeout: float = 10.0,
         call_timeout: float = 60.0,
+        prepared_statements: bool = False,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
             raise ValidationError("dsn", "must be a PostgreSQL connection string (postgresql://...)")
@@ -152,6 +190,10 @@ class PgStore:
         self.dsn = dsn
         self.durability = durability
         self.pool_size = pool_size
+        # Off by default: a transaction-mode pooler (PgBouncer, RDS Proxy...) hands each
+        # transaction whatever server connection is free, where the statements this
+        # connection prepared do not exist or name other SQL (README: behind a pooler).
+        self.prepared_statements = bool(prepared_statements)
         # A connect_timeout in the DSN also bounds how long an unreachable database is retried.
         self.connect_timeout = _dsn_timeout(dsn, connect_timeout)
         if not call_timeout > 0:
@@ -185,7 +227,7 @@ class PgStore:
                 self._pool_slots = threading.BoundedSemaphore(self.pool_size or 1)
             self._pid = os.getpid()
 
-    def _connect(self, deadline: float) -> Any:
+    def _connect(self, deadline: float, *, autocommit: bool = True) -> Any:
         """A new connection, retried with backoff until ``deadline``; then one clear error."""
         pause = 0.05
         while True:
@@ -193,13 +235,18 @@ class PgStore:
             try:
                 conn = psycopg.connect(
                     self.dsn,
-                    autocommit=True,
+                    autocommit=autocommit,
                     connect_timeout=max(1, int(min(left, self.connect_timeout)) or 1),
+                    prepare_threshold=self.PREPARE_THRESHOLD if self.prepared_statements else None,
                     **self._keepalives,
                 )
             except psycopg.OperationalError as exc:
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                if any(text in reason.lower() for text in _REFUSED_LOGIN):
+                    raise DatabaseRefusedError(
+                        f"the PostgreSQL database {redact(self.dsn)} refused the connection: {_login_reason(reason)}"
+                    ) from None
                 if time.monotonic() + pause >= deadline:
-                    reason = " ".join(str(exc).split()) or type(exc).__name__
                     raise DatabaseUnavailableError(
                         f"cannot reach the PostgreSQL database {redact(self.dsn)}: {reason}"
                     ) from None
@@ -256,6 +303,18 @@ class PgStore:
         if self._pool is None and getattr(self._local, "conn", None) is conn:
             self._local.conn = None
 
+    def snapshot_connection(self) -> Any:
+        """A connection of its own (not autocommit), made as every other one, for a long read; give it back to
+        :meth:`discard`. Export reads a snapshot through it: one transaction, so a transaction-mode pooler
+        keeps it on one server connection, and its server-side cursor lives inside that transaction."""
+        if self._pid != os.getpid():
+            self._forked()
+        return self._connect(time.monotonic() + self.connect_timeout, autocommit=False)
+
+    def discard(self, conn: Any) -> None:
+        """Close a connection :meth:`snapshot_connection` made."""
+        self._discard(conn)
+
     def ping(self) -> None:
         """One round trip to the database (the server's /health)."""
         self.run(lambda cur, now: cur.execute("SELECT 1"), now=0, idempotent=True)
@@ -278,11 +337,14 @@ class PgStore:
 
     # -- transactions -------------------------------------------------------------
 
-    def run(self, fn: Callable[[Any, int], T], *, now: int | None, idempotent: bool) -> T:
+    def run(self, fn: Callable[[Any, int], T], *, now: int | None, idempotent: bool, create: bool = False) -> T:
         """``fn(cursor, now)`` in one transaction; its result once committed.
 
         ``now`` is the caller's time in microseconds, or ``None`` to use the
         database server's clock (read at the start of the transaction).
+        ``create``: the call may create the schema (it creates items or a
+        session); any other call on a database without it is refused, as a
+        read of a missing SQLite file is.
         """
         started = time.monotonic()
         # A caller's bound (the runner: what is left of a lease) also ends the retries.
@@ -291,7 +353,7 @@ class PgStore:
         while True:
             conn = self._checkout(deadline)
             try:
-                return self._attempt(conn, fn, now)
+                return self._attempt(conn, fn, now, create)
             except _Lost as lost:
                 self._discard(conn)
                 if lost.committing and not idempotent:
@@ -311,18 +373,24 @@ class PgStore:
                     raise DatabaseUnavailableError(
                         f"a row stayed locked by another session of {redact(self.dsn)}: {' '.join(str(exc).split())}"
                     ) from None
+            except _FORBIDDEN as exc:
+                raise DatabaseRefusedError(
+                    f"the PostgreSQL database {redact(self.dsn)} refused a statement: {_first_line(exc)} "
+                    "(litecoord's role needs SELECT, INSERT, UPDATE and DELETE on its tables, "
+                    "in a read-write transaction)"
+                ) from None
             finally:
                 self._checkin(conn)
             time.sleep(pause * (0.5 + random.random()))
             pause = min(pause * 2, self.MAX_BACKOFF)
 
-    def _attempt(self, conn: Any, fn: Callable[[Any, int], T], now: int | None) -> T:
+    def _attempt(self, conn: Any, fn: Callable[[Any, int], T], now: int | None, create: bool) -> T:
         """One try of ``fn``, cut off by the watchdog at the caller's bound (else ``call_timeout``)."""
         bound = bounds.time_left(self.call_timeout)
         assert bound is not None
         armed = _WATCHDOG.arm(conn, time.monotonic() + bound)
         try:
-            result = self._attempt_armed(conn, fn, now)
+            result = self._attempt_armed(conn, fn, now, create)
         except BaseException as exc:
             if not _WATCHDOG.disarm(armed):
                 raise
@@ -334,11 +402,11 @@ class PgStore:
             conn.close()  # cut off just as the call ended: its result stands, its connection does not
         return result
 
-    def _attempt_armed(self, conn: Any, fn: Callable[[Any, int], T], now: int | None) -> T:
+    def _attempt_armed(self, conn: Any, fn: Callable[[Any, int], T], now: int | None, create: bool) -> T:
         committing = False
         try:
             if not self._schema_checked:
-                self.check_schema(conn)
+                self.check_schema(conn, create=create)
             cur = conn.cursor()
             cur.execute(_BEGIN[self.durability, now is None])
             if now is None:
@@ -369,10 +437,48 @@ class PgStore:
             return None
         cur.execute("SELECT value FROM litecoord_meta WHERE key = 'schema_version'")
         row = cur.fetchone()
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise SchemaVersionError(
+                f"the database {redact(self.dsn)} holds an unreadable litecoord schema version {row[0]!r} "
+                "(litecoord_meta.schema_version); litecoord leaves it untouched",
+                found=str(row[0]),
+                supported=SCHEMA_VERSION,
+            ) from None
 
-    def check_schema(self, conn: Any, *, migrate: bool = False) -> None:
-        """Create the schema if missing; refuse a newer one; migrate an older one only if ``migrate``."""
+    def _foreign_tables(self, conn: Any) -> list[str]:
+        """Tables of litecoord's names in the schema it would create its own in (no litecoord_meta there)."""
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(%s) "
+            "ORDER BY tablename",
+            (list(_TABLES),),
+        )
+        return [row[0] for row in cur.fetchall()]
+
+    def _refuse_unless_ours(self, conn: Any, *, create: bool) -> None:
+        """Without litecoord_meta: another application's tables are refused; an empty schema only on a read."""
+        foreign = self._foreign_tables(conn)
+        if foreign:
+            raise NotALitecoordFileError(
+                f"the PostgreSQL database {redact(self.dsn)} is not a litecoord database: it holds another "
+                f"application's table(s) {', '.join(foreign)} and no litecoord schema; litecoord leaves it "
+                "untouched (use another database, or another schema: options=-csearch_path=...)",
+                path=redact(self.dsn),
+            )
+        if not create:
+            raise NotALitecoordFileError(
+                f"the PostgreSQL database {redact(self.dsn)} holds no litecoord schema "
+                "(litecoord setup, or creating the first items, makes one)",
+                path=redact(self.dsn),
+            )
+
+    def check_schema(self, conn: Any, *, migrate: bool = False, create: bool = True) -> None:
+        """Create the schema if missing (only if ``create``); refuse a newer one, or another application's
+        tables; migrate an older one only if ``migrate``."""
         version = self.schema_version(conn)
         if version == SCHEMA_VERSION:
             self._schema_checked = True
@@ -391,12 +497,16 @@ class PgStore:
                 found=version,
                 supported=SCHEMA_VERSION,
             )
+        if version is None:
+            self._refuse_unless_ours(conn, create=create)
         cur = conn.cursor()
         cur.execute("BEGIN")
         try:
             # One creator at a time: concurrent CREATE ... IF NOT EXISTS can still collide.
             cur.execute("SELECT pg_advisory_xact_lock(7396541190321)")
             version = self.schema_version(conn)
+            if version is None:
+                self._refuse_unless_ours(conn, create=True)  # again under the lock: tables may have come
             if version is None or version < SCHEMA_VERSION:
                 for step in range((version or 0) + 1, SCHEMA_VERSION + 1):
                     if version is not None and step in MIGRATIONS:
@@ -409,6 +519,10 @@ class PgStore:
                 cur.execute("ROLLBACK")
             raise
         self._schema_checked = True
+
+    def ensure_schema(self) -> None:
+        """Create the schema if missing, as the first write that creates items does (``serve`` at start)."""
+        self.run(lambda cur, now: None, now=0, idempotent=True, create=True)
 
     def migrate(self) -> None:
         """Bring the database to this package's schema version (``setup()`` calls it)."""

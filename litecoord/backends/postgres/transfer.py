@@ -66,11 +66,9 @@ ON CONFLICT (session_id, item_seq, lease_epoch) DO UPDATE SET
 
 def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]:
     """The records of the coordinator's session, from one snapshot."""
-    import psycopg
-
     store = coordinator.store
     store.run(lambda cur, now: None, now=0, idempotent=True)  # the schema exists and is this version
-    conn = psycopg.connect(store.dsn, autocommit=False)
+    conn = store.snapshot_connection()
     try:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         now = coordinator._now()
@@ -116,7 +114,7 @@ def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]
         )  # fmt: skip
         conn.rollback()
     finally:
-        conn.close()
+        store.discard(conn)
 
 
 def import_session(coordinator: PostgresCoordinator, records: Iterable[Any], *, replace: bool) -> ImportSummary:
@@ -183,4 +181,4 @@ def import_session(coordinator: PostgresCoordinator, records: Iterable[Any], *, 
         live = cur.fetchone()[0]
         return ImportSummary(name, len(parsed.items), len(parsed.samples), live, replaced)
 
-    return coordinator.store.run(write, now=coordinator._now(), idempotent=False)
+    return coordinator.store.run(write, now=coordinator._now(), idempotent=False, create=True)
