@@ -1,8 +1,9 @@
 """Choosing the database backend from one string, as ``--db``, ``LITECOORD_DB`` and ``serve`` do.
 
-A ``postgresql://`` or ``postgres://`` URI selects :class:`PostgresCoordinator`
-(imported only then, so SQLite users need no driver); anything else is the
-path of a SQLite file.
+A ``postgresql://`` or ``postgres://`` URI, or a libpq ``key=value`` string
+that starts with a connection keyword (``host=db port=5432 dbname=backfill``),
+selects :class:`PostgresCoordinator` (imported only then, so SQLite users
+need no driver); anything else is the path of a SQLite file.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from urllib.parse import urlsplit
 
 from ..types import Clock
 
-__all__ = ["display_name", "is_postgres", "open_coordinator", "redact"]
+__all__ = ["display_name", "is_postgres", "open_coordinator", "redact", "redact_text"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
+# A libpq key=value string starts with one of libpq's connection keywords and "=": a file
+# name does not (and one that did would have its password written into a directory listing).
+_CONNINFO = re.compile(
+    r"\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout|options|"
+    r"application_name|target_session_attrs|sslrootcert|sslcert|sslkey|gssencmode|krbsrvname)\s*=",
+    re.IGNORECASE,
+)
+
 
 def is_postgres(target: str | os.PathLike[str]) -> bool:
-    """Whether ``target`` names a PostgreSQL database rather than a SQLite file."""
-    return isinstance(target, str) and target.lower().startswith(_POSTGRES_SCHEMES)
+    """Whether ``target`` names a PostgreSQL database (a URI or a ``key=value`` DSN) rather than a SQLite file."""
+    if not isinstance(target, str):
+        return False
+    return target.lower().startswith(_POSTGRES_SCHEMES) or _CONNINFO.match(target) is not None
 
 
 def open_coordinator(
@@ -62,6 +73,28 @@ def redact(dsn: str) -> str:
         if password:
             return parts._replace(netloc=parts.netloc.replace(":" + password + "@", ":***@", 1)).geturl()
     return dsn
+
+
+def redact_text(text: str, dsn: str) -> str:
+    """``text`` (a driver's message about ``dsn``) with the DSN's password, wherever it appears, as ``***``."""
+    for secret in _passwords(dsn):
+        if len(secret) >= 3:  # shorter would mask ordinary words; such a password is no secret anyway
+            text = text.replace(secret, "***")
+    return redact(text)
+
+
+def _passwords(dsn: str) -> list[str]:
+    found = [m.group(1).strip("'") for m in re.finditer(r"(?i)password\s*=\s*('(?:[^'\\]|\\.)*'|[^&\s]*)", dsn)]
+    if "://" in dsn:
+        try:
+            password = urlsplit(dsn).password
+        except ValueError:
+            password = None
+        if password:
+            from urllib.parse import unquote
+
+            found += [password, unquote(password)]
+    return [p for p in found if p]
 
 
 def display_name(target: str | os.PathLike[str]) -> str:

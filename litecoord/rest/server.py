@@ -7,6 +7,7 @@ interrupted, which is what ``litecoord serve`` does.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -263,8 +264,17 @@ def make_server(
             asyncore_use_poll=True,
             _dispatcher=dispatcher,
         )
-    except BaseException:
+    except BaseException as exc:
         dispatcher.shutdown(cancel_pending=True, timeout=5)
+        if isinstance(exc, OSError):  # the port is taken, or may not be bound: say which, in one line
+            root.close()
+            hint = " (another process holds it: choose another port, or 0 for a free one)"
+            error = OSError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                + (hint if exc.errno == errno.EADDRINUSE else "")
+            )
+            error.errno = exc.errno
+            raise error from None
         raise
     # waitress answers what it refuses before the app sees it (a body over its cap, a bad
     # request line or URI, an invalid Content-Length) itself: in JSON too, as the README promises.

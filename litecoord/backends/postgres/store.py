@@ -45,7 +45,7 @@ from ...errors import (
     ValidationError,
 )
 from .. import bounds
-from ..choose import redact
+from ..choose import redact, redact_text
 
 try:
     import psycopg
@@ -147,7 +147,7 @@ def _dsn_timeout(dsn: str, default: float) -> float:
     try:
         value = psycopg.conninfo.conninfo_to_dict(dsn).get("connect_timeout")
     except psycopg.ProgrammingError as exc:
-        raise ValidationError("dsn", " ".join(str(exc).split())) from None
+        raise ValidationError("dsn", redact_text(" ".join(str(exc).split()), dsn)) from None
     try:
         return float(value) if value else default
     except ValueError:
@@ -241,7 +241,7 @@ class PgStore:
                     **self._keepalives,
                 )
             except psycopg.OperationalError as exc:
-                reason = " ".join(str(exc).split()) or type(exc).__name__
+                reason = redact_text(" ".join(str(exc).split()) or type(exc).__name__, self.dsn)
                 if any(text in reason.lower() for text in _REFUSED_LOGIN):
                     raise DatabaseRefusedError(
                         f"the PostgreSQL database {redact(self.dsn)} refused the connection: {_login_reason(reason)}"
@@ -254,7 +254,7 @@ class PgStore:
                 pause = min(pause * 2, self.MAX_BACKOFF)
                 continue
             except psycopg.ProgrammingError as exc:  # a malformed DSN
-                raise ValidationError("dsn", " ".join(str(exc).split())) from None
+                raise ValidationError("dsn", redact_text(" ".join(str(exc).split()), self.dsn)) from None
             with self._lock:
                 self._opened.append(conn)
             return conn
@@ -362,7 +362,7 @@ class PgStore:
                         "the call may or may not have taken effect (check the item before repeating it)"
                     ) from None
                 if time.monotonic() >= deadline:
-                    reason = " ".join(str(lost.cause).split())
+                    reason = redact_text(" ".join(str(lost.cause).split()), self.dsn)
                     raise DatabaseUnavailableError(
                         f"lost the connection to the PostgreSQL database {redact(self.dsn)}: {reason}"
                     ) from None
@@ -374,8 +374,9 @@ class PgStore:
                         f"a row stayed locked by another session of {redact(self.dsn)}: {' '.join(str(exc).split())}"
                     ) from None
             except _FORBIDDEN as exc:
+                why = redact_text(_first_line(exc), self.dsn)
                 raise DatabaseRefusedError(
-                    f"the PostgreSQL database {redact(self.dsn)} refused a statement: {_first_line(exc)} "
+                    f"the PostgreSQL database {redact(self.dsn)} refused a statement: {why} "
                     "(litecoord's role needs SELECT, INSERT, UPDATE and DELETE on its tables, "
                     "in a read-write transaction)"
                 ) from None

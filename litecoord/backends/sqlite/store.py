@@ -744,9 +744,16 @@ class Store:
                 path=self.path,
                 schema_version=version,
             )
+        if not version.isdigit():
+            raise LitecoordError(
+                f"{self.path} holds an unreadable litecoord schema version {version!r} "
+                "(litecoord_meta.schema_version); litecoord leaves it untouched",
+                path=self.path,
+            )
         if version != SCHEMA_VERSION:
             raise LitecoordError(
-                f"this file has litecoord schema version {version}; this litecoord reads version {SCHEMA_VERSION}"
+                f"{self.path} has litecoord schema version {version}; this litecoord reads version {SCHEMA_VERSION}",
+                path=self.path,
             )
 
     def _create_schema(self, conn: sqlite3.Connection, *, upgrade: bool = False) -> None:

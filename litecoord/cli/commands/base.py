@@ -150,15 +150,15 @@ class _Group(click.Group):
             error = CliError(f"database error: {_one_line(str(exc))}", code="database_error")
             error.as_json = as_json
             raise error from None
+        except OSError as exc:  # before Exception, which re-raises what is not psycopg's
+            error = CliError(_one_line(str(exc)), code="os_error")
+            error.as_json = as_json
+            raise error from None
         except Exception as exc:
             # A driver error of the PostgreSQL backend (psycopg is imported only when used).
             if type(exc).__module__.split(".")[0] != "psycopg":
                 raise
             error = CliError(f"database error: {_one_line(str(exc))}", code="database_error")
-            error.as_json = as_json
-            raise error from None
-        except OSError as exc:
-            error = CliError(_one_line(str(exc)), code="os_error")
             error.as_json = as_json
             raise error from None
 
