@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -105,8 +106,6 @@ _REFUSED_LOGIN = (
     "no such user",
 )
 
-#: The tables litecoord creates: a schema holding any of them without litecoord_meta is another application's.
-_TABLES = ("litecoord_meta", "sessions", "session_counters", "work_items", "progress_samples")
 
 # Connections a forked child inherited: kept referenced, never closed or used,
 # because closing one would send the server a Terminate on the parent's session.
@@ -125,6 +124,11 @@ def _first_line(exc: BaseException) -> str:
 def load_schema() -> str:
     """The DDL, read from the installed package (works from a wheel, not only a checkout)."""
     return resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def _table_names() -> frozenset[str]:
+    """The tables schema.sql creates: a schema holding any of them without litecoord_meta is another application's."""
+    return frozenset(re.findall(r"(?im)^CREATE TABLE IF NOT EXISTS (\w+)", load_schema()))
 
 
 class Durability:
@@ -456,7 +460,7 @@ class PgStore:
         cur.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(%s) "
             "ORDER BY tablename",
-            (list(_TABLES),),
+            (list(_table_names()),),
         )
         return [row[0] for row in cur.fetchall()]
 
