@@ -305,6 +305,12 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
     ``call_timeout``: how long one call may take when the caller set no
     bound of its own (:func:`litecoord.backends.bounds.call_bound`; the
     runner sets what is left of the lease); then it raises that same error.
+    ``prepared_statements``: off by default, so that the same DSN works
+    behind a transaction-mode pooler (PgBouncer, RDS Proxy), which hands
+    each transaction another server connection where this connection's
+    prepared statements do not exist; on a direct connection ``True`` saves
+    the server re-planning each statement (a fifth of the cycle rate at
+    ``durability="normal"``, see BENCHMARKS.md).
     """
 
     _RENEW = _RENEW
