@@ -1,4 +1,4 @@
--- litecoord schema, version 3 (store.py upgrades version-1 and -2 files in setup()).
+-- litecoord schema, version 4 (store.py upgrades files of versions 1 to 3 in setup()).
 --
 -- Every time column holds integer microseconds since the Unix epoch, UTC,
 -- written from the coordinator's injectable clock (never SQLite's 'now'), so
@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS litecoord_meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
-INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES ('schema_version', '3');
+INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES ('schema_version', '4');
 
 -- A session is a namespace of work items (one backfill). Its counters are
 -- kept by the triggers below, so status() reads one row instead of scanning.
@@ -32,8 +32,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     assigned_items      INTEGER NOT NULL DEFAULT 0,   -- live and lapsed leases
     completed_items     INTEGER NOT NULL DEFAULT 0,
     failed_items        INTEGER NOT NULL DEFAULT 0,
-    total_documents     INTEGER NOT NULL DEFAULT 0,   -- root items only: successors
-    total_size_bytes    INTEGER NOT NULL DEFAULT 0,   -- re-count their parent's share
+    total_documents     INTEGER NOT NULL DEFAULT 0,   -- items that count in totals only:
+    total_size_bytes    INTEGER NOT NULL DEFAULT 0,   -- RFS successors re-count their parent's share
     documents_processed INTEGER NOT NULL DEFAULT 0,
     bytes_processed     INTEGER NOT NULL DEFAULT 0,
     -- Backoff after a failure (version 2): the n-th failure delays the item by
@@ -41,7 +41,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     retry_delay_micros     INTEGER NOT NULL DEFAULT 10000000 CHECK (retry_delay_micros >= 0),
     max_retry_delay_micros INTEGER NOT NULL DEFAULT 600000000 CHECK (max_retry_delay_micros >= 0),
     -- Set while the session is paused (version 3): acquire hands out nothing.
-    paused_at              INTEGER
+    paused_at              INTEGER,
+    -- Split requests (version 4): an idle acquire asks the holder of the lease
+    -- with the most work left to split it, if at least twice this many
+    -- documents are left. NULL: requests are off.
+    split_min_documents    INTEGER DEFAULT 10000 CHECK (split_min_documents >= 0)
 );
 
 CREATE TABLE IF NOT EXISTS work_items (
@@ -79,6 +83,16 @@ CREATE TABLE IF NOT EXISTS work_items (
     -- NULL on every other item (a lease clears it), so the pending index below
     -- holds only items available now. Last, as version 2 added it.
     next_attempt_at      INTEGER,
+    -- Version 4. The half-open range [range_start, range_end) of document
+    -- positions of the shard the item covers (range_end NULL: to the shard's end).
+    range_start          INTEGER NOT NULL DEFAULT 0,
+    range_end            INTEGER,
+    -- A split request: the position an idle worker proposes the holder split at.
+    split_requested_at   INTEGER,
+    -- 1 when the item's document_count and total_size_bytes count in the
+    -- session's totals: roots, and what live splits cut from an item that
+    -- counts; 0 for RFS successors, whose estimates re-count their parent's.
+    counts_in_totals     INTEGER NOT NULL DEFAULT 1,
     UNIQUE (session_id, work_item_id)
 );
 
@@ -118,10 +132,8 @@ BEGIN
         assigned_items = assigned_items + (NEW.status = 'assigned'),
         completed_items = completed_items + (NEW.status = 'completed'),
         failed_items = failed_items + (NEW.status = 'failed'),
-        total_documents = total_documents
-            + CASE WHEN NEW.parent_id IS NULL THEN coalesce(NEW.document_count, 0) ELSE 0 END,
-        total_size_bytes = total_size_bytes
-            + CASE WHEN NEW.parent_id IS NULL THEN coalesce(NEW.total_size_bytes, 0) ELSE 0 END,
+        total_documents = total_documents + NEW.counts_in_totals * coalesce(NEW.document_count, 0),
+        total_size_bytes = total_size_bytes + NEW.counts_in_totals * coalesce(NEW.total_size_bytes, 0),
         documents_processed = documents_processed + NEW.documents_processed,
         bytes_processed = bytes_processed + NEW.bytes_processed,
         started_at = coalesce(started_at, NEW.started_at),
@@ -135,6 +147,11 @@ BEGIN
         assigned_items = assigned_items + (NEW.status = 'assigned') - (OLD.status = 'assigned'),
         completed_items = completed_items + (NEW.status = 'completed') - (OLD.status = 'completed'),
         failed_items = failed_items + (NEW.status = 'failed') - (OLD.status = 'failed'),
+        -- Only a live split changes an item's estimates (it moves them to the new item).
+        total_documents = total_documents + NEW.counts_in_totals * coalesce(NEW.document_count, 0)
+            - OLD.counts_in_totals * coalesce(OLD.document_count, 0),
+        total_size_bytes = total_size_bytes + NEW.counts_in_totals * coalesce(NEW.total_size_bytes, 0)
+            - OLD.counts_in_totals * coalesce(OLD.total_size_bytes, 0),
         documents_processed = documents_processed + NEW.documents_processed - OLD.documents_processed,
         bytes_processed = bytes_processed + NEW.bytes_processed - OLD.bytes_processed,
         started_at = coalesce(started_at, NEW.started_at),
@@ -149,10 +166,8 @@ BEGIN
         assigned_items = assigned_items - (OLD.status = 'assigned'),
         completed_items = completed_items - (OLD.status = 'completed'),
         failed_items = failed_items - (OLD.status = 'failed'),
-        total_documents = total_documents
-            - CASE WHEN OLD.parent_id IS NULL THEN coalesce(OLD.document_count, 0) ELSE 0 END,
-        total_size_bytes = total_size_bytes
-            - CASE WHEN OLD.parent_id IS NULL THEN coalesce(OLD.total_size_bytes, 0) ELSE 0 END,
+        total_documents = total_documents - OLD.counts_in_totals * coalesce(OLD.document_count, 0),
+        total_size_bytes = total_size_bytes - OLD.counts_in_totals * coalesce(OLD.total_size_bytes, 0),
         documents_processed = documents_processed - OLD.documents_processed,
         bytes_processed = bytes_processed - OLD.bytes_processed
     WHERE id = OLD.session_id;

@@ -27,11 +27,15 @@ from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from .console import Attempt, FailureGroup, WorkerInfo
+from .coverage import CoverageReport
 from .transfer import ImportSummary
 from .types import (
+    DEFAULT_SPLIT_MIN_DOCUMENTS,
+    KEEP,
     AcquisitionOutcome,
     AttentionKind,
     IndexProgress,
+    Keep,
     LeaseOutcome,
     ProgressSample,
     SessionInfo,
@@ -47,6 +51,8 @@ __all__ = [
     "DEFAULT_LEASE_DURATION",
     "DEFAULT_RETRY_DELAY",
     "DEFAULT_MAX_RETRY_DELAY",
+    "DEFAULT_SPLIT_MIN_DOCUMENTS",
+    "KEEP",
 ]
 
 DEFAULT_LEASE_DURATION = timedelta(minutes=5)
@@ -74,6 +80,7 @@ class Coordinator(Protocol):
         max_attempts: int | None = None,
         retry_delay: timedelta | float | None = None,
         max_retry_delay: timedelta | float | None = None,
+        split_min_documents: int | None | Keep = KEEP,
     ) -> None:
         """Create the coordination state if missing; safe to call any number of times.
 
@@ -88,6 +95,12 @@ class Coordinator(Protocol):
         the n-th failure makes the item wait ``d = min(max_retry_delay,
         retry_delay x 2^(n-1))``, jittered to a random time between ``d/2``
         and ``d`` so that items failing together do not come back together.
+
+        ``split_min_documents`` (default :data:`DEFAULT_SPLIT_MIN_DOCUMENTS`,
+        10,000; ``None`` turns split requests off; left out, the stored value
+        stays): an acquire that finds nothing to hand out asks a holder to
+        split only an item with at least twice this many documents left (see
+        :meth:`split_work_item`).
 
         On a store whose schema is older than this litecoord's, ``setup``
         upgrades it (other calls refuse such a store with an error saying so).
@@ -222,11 +235,63 @@ class Coordinator(Protocol):
     ) -> WorkItem:
         """Split: record successors, create them pending, complete the item; one transaction.
 
-        Successors inherit the item's index and shard and share its remaining
-        documents and bytes as estimates. Refused (``ValidationError``) if the
+        Successors inherit the item's index and shard. RFS successors (ids
+        ``index__shard__N`` of the item's shard) partition the item's range:
+        sorted by ``N`` they tile ``[first N, range_end)`` (each takes its
+        range's length as its documents estimate), the item keeps
+        ``[range_start, first N)`` and is recorded as having processed it.
+        ``ValidationError`` (nothing written) when an ``N`` lies outside the
+        item's range or behind its recorded position. Other ids share the
+        item's remaining documents and bytes as estimates, as before ranges,
+        and make the shard unverifiable in :meth:`verify_coverage`. Refused (``ValidationError``) if the
         list is empty, names the item itself or an id with a comma; refused
         (``SuccessorConflictError``) if the item already lists a different
         set. Repeating the same call is a no-op that returns the item.
+        """
+
+    def split_work_item(
+        self, work_item_id: str, at: int, *, lease_epoch: int | None = None
+    ) -> tuple[WorkItem, WorkItem]:
+        """Live split: the holder gives away ``[at, range_end)`` of its item; one transaction.
+
+        Every item covers the document positions ``[range_start, range_end)``
+        of its shard (``range_end`` ``None``: to the shard's end); its
+        holder's position is ``range_start + documents_processed``. The item
+        keeps ``[range_start, at)``, its lease and its progress; a new pending
+        item takes ``[at, range_end)``, with ``parent_id`` the item and id
+        ``index__shard__at`` for an RFS id ``index__shard__N`` (else
+        ``<id>@at``). The documents estimate moves with the range (the bytes
+        estimate in proportion), so the session's totals do not change.
+        Returns ``(the item as kept, the new item)``; repeating the same call
+        returns the same pair.
+
+        Refused with nothing written: ``LeaseConflictError`` when the caller
+        does not hold the item or ``lease_epoch`` is stale,
+        ``LeaseExpiredError`` when its lease lapsed, ``ValidationError`` when
+        ``at`` is behind the recorded position or not before ``range_end``.
+
+        Split requests: an acquire that finds nothing to hand out while items
+        are leased sets ``split_requested_at`` on the live lease with the most
+        work left (estimated time left at its own rate, documents left without
+        one; only items with at least twice the session's
+        ``split_min_documents`` left): a proposed ``at`` halfway through what
+        is left. One request per item: an idle acquire that finds the chosen
+        item already asked writes nothing. Every renewal returns the item, so
+        the holder sees the request and answers with this call, at that
+        position or a later one; the split, the end of the lease (release,
+        failure, another worker's takeover) and completion clear it. A holder
+        that never answers loses nothing: its item completes as before.
+        """
+
+    def verify_coverage(self) -> CoverageReport:
+        """The coverage audit of the session (:class:`~litecoord.coverage.CoverageReport`).
+
+        Per shard: its extent, the ranges completed items covered, ``gaps``
+        (no completed item covered them), ``overlaps`` (covered twice), items
+        completed short of their range, items not complete. ``ok`` only when
+        every shard with a known extent is covered exactly and no item is left
+        incomplete; shards without document counts, or split into non-RFS
+        successor ids, are reported as unverifiable.
         """
 
     # -- reading -----------------------------------------------------------

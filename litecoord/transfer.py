@@ -38,7 +38,17 @@ from typing import IO, Any
 
 from . import validation as check
 from .errors import ValidationError
-from .types import AcquireOrder, LeaseMode, format_time, from_micros, micros_of, parse_time, to_micros
+from .ranges import default_range
+from .types import (
+    DEFAULT_SPLIT_MIN_DOCUMENTS,
+    AcquireOrder,
+    LeaseMode,
+    format_time,
+    from_micros,
+    micros_of,
+    parse_time,
+    to_micros,
+)
 
 __all__ = [
     "FORMAT",
@@ -71,11 +81,11 @@ ITEM_COLUMNS = (
     "parent_id", "successor_ids", "worker_id", "lease_epoch", "lease_expiry", "lease_micros", "leased_at",
     "failure_count", "last_error", "documents_processed", "bytes_processed", "last_progress_update",
     "progress_changed_at", "last_heartbeat", "created_at", "started_at", "completed_at", "updated_at",
-    "next_attempt_at",
+    "next_attempt_at", "range_start", "range_end", "split_requested_at", "counts_in_totals",
 )  # fmt: skip
 SESSION_COLUMNS = (
     "lease_mode", "acquire_order", "max_attempts", "created_at", "started_at", "last_update", "last_sample_at",
-    "retry_delay_micros", "max_retry_delay_micros", "paused_at",
+    "retry_delay_micros", "max_retry_delay_micros", "paused_at", "split_min_documents",
 )  # fmt: skip
 #: The columns of an attempt row (times in microseconds), in the order of an attempt record.
 ATTEMPT_COLUMNS = (
@@ -145,6 +155,7 @@ def new_session_row(now: int) -> dict[str, Any]:
     session: dict[str, Any] = {"lease_mode": "fixed", "acquire_order": "largest_first", "max_attempts": 3}
     session.update(created_at=now, started_at=None, last_update=None, last_sample_at=None, paused_at=None)
     session.update(_DEFAULT_RETRY_DELAYS)
+    session["split_min_documents"] = DEFAULT_SPLIT_MIN_DOCUMENTS
     return session
 
 
@@ -155,6 +166,7 @@ def item_row(values: Iterable[Any]) -> dict[str, Any]:
     """
     item = dict(zip(ITEM_COLUMNS, values, strict=True))
     item["successor_ids"] = item["successor_ids"].split(",") if item["successor_ids"] else None
+    item["counts_in_totals"] = bool(item["counts_in_totals"])
     return item
 
 
@@ -319,6 +331,10 @@ def _session(number: int, record: Mapping[str, Any]) -> dict[str, Any]:
         "last_sample_at": line.time("last_sample_at"),
         **{name: _retry_delay(line, name) for name in _DEFAULT_RETRY_DELAYS},
         "paused_at": line.time("paused_at"),
+        # A file written before split requests has none: the default (null in a file: off).
+        "split_min_documents": line.count("split_min_documents", nullable=True)
+        if "split_min_documents" in record
+        else DEFAULT_SPLIT_MIN_DOCUMENTS,
     }
 
 
@@ -381,7 +397,25 @@ def _item(number: int, record: Mapping[str, Any]) -> dict[str, Any]:
         )
     if row["status"] == "completed" and row["completed_at"] is None:
         line.fail("completed_at", "is required for a completed item")
+    _ranges(line, record, row)
     return row
+
+
+def _ranges(line: _Line, record: Mapping[str, Any], row: dict[str, Any]) -> None:
+    """The range fields of an item; a file written before ranges gets the defaults of a new item."""
+    start, end = default_range(row["work_item_id"], row["document_count"])
+    if "range_start" in record:
+        start = line.count("range_start")  # type: ignore[assignment]
+    if "range_end" in record:
+        end = line.count("range_end", nullable=True)
+    if end is not None and end < start:
+        line.fail("range_end", f"must not be before range_start ({start})")
+    row["range_start"], row["range_end"] = start, end
+    row["split_requested_at"] = line.count("split_requested_at", nullable=True)
+    counted = record.get("counts_in_totals", row["parent_id"] is None)
+    if not isinstance(counted, bool):
+        line.fail("counts_in_totals", f"must be true or false (got {counted!r})")
+    row["counts_in_totals"] = counted
 
 
 def _sample(number: int, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,9 @@ __all__ = [
     "format_time",
     "parse_time",
     "json_seconds",
+    "DEFAULT_SPLIT_MIN_DOCUMENTS",
+    "KEEP",
+    "Keep",
 ]
 
 Clock = Callable[[], float | int | datetime]
@@ -43,6 +46,19 @@ as seconds since the Unix epoch or as a datetime (naive means UTC). The
 default reads ``time.time()`` at every call, so freezegun controls it."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = "keep"
+
+
+#: A ``setup()`` argument left out: keep what is stored (for options where ``None`` means "off").
+KEEP = Keep.KEEP
+
+#: A new session's ``split_min_documents``: idle workers ask a holder to split
+#: only an item with at least twice this many documents left.
+DEFAULT_SPLIT_MIN_DOCUMENTS = 10_000
 
 _T = TypeVar("_T")
 
@@ -231,6 +247,19 @@ class WorkItem:
     #: After a failure with a retry delay: acquire does not hand the item out
     #: before this time (``None`` once it is leased again, or without a delay).
     next_attempt_at: datetime | None = None
+    #: The half-open range ``[range_start, range_end)`` of document positions
+    #: within the shard that this item covers (``range_end`` ``None``: up to the
+    #: shard's end). The holder's position is ``range_start + documents_processed``.
+    range_start: int = 0
+    range_end: int | None = None
+    #: A split request: an idle worker proposes that the holder give away
+    #: ``[split_requested_at, range_end)`` with :meth:`~litecoord.protocol.Coordinator.split_work_item`.
+    split_requested_at: int | None = None
+
+    @property
+    def position(self) -> int:
+        """Where the holder has got to: ``range_start + documents_processed``."""
+        return self.range_start + self.documents_processed
 
     def to_dict(self) -> dict[str, Any]:
         # Every response of a server carries one or two of these, so this copies the
@@ -281,6 +310,9 @@ class WorkItem:
             else timedelta(seconds=float(data["lease_duration_seconds"])),
             leased_at=parse_time(data.get("leased_at")),
             next_attempt_at=parse_time(data.get("next_attempt_at")),
+            range_start=int(data.get("range_start") or 0),
+            range_end=_opt_int(data.get("range_end")),
+            split_requested_at=_opt_int(data.get("split_requested_at")),
         )
 
 
@@ -564,6 +596,9 @@ class SessionInfo:
     #: further failure, up to ``max_retry_delay`` (each draw is jittered).
     retry_delay: timedelta = timedelta(seconds=10)
     max_retry_delay: timedelta = timedelta(minutes=10)
+    #: Idle acquires ask a holder to split only items with at least twice this
+    #: many documents left; ``None``: split requests are off.
+    split_min_documents: int | None = DEFAULT_SPLIT_MIN_DOCUMENTS
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -576,6 +611,7 @@ class SessionInfo:
             "completed_work_items": self.completed_work_items,
             "retry_delay_seconds": json_seconds(self.retry_delay),
             "max_retry_delay_seconds": json_seconds(self.max_retry_delay),
+            "split_min_documents": self.split_min_documents,
         }
 
     @classmethod
@@ -590,6 +626,7 @@ class SessionInfo:
             completed_work_items=int(data.get("completed_work_items") or 0),
             retry_delay=timedelta(seconds=float(data.get("retry_delay_seconds", 10))),
             max_retry_delay=timedelta(seconds=float(data.get("max_retry_delay_seconds", 600))),
+            split_min_documents=_opt_int(data.get("split_min_documents", DEFAULT_SPLIT_MIN_DOCUMENTS)),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sqlite3
@@ -360,6 +361,59 @@ def test_a_version_1_file_is_refused_with_the_way_out_until_setup_upgrades_it(tm
     coord.bind(worker_id="a").fail_work_item("i1", "boom")
     assert isinstance(coord.bind(worker_id="c").acquire_next_work_item(), NoAvailableWorkToBeDone)
     coord.close()
+def test_a_version_2_file_is_upgraded_by_setup_to_ranges_with_its_totals_kept(tmp_path):
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    conn = sqlite3.connect(old)
+    conn.executescript((Path(__file__).parent / "data" / "schema_v2.sql").read_text(encoding="utf-8"))
+    conn.execute("INSERT INTO sessions (name, created_at) VALUES ('s', 0)")
+    for item, status, count, parent in (
+        ("logs__0__0", "completed", 100, None),
+        ("logs__0__40", "pending", 60, "logs__0__0"),
+        ("plain", "pending", 7, None),
+    ):
+        conn.execute(
+            "INSERT INTO work_items (session_id, work_item_id, status, document_count, parent_id, created_at, "
+            "updated_at, completed_at) VALUES (1, ?, ?, ?, ?, 0, 0, 0)",
+            (item, status, count, parent),
+        )
+    conn.commit()
+    before = conn.execute("SELECT total_documents FROM sessions").fetchone()[0]
+    conn.close()
+    coord = SqliteCoordinator(old, session="s", worker_id="w")
+    with pytest.raises(litecoord.LitecoordError, match=r"schema version 2.*litecoord setup --db"):
+        coord.acquire_next_work_item()
+    coord.setup()
+    SqliteCoordinator(new, session="s").setup()
+    assert _tables_and_indexes(old) == _tables_and_indexes(new)  # an upgraded file is a new one
+    assert _tables_and_indexes(old)["version"] == ("3",)
+    items = {i.work_item_id: i for i in coord.list_work_items()}
+    assert {k: (i.range_start, i.range_end) for k, i in items.items()} == {
+        "logs__0__0": (0, 100), "logs__0__40": (40, 100), "plain": (0, 7),
+    }  # fmt: skip
+    assert coord.status().total_documents == before == 107  # the successor still re-counts its parent's share
+    assert coord.list_sessions()[0].split_min_documents == 10_000
+    # The recreated counter triggers count by counts_in_totals: deleting gives back exactly what was counted.
+    coord.delete_session()
+    coord.create_work_items([{"work_item_id": "x", "document_count": 5}])
+    assert coord.status().total_documents == 5
+    coord.close()
+
+
+def test_triggers_are_compared_by_text_after_an_upgrade(tmp_path):
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    conn = sqlite3.connect(old)
+    conn.executescript((Path(__file__).parent / "data" / "schema_v2.sql").read_text(encoding="utf-8"))
+    conn.close()
+    SqliteCoordinator(old, session="s").setup()
+    SqliteCoordinator(new, session="s").setup()
+
+    def triggers(path: Path) -> list[str]:
+        with contextlib.closing(sqlite3.connect(path)) as c:
+            return sorted(r[0] for r in c.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'"))
+
+    assert triggers(old) == triggers(new)
+
+
 @pytest.mark.parametrize("reading", ["noon", None, float("nan"), float("inf"), object()])
 def test_a_clock_that_returns_no_time_is_a_litecoord_error_naming_the_clock(db_path, reading):
     def broken_clock():

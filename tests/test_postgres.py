@@ -76,6 +76,50 @@ def test_an_older_schema_is_refused_until_setup_migrates_it(dsn: str) -> None:
     assert isinstance(old.acquire_next_work_item(), WorkItemAndDuration)
 
 
+def _columns(dsn: str) -> list[tuple]:
+    return sql(
+        dsn,
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+    )
+
+
+def test_a_version_1_database_is_migrated_by_setup_to_ranges_with_its_totals_kept(dsn: str) -> None:
+    from pathlib import Path
+
+    # A database as litecoord with schema version 1 left it: an RFS item with a successor, a plain item.
+    sql(dsn, (Path(__file__).parent / "data" / "pg_schema_v1.sql").read_text(encoding="utf-8"))
+    sql(dsn, "INSERT INTO sessions (name, created_at) VALUES ('s', 0)")
+    sql(dsn, "INSERT INTO session_counters (session_id, shard) SELECT id, g FROM sessions, generate_series(0, 31) g")
+    for item, status, count, parent in (
+        ("logs__0__0", "completed", 100, None),
+        ("logs__0__40", "pending", 60, "logs__0__0"),
+        ("plain", "pending", 7, None),
+    ):
+        sql(
+            dsn,
+            "INSERT INTO work_items (session_id, work_item_id, status, document_count, parent_id, created_at, "
+            "updated_at, completed_at) SELECT id, %s, %s, %s, %s, 0, 0, 0 FROM sessions",
+            item, status, count, parent,
+        )  # fmt: skip
+    old = coordinator(dsn, session="s", worker_id="w")
+    before = sql(dsn, "SELECT sum(total_documents)::bigint FROM session_counters")[0][0]
+    with pytest.raises(SchemaVersionError, match=r"version 1, older than 2"):
+        old.acquire_next_work_item()
+    old.setup()
+    migrated = _columns(dsn)
+    with fresh_schema() as other:
+        coordinator(other, session="s").setup()
+        assert migrated == _columns(other)  # a migrated database is a new one
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("2",)]
+    items = {i.work_item_id: i for i in old.list_work_items()}
+    assert {k: (i.range_start, i.range_end) for k, i in items.items()} == {
+        "logs__0__0": (0, 100), "logs__0__40": (40, 100), "plain": (0, 7),
+    }  # fmt: skip
+    assert old.status().total_documents == before == 107  # the successor still re-counts its parent's share
+    assert old.list_sessions()[0].split_min_documents == 10_000
+
+
 def test_the_schema_lives_in_the_dsns_search_path(dsn: str) -> None:
     coordinator(dsn, session="s").create_unassigned_work_item("a")
     schema = sql(dsn, "SELECT current_schema()")[0][0]

@@ -15,10 +15,12 @@ import random
 import re
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from .. import validation as check
+from ..coverage import CoverageReport, coverage_of
 from ..errors import (
     LeaseConflictError,
     LeaseExpiredError,
@@ -27,9 +29,12 @@ from ..errors import (
     ValidationError,
     WorkItemNotFoundError,
 )
+from ..ranges import SplitCandidate, SplitPlan, default_range, split_plan, successor_ranges
 from ..types import (
+    KEEP,
     AcquireOrder,
     AlreadyCompleted,
+    Keep,
     LeaseMode,
     LeaseOutcome,
     WorkItem,
@@ -60,6 +65,11 @@ __all__ = [
     "page_of",
     "parse_cursor",
     "split_children",
+    "Successors",
+    "live_split",
+    "split_candidates",
+    "range_params",
+    "RANGE_START",
     "refusal",
     "setup_settings",
     "shares",
@@ -74,8 +84,10 @@ COLUMNS = (
     "bytes_processed", "last_progress_update", "created_at", "started_at",
     "completed_at", "lease_epoch", "failure_count", "last_error", "parent_id",
     "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros", "leased_at", "next_attempt_at",
+    "range_start", "range_end", "split_requested_at",
 )  # fmt: skip
 EXPIRY = COLUMNS.index("lease_expiry")
+RANGE_START = COLUMNS.index("range_start")
 
 #: Throughput for the ETA is measured over this window of progress samples.
 THROUGHPUT_WINDOW = timedelta(minutes=10)
@@ -131,6 +143,9 @@ def item_from_row(session: str, row: Sequence[Any], now: int) -> WorkItem:
             "lease_duration": None if row[21] is None else timedelta(0, 0, row[21]),
             "leased_at": times[row[22]],
             "next_attempt_at": times[row[23]],
+            "range_start": row[24],
+            "range_end": row[25],
+            "split_requested_at": row[26],
         },
     )
 
@@ -184,8 +199,13 @@ def setup_settings(
     max_attempts: int | None,
     retry_delay: timedelta | float | None = None,
     max_retry_delay: timedelta | float | None = None,
+    split_min_documents: int | None | Keep = KEEP,
 ) -> dict[str, Any]:
-    """The checked session settings of ``setup()`` by column (``None``: keep what is stored)."""
+    """The checked session settings of ``setup()`` by column (``None``: keep what is stored).
+
+    ``split_min_documents`` is there only when given, and then ``None`` means
+    "split requests off" (its key's presence, not its value, says to write it).
+    """
     settings = {
         "lease_mode": None if lease_mode is None else check.choice("lease_mode", lease_mode, LeaseMode).value,
         "acquire_order": None
@@ -200,6 +220,8 @@ def setup_settings(
         ("max_retry_delay_micros", "max_retry_delay", max_retry_delay),
     ):
         settings[column] = None if value is None else micros_of(check.delay(value, field))
+    if split_min_documents is not KEEP:
+        settings["split_min_documents"] = check.count("split_min_documents", split_min_documents)
     return settings
 
 
@@ -387,6 +409,17 @@ def named_lease(session: str, row: Sequence[Any], worker: str, now: int) -> Leas
     return None
 
 
+@dataclass(frozen=True)
+class Successors:
+    """What an RFS split writes: each successor ``(id, documents, bytes, range_start, range_end)``
+    (none counts in the session's totals: they re-count part of their parent), and the parent's
+    new ``range_end`` and ``documents_processed`` (it covered up to the first successor)."""
+
+    children: list[tuple[str, int | None, int | None, int, int | None]]
+    parent_end: int | None
+    parent_processed: int
+
+
 def split_children(
     session: str,
     work_item_id: str,
@@ -395,14 +428,16 @@ def split_children(
     worker: str,
     now: int,
     epoch: int | None,
-) -> WorkItem | list[tuple[str, int | None, int | None]]:
+) -> WorkItem | Successors:
     """The split of the item ``row`` (read in the split's transaction) into ``successors``.
 
     Returns the item itself when this exact split was already made (a repeat
-    is a no-op), else the successors to create as ``(id, documents, bytes)``:
-    they share what the parent had left as their estimates. Raises
-    ``SuccessorConflictError`` for a completed item or another split, and the
-    holder's refusal when the caller does not hold the item.
+    is a no-op), else what to write (:class:`Successors`). RFS successors
+    partition what the parent had left (:func:`litecoord.ranges.successor_ranges`)
+    and take their range's length as their documents estimate; other ids share
+    what the parent had left, as before ranges. Raises ``SuccessorConflictError``
+    for a completed item or another split, the holder's refusal when the caller
+    does not hold the item, and ``ValidationError`` for a successor outside the range.
     """
     if row is None:
         raise not_found(session, work_item_id)
@@ -417,9 +452,63 @@ def split_children(
         )
     if row[1] not in ("assigned", "pending") or row[6] != worker or epoch not in (None, row[14]):
         raise refusal(session, row, work_item_id, worker, now, epoch)
+    start, end, processed = row[RANGE_START], row[RANGE_START + 1], row[8]
+    ranges = successor_ranges(work_item_id, start, end, processed, successors)
     docs = shares(row[4], row[8], len(successors))
     sizes = shares(row[5], row[9], len(successors))
-    return list(zip(successors, docs, sizes, strict=True))
+    children = []
+    for name, share, size in zip(successors, docs, sizes, strict=True):
+        low, high = ranges.ranges[name]
+        if ranges.verifiable and high is not None:
+            share = high - low
+        children.append((name, share, size, low, high))
+    parent_processed = processed
+    if ranges.verifiable and ranges.parent_end is not None:
+        parent_processed = max(processed, ranges.parent_end - start)
+    return Successors(children, ranges.parent_end, parent_processed)
+
+
+def live_split(
+    session: str,
+    work_item_id: str,
+    row: Sequence[Any] | None,
+    child: Sequence[Any] | None,
+    at: int,
+    worker: str,
+    now: int,
+    epoch: int | None,
+) -> tuple[WorkItem, WorkItem] | SplitPlan:
+    """The live split of the item ``row`` at ``at`` (``child``: the row of the id it would
+    create, if one exists), both read in the split's transaction.
+
+    Returns the pair when this split was already made (a repeat returns it),
+    else the :class:`~litecoord.ranges.SplitPlan` to write. Raises the holder's
+    refusal (``LeaseConflictError``, ``LeaseExpiredError``) unless the caller
+    holds a live lease at this epoch, and ``ValidationError`` for a bad ``at``.
+    """
+    if row is None:
+        raise not_found(session, work_item_id)
+    holder = row[6] == worker and epoch in (None, row[14])
+    if holder and child is not None and child[17] == work_item_id and child[RANGE_START] == at:
+        return item_from_row(session, row, now), item_from_row(session, child, now)
+    if row[1] != "assigned" or not holder or row[EXPIRY] <= now:
+        raise refusal(session, row, work_item_id, worker, now, epoch)
+    plan = split_plan(work_item_id, at, row[RANGE_START], row[RANGE_START + 1], row[8], row[4], row[5])
+    if child is not None:
+        raise ValidationError("at", f"the item a split at {at} would create, {plan.new_id!r}, already exists")
+    return plan
+
+
+def range_params(work_item_id: str, document_count: int | None) -> dict[str, int | None]:
+    """A new item's default range as statement parameters ``start`` and ``end``."""
+    start, end = default_range(work_item_id, document_count)
+    return {"start": start, "end": end}
+
+
+def split_candidates(rows: Iterable[Sequence[Any]]) -> list[SplitCandidate]:
+    """Live leases as :class:`~litecoord.ranges.SplitCandidate` from rows of
+    (key, range_start, range_end, documents_processed, split_requested_at, started_at, last_progress_update)."""
+    return [SplitCandidate(*row) for row in rows]
 
 
 def page_of(session: str, rows: list[Any], total: int, limit: int, leased: bool, now: int) -> WorkItemPage:
@@ -533,3 +622,10 @@ class DatabaseCalls:
 
     def work_items_not_yet_complete(self) -> bool:
         return self.num_work_items_not_yet_complete() > 0
+
+    def list_work_items(self, status: WorkItemStatus | str | None = None) -> list[WorkItem]:
+        raise NotImplementedError
+
+    def verify_coverage(self) -> CoverageReport:
+        # One read of every item (list_work_items is one snapshot); the audit is Python, written once.
+        return coverage_of(self.session, self.list_work_items())

@@ -23,14 +23,18 @@ from datetime import timedelta
 from typing import Any
 
 from ... import validation as check
+from ...errors import ValidationError
 from ...protocol import DEFAULT_LEASE_DURATION
+from ...ranges import pick_split_request, split_item_id
 from ...transfer import ImportSummary
 from ...types import (
+    KEEP,
     AcquireOrder,
     AcquisitionOutcome,
     AttentionKind,
     Clock,
     IndexProgress,
+    Keep,
     LeaseMode,
     LeaseOutcome,
     NoAvailableWorkToBeDone,
@@ -50,13 +54,16 @@ from ..common import (
     completed_by,
     item_from_row,
     lease_from_row,
+    live_split,
     named_lease,
     not_found,
     page_of,
     parse_cursor,
+    range_params,
     refusal,
     session_not_found,
     setup_settings,
+    split_candidates,
     split_children,
     status_from,
     successor_ids,
@@ -87,7 +94,7 @@ _TAKE_SET = f"""
     status = 'assigned', worker_id = %(worker)s::text, lease_epoch = lease_epoch + 1,
     lease_micros = {_GRANT}, lease_expiry = {_NOW} + {_GRANT},
     started_at = coalesce(started_at, {_NOW}), leased_at = {_NOW}, last_heartbeat = {_NOW}, updated_at = {_NOW},
-    next_attempt_at = NULL"""
+    next_attempt_at = NULL, split_requested_at = NULL"""
 
 _HELD_BY_WORKER = f"""
 SELECT {_COLS} FROM work_items
@@ -126,7 +133,10 @@ _ORDER_KEY = (
 
 _TAKE_NAMED = f"UPDATE work_items SET {_TAKE_SET} WHERE seq = %(seq)s::bigint RETURNING {_COLS}"
 
-_ITEM_BY_ID = f"SELECT {_COLS}, seq FROM work_items WHERE session_id = %s::bigint AND work_item_id = %s::text"
+# counts_in_totals, then seq: the last two, after the item's columns.
+_ITEM_BY_ID = (
+    f"SELECT {_COLS}, counts_in_totals, seq FROM work_items WHERE session_id = %s::bigint AND work_item_id = %s::text"
+)
 _ITEM_FOR_UPDATE = _ITEM_BY_ID + " FOR UPDATE"
 
 # The caller must hold the item: same worker, same epoch when one is given.
@@ -156,12 +166,14 @@ _COMPLETE = f"""
 UPDATE work_items SET
     status = 'completed', completed_at = {_NOW}, updated_at = {_NOW},
     documents_processed = greatest(documents_processed, coalesce(document_count, 0)),
-    bytes_processed = greatest(bytes_processed, coalesce(total_size_bytes, 0))
+    bytes_processed = greatest(bytes_processed, coalesce(total_size_bytes, 0)),
+    split_requested_at = NULL
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING {_COLS}"""
 
 _RELEASE = f"""
-UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL, updated_at = {_NOW}
+UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL, updated_at = {_NOW},
+    split_requested_at = NULL
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING seq"""
 
@@ -185,16 +197,17 @@ UPDATE work_items SET
         THEN 'failed' ELSE 'pending' END,
     next_attempt_at = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = %(session)s::bigint)
         THEN NULL ELSE {_NEXT_ATTEMPT} END,
-    worker_id = NULL, lease_expiry = NULL, updated_at = {_NOW}
+    worker_id = NULL, lease_expiry = NULL, updated_at = {_NOW}, split_requested_at = NULL
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING {_COLS}"""
 
 _INSERT_ITEM = f"""
 INSERT INTO work_items
     (session_id, work_item_id, index_name, shard_number, document_count,
-     total_size_bytes, order_key, parent_id, created_at, updated_at)
+     total_size_bytes, order_key, parent_id, created_at, updated_at, range_start, range_end, counts_in_totals)
 VALUES (%(session)s::bigint, %(id)s::text, %(index)s::text, %(shard)s::bigint, %(docs)s::bigint,
-        %(size)s::bigint, {_ORDER_KEY.format(size="%(size)s::bigint")}, %(parent)s::text, {_NOW}, {_NOW})
+        %(size)s::bigint, {_ORDER_KEY.format(size="%(size)s::bigint")}, %(parent)s::text, {_NOW}, {_NOW},
+        %(start)s::bigint, %(end)s::bigint, %(counted)s::boolean)
 ON CONFLICT (session_id, work_item_id) DO NOTHING
 RETURNING {_COLS}"""
 
@@ -207,9 +220,10 @@ _REORDER = (
 _INSERT_LEASED = f"""
 INSERT INTO work_items
     (session_id, work_item_id, status, order_key, worker_id, lease_epoch, lease_micros,
-     lease_expiry, started_at, leased_at, last_heartbeat, created_at, updated_at)
+     lease_expiry, started_at, leased_at, last_heartbeat, created_at, updated_at, range_start)
 VALUES (%(session)s::bigint, %(id)s::text, 'assigned', {_ORDER_KEY.format(size="NULL")}, %(worker)s::text, 1,
-        %(duration)s::bigint, {_NOW} + %(duration)s::bigint, {_NOW}, {_NOW}, {_NOW}, {_NOW}, {_NOW})
+        %(duration)s::bigint, {_NOW} + %(duration)s::bigint, {_NOW}, {_NOW}, {_NOW}, {_NOW}, {_NOW},
+        %(start)s::bigint)
 RETURNING {_COLS}"""
 
 # The session's totals: the sum of its counter shards (a fixed number of rows).
@@ -241,24 +255,41 @@ _REMAINING = """
 SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint
 FROM session_counters WHERE session_id = %s::bigint"""
 
-# When acquire found nothing: what remains, what failed, the next retry due, and whether paused.
+# When acquire found nothing: what remains, what failed, the next retry due, whether paused,
+# and the session's split_min_documents (for the split request an idle acquire makes).
 _NOTHING_TO_ACQUIRE = """
 SELECT coalesce(sum(total_items - completed_items - failed_items), 0)::bigint, coalesce(sum(failed_items), 0)::bigint,
        (SELECT min(next_attempt_at) FROM work_items
         WHERE session_id = %(session)s::bigint AND status = 'pending' AND next_attempt_at IS NOT NULL),
-       (SELECT paused_at IS NOT NULL FROM sessions WHERE id = %(session)s::bigint)
+       (SELECT paused_at IS NOT NULL FROM sessions WHERE id = %(session)s::bigint),
+       (SELECT split_min_documents FROM sessions WHERE id = %(session)s::bigint)
 FROM session_counters WHERE session_id = %(session)s::bigint"""
 
+# The live leases an idle acquire may ask to split (read from the assigned-expiry index).
+_SPLIT_CANDIDATES = f"""
+SELECT seq, range_start, range_end, documents_processed, split_requested_at, started_at, last_progress_update
+FROM work_items WHERE session_id = %(session)s::bigint AND status = 'assigned' AND lease_expiry > {_NOW}"""
+# Only an item still without a request: two idle acquires at once do not rewrite each other's.
+_REQUEST_SPLIT = """
+UPDATE work_items SET split_requested_at = %(at)s::bigint
+WHERE seq = %(seq)s::bigint AND split_requested_at IS NULL AND status = 'assigned'"""
 
-# One pass over the session's rows. Documents and bytes totals count root
-# items only, as the session counters do.
+# The holder's live split: the item keeps [range_start, at) and the estimates left to it.
+_SPLIT_KEEP = f"""
+UPDATE work_items SET range_end = %(at)s::bigint, document_count = %(docs)s::bigint,
+    total_size_bytes = %(size)s::bigint, split_requested_at = NULL, updated_at = {_NOW}
+WHERE seq = %(seq)s::bigint RETURNING {_COLS}"""
+
+
+# One pass over the session's rows. Documents and bytes totals count the
+# items that count in totals only, as the session counters do.
 _INDEX_PROGRESS = """
 SELECT index_name, count(*), count(*) FILTER (WHERE status = 'pending'),
        count(*) FILTER (WHERE status = 'assigned'),
        count(*) FILTER (WHERE status = 'assigned' AND lease_expiry <= %(now)s::bigint),
        count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'),
-       sum(CASE WHEN parent_id IS NULL THEN coalesce(document_count, 0) ELSE 0 END), sum(documents_processed),
-       sum(CASE WHEN parent_id IS NULL THEN coalesce(total_size_bytes, 0) ELSE 0 END), sum(bytes_processed)
+       sum(CASE WHEN counts_in_totals THEN coalesce(document_count, 0) ELSE 0 END), sum(documents_processed),
+       sum(CASE WHEN counts_in_totals THEN coalesce(total_size_bytes, 0) ELSE 0 END), sum(bytes_processed)
 FROM work_items WHERE session_id = %(session)s::bigint
 GROUP BY index_name ORDER BY index_name IS NULL, index_name"""
 
@@ -412,8 +443,11 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
         max_attempts: int | None = None,
         retry_delay: timedelta | float | None = None,
         max_retry_delay: timedelta | float | None = None,
+        split_min_documents: int | None | Keep = KEEP,
     ) -> None:
-        settings = setup_settings(lease_mode, acquire_order, max_attempts, retry_delay, max_retry_delay)
+        settings = setup_settings(
+            lease_mode, acquire_order, max_attempts, retry_delay, max_retry_delay, split_min_documents
+        )
         self._store.migrate()
 
         def apply(cur: Any, now: int) -> int:
@@ -422,7 +456,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
             self._session_id = None
             sid = self._sid(cur, now)
             for column, value in settings.items():
-                if value is not None:
+                if value is not None or column == "split_min_documents":  # there None is a value: off
                     cur.execute(f"UPDATE sessions SET {column} = %s WHERE id = %s::bigint", (value, sid))
             if before is not None and settings["acquire_order"] not in (None, before[0]):
                 cur.execute(_REORDER, {"session": sid})
@@ -454,7 +488,8 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
                 cur.execute(
                     _INSERT_ITEM,
                     {"session": sid, "id": s["work_item_id"], "index": s["index_name"], "shard": s["shard_number"],
-                     "docs": s["document_count"], "size": s["total_size_bytes"], "parent": None, "now": now},
+                     "docs": s["document_count"], "size": s["total_size_bytes"], "parent": None, "now": now,
+                     "counted": True, **range_params(s["work_item_id"], s["document_count"])},
                 )  # fmt: skip
                 row = cur.fetchone()
                 if row is not None:
@@ -490,7 +525,16 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
         if row is not None:
             return True, row
         cur.execute(_NOTHING_TO_ACQUIRE, {"session": sid})
-        return False, cur.fetchone()
+        nothing = cur.fetchone()
+        # Idle with items leased: ask the lease with the most work left to split
+        # (litecoord.ranges.pick_split_request). Only this path reads the leases.
+        # Not while paused: idle workers then wait on purpose, and nothing would take the piece.
+        if nothing[0] and not nothing[3] and nothing[4] is not None:
+            cur.execute(_SPLIT_CANDIDATES, params)
+            request = pick_split_request(split_candidates(cur.fetchall()), nothing[4])
+            if request is not None:
+                cur.execute(_REQUEST_SPLIT, {"seq": request[0], "at": request[1]})
+        return False, nothing
 
     def _outcome(self, result: tuple[bool, Any], now: int) -> AcquisitionOutcome:
         leased, row = result
@@ -513,7 +557,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
             cur.execute(_ITEM_FOR_UPDATE, (sid, work_item_id))
             row = cur.fetchone()
             if row is None:
-                cur.execute(_INSERT_LEASED, params)
+                cur.execute(_INSERT_LEASED, {**params, "start": range_params(work_item_id, None)["start"]})
                 return lease_from_row(self.session, cur.fetchone(), now)
             answer = named_lease(self.session, row, worker, now)
             if answer is not None:
@@ -614,22 +658,59 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
             session = bound["session"]
             cur.execute(_ITEM_FOR_UPDATE, (session, work_item_id))
             row = cur.fetchone()
-            children = split_children(self.session, work_item_id, row, successors, bound["worker"], now, lease_epoch)
-            if isinstance(children, WorkItem):
-                return children
-            for name, docs, size in children:
+            made = split_children(self.session, work_item_id, row, successors, bound["worker"], now, lease_epoch)
+            if isinstance(made, WorkItem):
+                return made
+            for name, docs, size, start, end in made.children:
                 cur.execute(
                     _INSERT_ITEM,
                     {"session": session, "id": name, "index": row[2], "shard": row[3], "docs": docs, "size": size,
-                     "parent": work_item_id, "now": now},
+                     "parent": work_item_id, "now": now, "start": start, "end": end, "counted": False},
                 )  # fmt: skip
             cur.execute(
                 "UPDATE work_items SET status = 'completed', completed_at = %s::bigint, updated_at = %s::bigint, "
-                f"successor_ids = %s::text WHERE seq = %s::bigint RETURNING {_COLS}",
-                (now, now, ",".join(successors), row[-1]),
+                "successor_ids = %s::text, range_end = %s::bigint, documents_processed = %s::bigint, "
+                f"split_requested_at = NULL WHERE seq = %s::bigint RETURNING {_COLS}",
+                (now, now, ",".join(successors), made.parent_end, made.parent_processed, row[-1]),
             )
             return item_from_row(self.session, cur.fetchone(), now)
 
+        return self._write(split)
+
+    def split_work_item(
+        self, work_item_id: str, at: int, *, lease_epoch: int | None = None
+    ) -> tuple[WorkItem, WorkItem]:
+        params = self._holder_params(work_item_id, lease_epoch)
+        work_item_id = params["id"]
+        at = check.count("at", at, optional=False)
+
+        def split(cur: Any, now: int) -> tuple[WorkItem, WorkItem]:
+            bound = self._bind_holder(cur, params, now)
+            session = bound["session"]
+            cur.execute(_ITEM_FOR_UPDATE, (session, work_item_id))
+            row = cur.fetchone()
+            cur.execute(_ITEM_BY_ID, (session, split_item_id(work_item_id, at)))
+            child = cur.fetchone()
+            plan = live_split(self.session, work_item_id, row, child, at, bound["worker"], now, lease_epoch)
+            if isinstance(plan, tuple):
+                return plan
+            cur.execute(
+                _SPLIT_KEEP,
+                {"at": at, "docs": plan.kept_documents, "size": plan.kept_bytes, "now": now, "seq": row[-1]},
+            )
+            kept = cur.fetchone()
+            cur.execute(
+                _INSERT_ITEM,
+                {"session": session, "id": plan.new_id, "index": row[2], "shard": row[3], "docs": plan.new_documents,
+                 "size": plan.new_bytes, "parent": work_item_id, "now": now, "start": at, "end": plan.new_end,
+                 "counted": row[-2]},
+            )  # fmt: skip
+            new = cur.fetchone()
+            if new is None:  # created by a concurrent split between the read and the insert
+                raise ValidationError("at", f"the item a split at {at} would create, {plan.new_id!r}, already exists")
+            return item_from_row(self.session, kept, now), item_from_row(self.session, new, now)
+
+        # Repeating it is safe: the same split again returns the same pair.
         return self._write(split)
 
     def _holder_params(self, work_item_id: str, lease_epoch: int | None) -> dict[str, Any]:
@@ -719,7 +800,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
             cur.execute(
                 "SELECT s.name, s.created_at, s.lease_mode, s.acquire_order, s.max_attempts, "
                 "coalesce(sum(c.total_items), 0)::bigint, coalesce(sum(c.completed_items), 0)::bigint, "
-                "s.retry_delay_micros, s.max_retry_delay_micros "
+                "s.retry_delay_micros, s.max_retry_delay_micros, s.split_min_documents "
                 "FROM sessions s LEFT JOIN session_counters c ON c.session_id = s.id "
                 "GROUP BY s.id ORDER BY s.name"
             )
@@ -734,6 +815,7 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
                     completed_work_items=r[6],
                     retry_delay=timedelta(0, 0, r[7]),
                     max_retry_delay=timedelta(0, 0, r[8]),
+                    split_min_documents=r[9],
                 )
                 for r in cur.fetchall()
             ]

@@ -1,4 +1,4 @@
--- litecoord PostgreSQL schema, version 2 (store.py migrates version 1 in setup()).
+-- litecoord PostgreSQL schema, version 3 (store.py migrates versions 1 and 2 in setup()).
 --
 -- The same tables as the SQLite schema (litecoord/backends/sqlite/schema.sql),
 -- so one row shape serves both backends: every time column holds integer
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS litecoord_meta (
     value TEXT NOT NULL
 );
 
-INSERT INTO litecoord_meta (key, value) VALUES ('schema_version', '2') ON CONFLICT (key) DO NOTHING;
+INSERT INTO litecoord_meta (key, value) VALUES ('schema_version', '3') ON CONFLICT (key) DO NOTHING;
 
 -- The database server's time in microseconds. now() is the start of the
 -- transaction, so every statement of one transaction sees the same instant.
@@ -47,7 +47,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     retry_delay_micros     BIGINT NOT NULL DEFAULT 10000000 CHECK (retry_delay_micros >= 0),
     max_retry_delay_micros BIGINT NOT NULL DEFAULT 600000000 CHECK (max_retry_delay_micros >= 0),
     -- Set while the session is paused (version 2): acquire hands out nothing.
-    paused_at              BIGINT
+    paused_at              BIGINT,
+    -- Split requests (version 3): an idle acquire asks the holder of the lease
+    -- with the most work left to split it, if at least twice this many
+    -- documents are left. NULL: requests are off.
+    split_min_documents    BIGINT DEFAULT 10000 CHECK (split_min_documents >= 0)
 );
 
 -- A session's totals, split over COUNTER_SHARDS rows (created with the
@@ -67,8 +71,8 @@ CREATE TABLE IF NOT EXISTS session_counters (
     assigned_items      BIGINT NOT NULL DEFAULT 0,   -- live and lapsed leases
     completed_items     BIGINT NOT NULL DEFAULT 0,
     failed_items        BIGINT NOT NULL DEFAULT 0,
-    total_documents     NUMERIC NOT NULL DEFAULT 0,  -- root items only: successors
-    total_size_bytes    NUMERIC NOT NULL DEFAULT 0,  -- re-count their parent's share
+    total_documents     NUMERIC NOT NULL DEFAULT 0,  -- items that count in totals only: RFS
+    total_size_bytes    NUMERIC NOT NULL DEFAULT 0,  -- successors re-count their parent's share
     documents_processed NUMERIC NOT NULL DEFAULT 0,
     bytes_processed     NUMERIC NOT NULL DEFAULT 0,
     started_at          BIGINT,                      -- first acquisition (min over shards)
@@ -111,6 +115,16 @@ CREATE TABLE IF NOT EXISTS work_items (
     -- NULL on every other item (a lease clears it), so the pending index below
     -- holds only items available now.
     next_attempt_at      BIGINT,
+    -- Version 3. The half-open range [range_start, range_end) of document
+    -- positions of the shard the item covers (range_end NULL: to the shard's end).
+    range_start          BIGINT NOT NULL DEFAULT 0,
+    range_end            BIGINT,
+    -- A split request: the position an idle worker proposes the holder split at.
+    split_requested_at   BIGINT,
+    -- Whether the item's document_count and total_size_bytes count in the
+    -- session's totals: roots, and what live splits cut from an item that
+    -- counts; not RFS successors, whose estimates re-count their parent's.
+    counts_in_totals     BOOLEAN NOT NULL DEFAULT true,
     UNIQUE (session_id, work_item_id)   -- lookups by id, and creation's ON CONFLICT
 )
 -- A queue churns: every lease, renewal and completion rewrites the row, and
@@ -184,10 +198,11 @@ BEGIN
         d_bytes_done := NEW.bytes_processed;
         IF TG_OP = 'INSERT' THEN
             d_total := 1;
-            IF NEW.parent_id IS NULL THEN
-                d_docs := coalesce(NEW.document_count, 0);
-                d_size := coalesce(NEW.total_size_bytes, 0);
-            END IF;
+        END IF;
+        -- On an update, only a live split changes estimates (it moves them to a new item).
+        IF NEW.counts_in_totals THEN
+            d_docs := coalesce(NEW.document_count, 0);
+            d_size := coalesce(NEW.total_size_bytes, 0);
         END IF;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
@@ -199,10 +214,10 @@ BEGIN
         d_bytes_done := d_bytes_done - OLD.bytes_processed;
         IF TG_OP = 'DELETE' THEN
             d_total := -1;
-            IF OLD.parent_id IS NULL THEN
-                d_docs := -coalesce(OLD.document_count, 0);
-                d_size := -coalesce(OLD.total_size_bytes, 0);
-            END IF;
+        END IF;
+        IF OLD.counts_in_totals THEN
+            d_docs := d_docs - coalesce(OLD.document_count, 0);
+            d_size := d_size - coalesce(OLD.total_size_bytes, 0);
         END IF;
     END IF;
     UPDATE session_counters SET

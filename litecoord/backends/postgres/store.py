@@ -62,7 +62,7 @@ __all__ = ["PgStore", "SCHEMA_VERSION", "load_schema", "redact"]
 T = TypeVar("T")
 
 #: The schema version this package writes (litecoord_meta.schema_version).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Steps that bring a database from version ``n - 1`` to ``n`` (SQL run before
 #: the idempotent schema file is applied again). Version 1 is the first.
@@ -70,6 +70,25 @@ MIGRATIONS: dict[int, str] = {
     # 1 -> 2: pausing a session; the attempts table, its triggers and the running
     # attempts of leases held across the migration come from schema.sql.
     2: "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS paused_at BIGINT",
+    # 2 -> 3: document ranges, live splits and split requests. Every item gets
+    # the default range of its id and count (litecoord.ranges.default_range);
+    # the counting trigger is off meanwhile (its function is replaced by the
+    # schema file after this, which also recreates the trigger).
+    3: """
+ALTER TABLE work_items DISABLE TRIGGER work_items_count;
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS split_min_documents BIGINT DEFAULT 10000
+    CHECK (split_min_documents >= 0);
+ALTER TABLE work_items ADD COLUMN IF NOT EXISTS range_start BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE work_items ADD COLUMN IF NOT EXISTS range_end BIGINT;
+ALTER TABLE work_items ADD COLUMN IF NOT EXISTS split_requested_at BIGINT;
+ALTER TABLE work_items ADD COLUMN IF NOT EXISTS counts_in_totals BOOLEAN NOT NULL DEFAULT true;
+UPDATE work_items SET counts_in_totals = false WHERE parent_id IS NOT NULL;
+UPDATE work_items SET range_start = substring(work_item_id FROM '__([0-9]{1,19})$')::bigint
+WHERE work_item_id ~ '^.+__[0-9]{1,9}__[0-9]{1,19}$'
+  AND substring(work_item_id FROM '__([0-9]{1,19})$')::numeric <= 9007199254740991;
+UPDATE work_items SET range_end = range_start + document_count WHERE document_count IS NOT NULL;
+ALTER TABLE work_items ENABLE TRIGGER work_items_count;
+""",
 }
 
 #: What the statement that begins each transaction carries, by (durability, reads the time).

@@ -42,11 +42,11 @@ _SESSION = """
 SELECT s.id, s.lease_mode, s.acquire_order, s.max_attempts, s.created_at,
        (SELECT min(started_at) FROM session_counters WHERE session_id = s.id),
        (SELECT max(last_update) FROM session_counters WHERE session_id = s.id),
-       s.last_sample_at, s.retry_delay_micros, s.max_retry_delay_micros, s.paused_at
+       s.last_sample_at, s.retry_delay_micros, s.max_retry_delay_micros, s.paused_at, s.split_min_documents
 FROM sessions s WHERE s.name = %s::text"""
 _SESSION_NAMES = (
     "lease_mode", "acquire_order", "max_attempts", "created_at", "started_at", "last_update", "last_sample_at",
-    "retry_delay_micros", "max_retry_delay_micros", "paused_at",
+    "retry_delay_micros", "max_retry_delay_micros", "paused_at", "split_min_documents",
 )  # fmt: skip
 # Attempts name their item by id in the file, by its row here.
 _ATTEMPT_SELECT = f"""
@@ -141,10 +141,10 @@ def import_session(coordinator: PostgresCoordinator, records: Iterable[Any], *, 
         cur.execute("DELETE FROM attempts WHERE session_id = %s::bigint", (sid,))
         cur.execute(
             "UPDATE sessions SET lease_mode = %s::text, acquire_order = %s::text, max_attempts = %s::int, "
-            "created_at = %s::bigint, retry_delay_micros = %s::bigint, max_retry_delay_micros = %s::bigint "
-            "WHERE id = %s::bigint",
+            "created_at = %s::bigint, retry_delay_micros = %s::bigint, max_retry_delay_micros = %s::bigint, "
+            "split_min_documents = %s::bigint WHERE id = %s::bigint",
             (session["lease_mode"], session["acquire_order"], session["max_attempts"], session["created_at"],
-             session["retry_delay_micros"], session["max_retry_delay_micros"], sid),
+             session["retry_delay_micros"], session["max_retry_delay_micros"], session["split_min_documents"], sid),
         )  # fmt: skip
         # COPY: the fastest way in, and row triggers (the counters) fire for it as for INSERT.
         with cur.copy(f"COPY work_items (session_id, order_key, {_ITEM_SELECT}) FROM STDIN") as copy:

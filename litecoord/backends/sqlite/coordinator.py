@@ -24,13 +24,16 @@ from typing import Any, TypeVar
 
 from ... import validation as check
 from ...protocol import DEFAULT_LEASE_DURATION
+from ...ranges import pick_split_request, split_item_id
 from ...transfer import ImportSummary
 from ...types import (
+    KEEP,
     AcquireOrder,
     AcquisitionOutcome,
     AttentionKind,
     Clock,
     IndexProgress,
+    Keep,
     LeaseMode,
     LeaseOutcome,
     NoAvailableWorkToBeDone,
@@ -53,13 +56,16 @@ from ..common import (
     completed_by,
     item_from_row,
     lease_from_row,
+    live_split,
     named_lease,
     not_found,
     page_of,
     parse_cursor,
+    range_params,
     refusal,
     session_not_found,
     setup_settings,
+    split_candidates,
     split_children,
     status_from,
     successor_ids,
@@ -88,7 +94,7 @@ _TAKE_SET = f"""
     status = 'assigned', worker_id = :worker, lease_epoch = lease_epoch + 1,
     lease_micros = {_GRANT}, lease_expiry = :now + {_GRANT},
     started_at = coalesce(started_at, :now), leased_at = :now, last_heartbeat = :now, updated_at = :now,
-    next_attempt_at = NULL"""
+    next_attempt_at = NULL, split_requested_at = NULL"""
 
 _HELD_BY_WORKER = f"""
 SELECT {_COLS} FROM work_items
@@ -120,13 +126,19 @@ WHERE seq = coalesce(
 RETURNING {_COLS}"""
 # A paused session hands out nothing (the subquery is constant: SQLite reads it once).
 
-# When acquire found nothing: what remains, what failed, the next retry due, and whether paused.
+# When acquire found nothing: what remains, what failed, the next retry due, whether paused,
+# and the session's split_min_documents (for the split request an idle acquire makes).
 _NOTHING_TO_ACQUIRE = """
 SELECT total_items - completed_items - failed_items, failed_items,
        (SELECT min(next_attempt_at) FROM work_items
         WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NOT NULL),
-       paused_at IS NOT NULL
+       paused_at IS NOT NULL, split_min_documents
 FROM sessions WHERE id = :session"""
+
+# The live leases an idle acquire may ask to split (read from the assigned-expiry index).
+_SPLIT_CANDIDATES = """
+SELECT seq, range_start, range_end, documents_processed, split_requested_at, started_at, last_progress_update
+FROM work_items WHERE session_id = :session AND status = 'assigned' AND lease_expiry > :now"""
 
 # The pending order of an item of size :size in session :session.
 _ORDER_KEY = (
@@ -135,7 +147,8 @@ _ORDER_KEY = (
 
 _TAKE_NAMED = f"UPDATE work_items SET {_TAKE_SET} WHERE seq = :seq RETURNING {_COLS}"
 
-_ITEM_BY_ID = f"SELECT {_COLS}, seq FROM work_items WHERE session_id = ? AND work_item_id = ?"
+# counts_in_totals, then seq: the last two, after the item's columns.
+_ITEM_BY_ID = f"SELECT {_COLS}, counts_in_totals, seq FROM work_items WHERE session_id = ? AND work_item_id = ?"
 
 # The caller must hold the item: same worker, same epoch when one is given.
 _HOLDER = "worker_id = :worker AND (:epoch IS NULL OR lease_epoch = :epoch)"
@@ -164,12 +177,14 @@ _COMPLETE = f"""
 UPDATE work_items SET
     status = 'completed', completed_at = :now, updated_at = :now,
     documents_processed = max(documents_processed, coalesce(document_count, 0)),
-    bytes_processed = max(bytes_processed, coalesce(total_size_bytes, 0))
+    bytes_processed = max(bytes_processed, coalesce(total_size_bytes, 0)),
+    split_requested_at = NULL
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING {_COLS}"""
 
 _RELEASE = f"""
-UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL, updated_at = :now
+UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL, updated_at = :now,
+    split_requested_at = NULL
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING seq"""
 
@@ -193,16 +208,24 @@ UPDATE work_items SET
         THEN 'failed' ELSE 'pending' END,
     next_attempt_at = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = :session)
         THEN NULL ELSE {_NEXT_ATTEMPT} END,
-    worker_id = NULL, lease_expiry = NULL, updated_at = :now
+    worker_id = NULL, lease_expiry = NULL, updated_at = :now, split_requested_at = NULL
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING {_COLS}"""
 
 _INSERT_ITEM = f"""
 INSERT OR IGNORE INTO work_items
     (session_id, work_item_id, index_name, shard_number, document_count,
-     total_size_bytes, order_key, parent_id, created_at, updated_at)
-VALUES (:session, :id, :index, :shard, :docs, :size, {_ORDER_KEY}, :parent, :now, :now)
+     total_size_bytes, order_key, parent_id, created_at, updated_at, range_start, range_end, counts_in_totals)
+VALUES (:session, :id, :index, :shard, :docs, :size, {_ORDER_KEY}, :parent, :now, :now, :start, :end, :counted)
 RETURNING {_COLS}"""
+
+_REQUEST_SPLIT = "UPDATE work_items SET split_requested_at = ? WHERE seq = ? AND split_requested_at IS NULL"
+
+# The holder's live split: the item keeps [range_start, :at) and the estimates left to it.
+_SPLIT_KEEP = f"""
+UPDATE work_items SET range_end = :at, document_count = :docs, total_size_bytes = :size,
+    split_requested_at = NULL, updated_at = :now
+WHERE seq = :seq RETURNING {_COLS}"""
 
 _REORDER = (
     f"UPDATE work_items SET order_key = {_ORDER_KEY.replace(':size', 'total_size_bytes')} "
@@ -212,9 +235,9 @@ _REORDER = (
 _INSERT_LEASED = f"""
 INSERT INTO work_items
     (session_id, work_item_id, status, order_key, worker_id, lease_epoch, lease_micros,
-     lease_expiry, started_at, leased_at, last_heartbeat, created_at, updated_at)
+     lease_expiry, started_at, leased_at, last_heartbeat, created_at, updated_at, range_start)
 VALUES (:session, :id, 'assigned', {_ORDER_KEY.replace(':size', 'NULL')}, :worker, 1, :duration,
-        :now + :duration, :now, :now, :now, :now, :now)
+        :now + :duration, :now, :now, :now, :now, :now, :start)
 RETURNING {_COLS}"""
 
 _SESSION_ID = "SELECT id FROM sessions WHERE name = ?"
@@ -231,13 +254,13 @@ SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' AND
 _RETRY_WAITING = """
 SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'pending' AND next_attempt_at IS NOT NULL"""
 
-# One pass over the session's rows. Documents and bytes totals count root
-# items only, as the session counters do.
+# One pass over the session's rows. Documents and bytes totals count the
+# items that count in totals only, as the session counters do.
 _INDEX_PROGRESS = """
 SELECT index_name, count(*), sum(status = 'pending'), sum(status = 'assigned'),
        sum(status = 'assigned' AND lease_expiry <= :now), sum(status = 'completed'), sum(status = 'failed'),
-       sum(CASE WHEN parent_id IS NULL THEN coalesce(document_count, 0) ELSE 0 END), sum(documents_processed),
-       sum(CASE WHEN parent_id IS NULL THEN coalesce(total_size_bytes, 0) ELSE 0 END), sum(bytes_processed)
+       sum(counts_in_totals * coalesce(document_count, 0)), sum(documents_processed),
+       sum(counts_in_totals * coalesce(total_size_bytes, 0)), sum(bytes_processed)
 FROM work_items WHERE session_id = :session
 GROUP BY index_name ORDER BY index_name IS NULL, index_name"""
 
@@ -349,7 +372,7 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
     def _create_session(self, conn: sqlite3.Connection, now: int, **settings: Any) -> tuple[int]:
         conn.execute("INSERT OR IGNORE INTO sessions (name, created_at) VALUES (?, ?)", (self.session, now))
         for column, value in settings.items():
-            if value is not None:
+            if value is not None or column == "split_min_documents":  # there None is a value: off
                 conn.execute(f"UPDATE sessions SET {column} = ? WHERE name = ?", (value, self.session))
         return conn.execute(_SESSION_ID, (self.session,)).fetchone()
 
@@ -361,8 +384,11 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
         max_attempts: int | None = None,
         retry_delay: timedelta | float | None = None,
         max_retry_delay: timedelta | float | None = None,
+        split_min_documents: int | None | Keep = KEEP,
     ) -> None:
-        settings = setup_settings(lease_mode, acquire_order, max_attempts, retry_delay, max_retry_delay)
+        settings = setup_settings(
+            lease_mode, acquire_order, max_attempts, retry_delay, max_retry_delay, split_min_documents
+        )
         # setup() is where a file of an older schema version is upgraded (see Store.ensure_schema).
         self._store.ensure_schema(upgrade=True)
         now = self._now()
@@ -401,7 +427,8 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
         now = self._now()
         rows = [
             {"id": s["work_item_id"], "index": s["index_name"], "shard": s["shard_number"],
-             "docs": s["document_count"], "size": s["total_size_bytes"], "parent": None, "now": now}
+             "docs": s["document_count"], "size": s["total_size_bytes"], "parent": None, "now": now,
+             "counted": 1, **range_params(s["work_item_id"], s["document_count"])}
             for s in specs
         ]  # fmt: skip
 
@@ -429,14 +456,27 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
 
     @staticmethod
     def _acquire_row(conn: sqlite3.Connection, sid: int, worker: str, now: int, duration: int) -> tuple[bool, Any]:
-        """(True, the lease row) or (False, (remaining, failed)): the acquire step of a transaction."""
+        """(True, the lease row) or (False, (remaining, failed, next retry, paused, split_min_documents)):
+        the acquire step of a transaction.
+
+        Finding nothing while items are leased, it asks the lease with the most
+        work left to split (:func:`litecoord.ranges.pick_split_request`): only
+        this idle path reads the leases, so a claim that finds work costs what it did.
+        """
         held = conn.execute(_HELD_BY_WORKER, (sid, worker, now)).fetchone()
         if held is not None:
             return True, held
         row = conn.execute(_ACQUIRE, {"session": sid, "worker": worker, "now": now, "duration": duration}).fetchone()
         if row is not None:
             return True, row
-        return False, conn.execute(_NOTHING_TO_ACQUIRE, {"session": sid}).fetchone()
+        nothing = conn.execute(_NOTHING_TO_ACQUIRE, {"session": sid}).fetchone()
+        # Not while paused: idle workers then wait on purpose, and nothing would take the piece.
+        if nothing[0] and not nothing[3] and nothing[4] is not None:
+            leases = conn.execute(_SPLIT_CANDIDATES, {"session": sid, "now": now}).fetchall()
+            request = pick_split_request(split_candidates(leases), nothing[4])
+            if request is not None:
+                conn.execute(_REQUEST_SPLIT, (request[1], request[0]))
+        return False, nothing
 
     def _outcome(self, result: tuple[bool, Any], now: int) -> AcquisitionOutcome:
         leased, row = result
@@ -463,7 +503,8 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
             params = {"session": sid, "id": work_item_id, "worker": worker, "now": now, "duration": duration}
             row = conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
             if row is None:
-                return self._lease(conn.execute(_INSERT_LEASED, params).fetchone(), now)
+                start = range_params(work_item_id, None)["start"]
+                return self._lease(conn.execute(_INSERT_LEASED, {**params, "start": start}).fetchone(), now)
             answer = named_lease(self.session, row, worker, now)
             if answer is not None:
                 return answer
@@ -549,21 +590,49 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
 
         def split(conn: sqlite3.Connection) -> WorkItem:
             row = conn.execute(_ITEM_BY_ID, (session, work_item_id)).fetchone()
-            children = split_children(self.session, work_item_id, row, successors, params["worker"], now, lease_epoch)
-            if isinstance(children, WorkItem):
-                return children
-            for name, docs, size in children:
+            made = split_children(self.session, work_item_id, row, successors, params["worker"], now, lease_epoch)
+            if isinstance(made, WorkItem):
+                return made
+            for name, docs, size, start, end in made.children:
                 conn.execute(
                     _INSERT_ITEM,
                     {"session": session, "id": name, "index": row[2], "shard": row[3], "docs": docs, "size": size,
-                     "parent": work_item_id, "now": now},
+                     "parent": work_item_id, "now": now, "start": start, "end": end, "counted": 0},
                 )  # fmt: skip
             done = conn.execute(
                 f"UPDATE work_items SET status = 'completed', completed_at = ?, updated_at = ?, "
-                f"successor_ids = ? WHERE seq = ? RETURNING {_COLS}",
-                (now, now, ",".join(successors), row[-1]),
+                f"successor_ids = ?, range_end = ?, documents_processed = ?, split_requested_at = NULL "
+                f"WHERE seq = ? RETURNING {_COLS}",
+                (now, now, ",".join(successors), made.parent_end, made.parent_processed, row[-1]),
             ).fetchone()
             return self._item(done, now)
+
+        return self._store.write(split)
+
+    def split_work_item(
+        self, work_item_id: str, at: int, *, lease_epoch: int | None = None
+    ) -> tuple[WorkItem, WorkItem]:
+        params = self._holder_params(work_item_id, lease_epoch)
+        at = check.count("at", at, optional=False)
+        session, worker, now = params["session"], params["worker"], params["now"]
+
+        def split(conn: sqlite3.Connection) -> tuple[Any, Any]:
+            row = conn.execute(_ITEM_BY_ID, (session, work_item_id)).fetchone()
+            child = conn.execute(_ITEM_BY_ID, (session, split_item_id(work_item_id, at))).fetchone()
+            plan = live_split(self.session, work_item_id, row, child, at, worker, now, lease_epoch)
+            if isinstance(plan, tuple):
+                return plan
+            kept = conn.execute(
+                _SPLIT_KEEP,
+                {"at": at, "docs": plan.kept_documents, "size": plan.kept_bytes, "now": now, "seq": row[-1]},
+            ).fetchone()
+            new = conn.execute(
+                _INSERT_ITEM,
+                {"session": session, "id": plan.new_id, "index": row[2], "shard": row[3], "docs": plan.new_documents,
+                 "size": plan.new_bytes, "parent": work_item_id, "now": now, "start": at, "end": plan.new_end,
+                 "counted": row[-2]},
+            ).fetchone()  # fmt: skip
+            return self._item(kept, now), self._item(new, now)
 
         return self._store.write(split)
 
@@ -658,7 +727,7 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
         def rows(conn: sqlite3.Connection) -> list[SessionInfo]:
             query = S.select(
                 S.name, S.created_at, S.lease_mode, S.acquire_order, S.max_attempts, S.total_items, S.completed_items,
-                S.retry_delay_micros, S.max_retry_delay_micros,
+                S.retry_delay_micros, S.max_retry_delay_micros, S.split_min_documents,
             ).order_by(S.name)  # fmt: skip
             return [
                 SessionInfo(
@@ -671,6 +740,7 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
                     completed_work_items=r[6],
                     retry_delay=timedelta(0, 0, r[7]),
                     max_retry_delay=timedelta(0, 0, r[8]),
+                    split_min_documents=r[9],
                 )
                 for r in query.tuples()
             ]
@@ -774,11 +844,11 @@ def _exact_totals(conn: sqlite3.Connection, sid: int, totals: Sequence[Any]) -> 
     """
     docs = size = docs_done = bytes_done = 0
     for count, nbytes, done, done_bytes, root in conn.execute(
-        "SELECT document_count, total_size_bytes, documents_processed, bytes_processed, parent_id IS NULL "
+        "SELECT document_count, total_size_bytes, documents_processed, bytes_processed, counts_in_totals "
         "FROM work_items WHERE session_id = ?",
         (sid,),
     ):
-        if root:  # successors re-count a share of their parent's estimate
+        if root:  # RFS successors re-count a share of their parent's estimate
             docs += count or 0
             size += nbytes or 0
         docs_done += done

@@ -48,6 +48,7 @@ def create_models(db: peewee.Database) -> Models:
         retry_delay_micros = peewee.IntegerField(default=10_000_000)
         max_retry_delay_micros = peewee.IntegerField(default=600_000_000)
         paused_at = peewee.IntegerField(null=True)
+        split_min_documents = peewee.IntegerField(null=True, default=10_000)
 
         class Meta:
             table_name = "sessions"
@@ -81,6 +82,10 @@ def create_models(db: peewee.Database) -> Models:
         completed_at = peewee.IntegerField(null=True)
         updated_at = peewee.IntegerField()
         next_attempt_at = peewee.IntegerField(null=True)
+        range_start = peewee.IntegerField(default=0)
+        range_end = peewee.IntegerField(null=True)
+        split_requested_at = peewee.IntegerField(null=True)
+        counts_in_totals = peewee.IntegerField(default=1)
 
         class Meta:
             table_name = "work_items"

@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 import peewee
 
 from ...errors import DatabaseBusyError, LitecoordError, LostWritesError, NotALitecoordFileError, ValidationError
+from ...ranges import default_range
 from .. import bounds
 
 try:  # flock is POSIX-only; without it writers fall back to SQLite's busy handler.
@@ -59,12 +60,21 @@ __all__ = ["Store", "Durability", "SCHEMA_VERSION", "APPLICATION_ID", "load_sche
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 #: How to bring a file of each older schema version to the next one, in one
 #: transaction. New columns go last in their table, where schema.sql puts them
 #: too, so an upgraded file and a new one have the same tables.
-_UPGRADES: dict[str, tuple[str, ...]] = {
+def _ranges_of_existing_items(conn: sqlite3.Connection) -> None:
+    """3 -> 4: every item gets the default range of its id and count (see litecoord.ranges.default_range)."""
+    rows = conn.execute("SELECT seq, work_item_id, document_count FROM work_items").fetchall()
+    for seq, work_item_id, count in rows:
+        start, end = default_range(work_item_id, count)
+        if start or end is not None:
+            conn.execute("UPDATE work_items SET range_start = ?, range_end = ? WHERE seq = ?", (start, end, seq))
+
+
+_UPGRADES: dict[str, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
     # 1 -> 2: retry backoff. A failed item waits out a delay before acquire
     # hands it out again; the pending index keeps only items available now.
     "1": (
@@ -77,6 +87,21 @@ _UPGRADES: dict[str, tuple[str, ...]] = {
     ),
     # 2 -> 3: pausing a session; the attempts table and its triggers come from schema.sql.
     "2": ("ALTER TABLE sessions ADD COLUMN paused_at INTEGER",),
+    # 3 -> 4: document ranges, live splits and split requests. The counter
+    # triggers are recreated (by schema.sql) to count items by counts_in_totals;
+    # dropped first, so the updates below do not run them row by row.
+    "3": (
+        "DROP TRIGGER IF EXISTS work_items_counters_insert",
+        "DROP TRIGGER IF EXISTS work_items_counters_update",
+        "DROP TRIGGER IF EXISTS work_items_counters_delete",
+        "ALTER TABLE sessions ADD COLUMN split_min_documents INTEGER DEFAULT 10000 CHECK (split_min_documents >= 0)",
+        "ALTER TABLE work_items ADD COLUMN range_start INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE work_items ADD COLUMN range_end INTEGER",
+        "ALTER TABLE work_items ADD COLUMN split_requested_at INTEGER",
+        "ALTER TABLE work_items ADD COLUMN counts_in_totals INTEGER NOT NULL DEFAULT 1",
+        "UPDATE work_items SET counts_in_totals = (parent_id IS NULL)",
+        _ranges_of_existing_items,
+    ),
 }
 
 #: Run once the upgraded file has the whole schema: leases held across the
@@ -761,7 +786,10 @@ class Store:
         if version in _UPGRADES and upgrade:
             while version in _UPGRADES:
                 for statement in _UPGRADES[version]:
-                    conn.execute(statement)
+                    if callable(statement):
+                        statement(conn)
+                    else:
+                        conn.execute(statement)
                 version = str(int(version) + 1)
             # The schema's CREATE ... IF NOT EXISTS statements add the new indexes
             # (and leave what exists); then the file says which version it is.

@@ -126,9 +126,9 @@ def import_session(
             conn.execute("UPDATE sessions SET last_sample_at = ? WHERE id = ?", (_NO_SAMPLING, sid))
         conn.execute(
             "UPDATE sessions SET lease_mode = ?, acquire_order = ?, max_attempts = ?, created_at = ?, "
-            "retry_delay_micros = ?, max_retry_delay_micros = ? WHERE id = ?",
+            "retry_delay_micros = ?, max_retry_delay_micros = ?, split_min_documents = ? WHERE id = ?",
             (session["lease_mode"], session["acquire_order"], session["max_attempts"], session["created_at"],
-             session["retry_delay_micros"], session["max_retry_delay_micros"], sid),
+             session["retry_delay_micros"], session["max_retry_delay_micros"], session["split_min_documents"], sid),
         )  # fmt: skip
         # The rows are made afresh on each run of this function: the store may run it again after a busy rollback.
         conn.executemany(_INSERT_ITEM, ((sid, *row) for row in import_rows(parsed)))
