@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from litecoord import FakeClock, SqliteCoordinator, ValidationError, WorkItemAndDuration
+from litecoord import FakeClock, NoAvailableWorkToBeDone, SqliteCoordinator, ValidationError, WorkItemAndDuration
 from litecoord.cli.commands import base as cli_base
 from litecoord.cli.commands import cli
 from litecoord.errors import LeaseConflictError, SessionNotEmptyError
@@ -343,3 +343,57 @@ def test_retry_delays_are_optional_in_a_file_and_next_attempt_at_only_fits_a_pen
     bad[assigned]["next_attempt_at"] = "2025-01-19T20:40:00Z"
     with pytest.raises(ValidationError, match=rf"line {assigned + 1}: next_attempt_at is only for a pending item"):
         target(session="bad").import_session(bad)
+
+
+def test_ranges_splits_and_requests_move_between_stores_and_the_audit_stays_exact(
+    tmp_path: Path, target: Make, clock: FakeClock
+) -> None:
+    with sqlite_store(tmp_path / "ranges.db", clock) as make:
+        admin, w1, w2, idle = make(), make(worker_id="w1"), make(worker_id="w2"), make(worker_id="idle")
+        admin.setup(split_min_documents=10)
+        admin.create_work_items(
+            [{"work_item_id": f"logs__{n}__0", "index_name": "logs", "shard_number": n, "document_count": 1000}
+             for n in range(2)]
+        )  # fmt: skip
+        first = w1.acquire_next_work_item()
+        second = w2.acquire_next_work_item()
+        w1.update_progress_and_renew_lease(first.work_item_id, 100)
+        w1.split_work_item(first.work_item_id, 400)  # a live split: [400, 1000) is pending
+        w2.update_progress_and_renew_lease(second.work_item_id, 300)
+        w2.create_successor_work_items_and_mark_complete(second.work_item_id, ["logs__1__300", "logs__1__800"])
+        assert idle.acquire_next_work_item().work_item_id == "logs__0__400"
+        idle.complete_work_item("logs__0__400")
+        assert idle.acquire_next_work_item().work_item_id == "logs__1__300"
+        assert make(worker_id="idle2").acquire_next_work_item().work_item_id == "logs__1__800"
+        assert isinstance(make(worker_id="idle3").acquire_next_work_item(), NoAvailableWorkToBeDone)  # asks
+        exported = records_of(admin)
+        before = (admin.list_work_items(), admin.status(), admin.verify_coverage(), admin.list_sessions())
+    requested = [(i.work_item_id, i.split_requested_at) for i in before[0] if i.split_requested_at]
+    assert requested == [("logs__1__300", 550)]
+
+    target().import_session(exported)
+    after = target()
+    assert (after.list_work_items(), after.status(), after.verify_coverage(), after.list_sessions()) == before
+    assert records_of(after)[1:] == exported[1:]
+    # Work goes on in the new store: everything left completes, and the audit is ok.
+    for item in after.list_work_items("assigned"):
+        target(worker_id=item.worker_id).complete_work_item(item.work_item_id)
+    assert isinstance(after.acquire_next_work_item(), NoAvailableWorkToBeDone)
+    report = after.verify_coverage()
+    assert report.ok and [s.covered for s in report.shards] == [((0, 1000),), ((0, 1000),)]
+    assert after.status().total_documents_processed == 2000
+
+
+def test_a_file_written_before_ranges_gets_the_defaults_of_new_items(tmp_path: Path, clock: FakeClock) -> None:
+    with sqlite_store(tmp_path / "old.db", clock) as make:
+        make().create_work_items([{"work_item_id": "logs__0__500", "document_count": 100}])
+        records = records_of(make())
+    for record in records:
+        for name in ("range_start", "range_end", "split_requested_at", "counts_in_totals", "split_min_documents"):
+            record.pop(name, None)
+    with sqlite_store(tmp_path / "new.db", clock) as make:
+        make().import_session(records)
+        item = make().get_work_item("logs__0__500")
+        assert (item.range_start, item.range_end, item.split_requested_at) == (500, 600, None)
+        assert make().list_sessions()[0].split_min_documents == 10_000
+        assert make().status().total_documents == 100

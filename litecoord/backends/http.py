@@ -58,6 +58,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, unquote_to_bytes, urlencode, urlsplit
 
 from .. import validation as check
+from ..coverage import CoverageReport
 from ..errors import (
     CoordinatorUnreachableError,
     LitecoordError,
@@ -67,10 +68,12 @@ from ..errors import (
 )
 from ..protocol import DEFAULT_LEASE_DURATION
 from ..types import (
+    KEEP,
     AcquisitionOutcome,
     AlreadyCompleted,
     AttentionKind,
     IndexProgress,
+    Keep,
     LeaseOutcome,
     NoAvailableWorkToBeDone,
     ProgressSample,
@@ -487,6 +490,7 @@ class HttpCoordinator(HttpConsoleCalls):
         max_attempts: int | None = None,
         retry_delay: timedelta | float | None = None,
         max_retry_delay: timedelta | float | None = None,
+        split_min_documents: int | None | Keep = KEEP,
     ) -> None:
         settings: dict[str, Any] = {
             "lease_mode": lease_mode,
@@ -497,6 +501,8 @@ class HttpCoordinator(HttpConsoleCalls):
             if value is not None:  # checked here, so the error names the argument as the SQLite backend does
                 settings[f"{name}_seconds"] = json_seconds(check.delay(value, name))
         body = {k: v for k, v in settings.items() if v is not None}
+        if split_min_documents is not KEEP:  # sent even as null: that turns split requests off
+            body["split_min_documents"] = check.count("split_min_documents", split_min_documents)
         self._call("PUT", f"/sessions/{quote(self.session, safe='')}", body=body)
 
     def close(self) -> None:
@@ -647,6 +653,19 @@ class HttpCoordinator(HttpConsoleCalls):
             check.text(f"successor_work_item_ids[{i}]", name, check.MAX_WORK_ITEM_ID_LENGTH, allow_comma=False)
         body["successor_work_item_ids"] = list(successor_work_item_ids)
         return WorkItem.from_dict(self._call("POST", path, body=body))
+
+    def split_work_item(
+        self, work_item_id: str, at: int, *, lease_epoch: int | None = None
+    ) -> tuple[WorkItem, WorkItem]:
+        path = self._item_path(work_item_id, "split")
+        body = self._holder_body(lease_epoch)
+        body["at"] = check.count("at", at, optional=False)
+        # Repeating the same split returns the same pair, so a retried request is harmless.
+        data = self._call("POST", path, body=body)
+        return WorkItem.from_dict(data["kept"]), WorkItem.from_dict(data["new"])
+
+    def verify_coverage(self) -> CoverageReport:
+        return CoverageReport.from_dict(self._call("GET", self._backfill_path("coverage")))
 
     # -- reading -----------------------------------------------------------------------
 

@@ -99,6 +99,16 @@ _WORK_ITEM = _obj(
             **_TIME_OR_NULL,
             "description": "after a failure: acquire does not hand the item out before this time",
         },
+        "range_start": {**_COUNT, "description": "first document position of the shard this item covers"},
+        "range_end": {
+            **_COUNT_OR_NULL,
+            "description": "end (exclusive) of the range [range_start, range_end); null: to the shard's end",
+        },
+        "split_requested_at": {
+            **_COUNT_OR_NULL,
+            "description": "a split request: the position an idle worker proposes the holder split at "
+            "(answer with POST .../split, at it or later); null: none",
+        },
     },
     # The console client's fields, always present (null when unset).
     tuple(
@@ -264,6 +274,7 @@ _SCHEMAS: dict[str, Any] = {
             "completed_work_items": _COUNT,
             "retry_delay_seconds": {"type": "number", "minimum": 0},
             "max_retry_delay_seconds": {"type": "number", "minimum": 0},
+            "split_min_documents": _COUNT_OR_NULL,
         },
         ("session_name", "created_at", "lease_mode", "acquire_order", "max_attempts"),
     ),
@@ -279,6 +290,13 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "delay before the first retry of a failed item (doubling per failure; 0: at once)",
             },
             "max_retry_delay_seconds": {"type": ["number", "null"], "minimum": 0, "maximum": 86400},
+            "split_min_documents": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": MAX_COUNT,
+                "description": "idle acquires ask a holder to split only items with at least twice this many "
+                "documents left (default 10000); null turns split requests off",
+            },
         },
         closed=True,
         description="Each field left out (or null) keeps the session's setting; a null body keeps them all.",
@@ -361,6 +379,53 @@ _SCHEMAS: dict[str, Any] = {
         },
         ("worker_id", "successor_work_item_ids"),
         closed=True,
+    ),
+    "SplitRequest": _obj(
+        {
+            "worker_id": _WORKER_ID,
+            "at": {**_COUNT, "maximum": MAX_COUNT, "description": "where the item ends from now on"},
+            "lease_epoch": _EPOCH,
+        },
+        ("worker_id", "at"),
+        closed=True,
+    ),
+    "SplitResult": _obj(
+        {"kept": _ref("WorkItem"), "new": _ref("WorkItem")},
+        ("kept", "new"),
+        description="The item as kept ([range_start, at)) and the new pending item ([at, old range_end)).",
+    ),
+    "CoverageReport": _obj(
+        {
+            "session_name": {"type": "string"},
+            "ok": {"type": "boolean"},
+            "gap_count": _COUNT,
+            "overlap_count": _COUNT,
+            "short_items": _COUNT,
+            "incomplete_items": _COUNT,
+            "unverifiable_shards": _COUNT,
+            "shards": {"type": "array", "items": _ref("ShardCoverage")},
+        },
+        ("session_name", "ok", "gap_count", "shards"),
+        description="The coverage audit: ok when every shard with a known extent is covered exactly "
+        "(no gap, no overlap, nothing completed short) and no item is left incomplete.",
+    ),
+    "ShardCoverage": _obj(
+        {
+            "index_name": _TEXT_OR_NULL,
+            "shard_number": _COUNT_OR_NULL,
+            "root_id": _TEXT_OR_NULL,
+            "verdict": {"type": "string", "enum": ["ok", "not_ok", "unverifiable"]},
+            "reason": _TEXT_OR_NULL,
+            "extent": {"type": ["array", "null"], "items": _COUNT},
+            "covered": {"type": "array", "items": {"type": "array", "items": _COUNT}},
+            "gaps": {"type": "array", "items": {"type": "array", "items": _COUNT}},
+            "overlaps": {"type": "array", "items": {"type": "array", "items": _COUNT}},
+            "short": {"type": "array", "items": {"type": "string"}},
+            "incomplete": {"type": "array", "items": {"type": "string"}},
+            "items": _COUNT,
+        },
+        ("verdict", "gaps", "overlaps"),
+        description="One shard's audit; ranges are [start, end) pairs of document positions.",
     ),
     "CompleteAndAcquireRequest": _obj(
         {"worker_id": _WORKER_ID, "lease_epoch": _EPOCH, "lease_duration_seconds": _SECONDS_OR_NULL},
@@ -921,6 +986,27 @@ def _paths() -> dict[str, Any]:
                 params=_ITEM_PARAMS,
                 body="SuccessorsRequest",
                 operation_id="createSuccessors",
+            )
+        },
+        item + "/split": {
+            "post": _op(
+                "Live split: the holder gives away [at, range_end) of its item as a new pending item",
+                {"200": _json(_ref("SplitResult"), "the item as kept, then the new item")},
+                errors=_HOLDER,
+                params=_ITEM_PARAMS,
+                body="SplitRequest",
+                operation_id="splitWorkItem",
+                description="Holder and lease_epoch are checked as for renewals. 422 when at is behind the "
+                "recorded position (range_start + documents_processed) or not before range_end. Repeating "
+                "the same split returns the same pair. Answers a split request (split_requested_at).",
+            )
+        },
+        "/sessions/{session}/backfill/coverage": {
+            "get": _op(
+                "The coverage audit: gaps, overlaps and items completed short, per shard",
+                {"200": _json(_ref("CoverageReport"), "the report, whether or not it is ok")},
+                errors=("404",),
+                operation_id="verifyCoverage",
             )
         },
     }

@@ -9,6 +9,7 @@ from .items import (
     cleanup_expired,
     complete,
     complete_and_acquire,
+    coverage,
     create_batch,
     create_item,
     delete_items,
@@ -19,6 +20,7 @@ from .items import (
     release,
     renew_lease,
     retry,
+    split,
     status,
     successors,
 )
@@ -58,6 +60,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", _ITEM + "/retry", retry),
     Route("POST", _ITEM + "/successors", successors),
     Route("GET", _ITEM + "/history", history),
+    Route("POST", _ITEM + "/split", split),
     Route("GET", BACKFILL_PATH + "/overview", overview),
     Route("GET", BACKFILL_PATH + "/indexes", index_progress),
     Route("GET", BACKFILL_PATH + "/samples", progress_samples),
@@ -67,6 +70,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", BACKFILL_PATH + "/failures/retry", retry_failures),
     Route("POST", BACKFILL_PATH + "/pause", pause),
     Route("POST", BACKFILL_PATH + "/resume", resume),
+    Route("GET", BACKFILL_PATH + "/coverage", coverage),
 )
 
 #: Item ids that collide with a literal route in ``GET …/{id}``; clients escape them.

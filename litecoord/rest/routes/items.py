@@ -1,4 +1,5 @@
-"""Routes over work items: create, list, acquire, renew, complete, release, fail, retry, successors, status."""
+"""Routes over work items: create, list, acquire, renew, complete, release, fail, retry, successors, split,
+status, the coverage audit."""
 
 from __future__ import annotations
 
@@ -195,3 +196,15 @@ def successors(app: App, req: Request) -> Response:
     return 200, item.to_dict()
 
 
+
+
+def split(app: App, req: Request) -> Response:
+    body = req.obj(("worker_id", "at", "lease_epoch"))
+    coord = app.coordinator(req.params["session"], _worker(body.get("worker_id")))
+    kept, new = coord.split_work_item(req.params["work_item_id"], body.get("at"), lease_epoch=body.get("lease_epoch"))
+    return 200, {"kept": kept.to_dict(), "new": new.to_dict()}
+
+
+def coverage(app: App, req: Request) -> Response:
+    # 200 whether or not the audit is ok: the verdict is the body's "ok".
+    return 200, app.coordinator(req.params["session"]).verify_coverage().to_dict()

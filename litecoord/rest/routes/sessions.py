@@ -23,7 +23,10 @@ def list_sessions(app: App, req: Request) -> Response:
 
 def setup_session(app: App, req: Request) -> Response:
     body = req.obj(
-        ("lease_mode", "acquire_order", "max_attempts", "retry_delay_seconds", "max_retry_delay_seconds"),
+        (
+            "lease_mode", "acquire_order", "max_attempts", "retry_delay_seconds", "max_retry_delay_seconds",
+            "split_min_documents",
+        ),
         required=False,
     )
     delays = {
@@ -36,6 +39,8 @@ def setup_session(app: App, req: Request) -> Response:
         acquire_order=body.get("acquire_order"),
         max_attempts=body.get("max_attempts"),
         **delays,
+        # Left out: kept as stored; null: split requests off.
+        **({"split_min_documents": body["split_min_documents"]} if "split_min_documents" in body else {}),
     )
     info = next(s for s in coord.list_sessions() if s.session_name == coord.session)
     return 200, info.to_dict()
