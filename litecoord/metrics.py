@@ -17,6 +17,11 @@ Series (names after the conventions queue exporters use):
   ``litecoord_silent_items`` (see :mod:`litecoord.monitor` for the flags),
   ``litecoord_retrying_items`` (failed once, waiting out the retry delay),
   ``litecoord_eta_seconds`` (when known).
+* ``litecoord_coverage_gaps{session}`` and ``litecoord_coverage_ok{session}``:
+  the coverage audit (``verify_coverage()``), for a session with nothing left
+  pending or leased only: while work runs every unfinished range is a gap by
+  definition, and the audit reads every item, so it is read once per change
+  of a finished session (kept until its counts or last update move).
 * From the server only: ``litecoord_http_requests_total{route,status}``,
   ``litecoord_http_request_duration_seconds{route}`` (``route`` is the
   route's template, so its values are bounded).
@@ -54,6 +59,18 @@ class CoordinatorCollector(Collector):
     def __init__(self, coordinator: Any, *, stall_after: timedelta = monitor.STALL_AFTER) -> None:
         self.coordinator = coordinator
         self.stall_after = stall_after
+        #: The last audit of each finished session, by what would change it: {session: (key, report)}.
+        self._audits: dict[str, tuple[Any, Any]] = {}
+
+    def _audit(self, coord: Any, status: Any) -> Any:
+        """The coverage report of a finished session (``None`` while work remains), read once per change."""
+        if status.finished_at is None:
+            return None
+        key = (status.last_update, status.total_work_items, status.completed_work_items, status.failed_work_items)
+        cached = self._audits.get(status.session_name)
+        if cached is None or cached[0] != key:
+            cached = self._audits[status.session_name] = (key, coord.verify_coverage())
+        return cached[1]
 
     def describe(self) -> list[Metric]:
         return []  # read nothing at registration; the families are built per scrape
@@ -67,10 +84,12 @@ class CoordinatorCollector(Collector):
         docs = CounterMetricFamily("litecoord_documents_processed", "Documents processed", labels=["session"])
         size = CounterMetricFamily("litecoord_bytes_processed", "Bytes processed", labels=["session"])
         docs_expected = GaugeMetricFamily(
-            "litecoord_documents_expected", "Documents of the session's items (root items)", labels=["session"]
+            "litecoord_documents_expected",
+            "Documents of the session's items (roots and live-split pieces)",
+            labels=["session"],
         )
         size_expected = GaugeMetricFamily(
-            "litecoord_bytes_expected", "Bytes of the session's items (root items)", labels=["session"]
+            "litecoord_bytes_expected", "Bytes of the session's items (roots and live-split pieces)", labels=["session"]
         )
         lapsed = GaugeMetricFamily(
             "litecoord_lease_expired_items", "Assigned items whose lease lapsed", labels=["session"]
@@ -93,6 +112,14 @@ class CoordinatorCollector(Collector):
         eta = GaugeMetricFamily("litecoord_eta_seconds", "Estimated time to completion", labels=["session"])
         paused = GaugeMetricFamily(
             "litecoord_session_paused", "1 while the session is paused (acquire hands out nothing)", labels=["session"]
+        )
+        gaps = GaugeMetricFamily(
+            "litecoord_coverage_gaps",
+            "Ranges of documents no completed item covered (the coverage audit of a finished session)",
+            labels=["session"],
+        )
+        covered = GaugeMetricFamily(
+            "litecoord_coverage_ok", "1 when the coverage audit of a finished session is ok, else 0", labels=["session"]
         )
         for info in self.coordinator.list_sessions():
             name = info.session_name
@@ -120,7 +147,12 @@ class CoordinatorCollector(Collector):
             if status.eta_seconds is not None:
                 eta.add_metric([name], status.eta_seconds)
             paused.add_metric([name], 1 if status.paused else 0)
+            report = self._audit(coord, status)
+            if report is not None:
+                gaps.add_metric([name], report.gap_count)
+                covered.add_metric([name], 1 if report.ok else 0)
         yield from (items, docs, size, docs_expected, size_expected, lapsed, stalled, silent, retrying, eta, paused)
+        yield from (gaps, covered)
 
 
 class ServerMetrics:

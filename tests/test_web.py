@@ -260,3 +260,26 @@ def test_items_waiting_to_retry_are_counted_in_the_metrics(db_path: Path, clock:
     coord.fail_work_item(coord.list_work_items("assigned")[0].work_item_id, "boom")  # back to pending, to retry
     got = samples(call(create_app(coord), "GET", "/metrics").raw.decode())
     assert got[("litecoord_retrying_items", (("session", "r"),))] == coord.status().retrying_work_items == 1
+
+
+def test_the_coverage_audit_of_a_finished_session_is_in_the_metrics(db_path: Path, clock: FakeClock) -> None:
+    coord = SqliteCoordinator(db_path, session="cov", worker_id="w", clock=clock, durability="normal")
+    coord.setup(max_attempts=1)
+    coord.create_work_items([{"work_item_id": f"logs__{n}__0", "document_count": 100} for n in range(3)])
+    app = create_app(coord)
+    one = (("session", "cov"),)
+    running = samples(call(app, "GET", "/metrics").raw.decode())
+    assert ("litecoord_coverage_gaps", one) not in running  # while work remains, no audit is read
+    for _ in range(2):
+        lease = coord.acquire_next_work_item()
+        coord.update_progress_and_renew_lease(lease.work_item_id, 100)
+        coord.complete_work_item(lease.work_item_id)
+    coord.fail_work_item(coord.acquire_next_work_item().work_item_id, "gone")  # parked: the session is finished
+    done = samples(call(app, "GET", "/metrics").raw.decode())
+    assert (done[("litecoord_coverage_gaps", one)], done[("litecoord_coverage_ok", one)]) == (1, 0)
+    text = CliRunner().invoke(commands.cli, ["status", "--db", str(db_path), "--prometheus"]).output
+    assert samples(text)[("litecoord_coverage_gaps", one)] == 1
+    coord.retry_work_item("logs__2__0")
+    coord.complete_work_item(coord.acquire_next_work_item().work_item_id)
+    again = samples(call(app, "GET", "/metrics").raw.decode())  # the audit is read again once the session moved
+    assert (again[("litecoord_coverage_gaps", one)], again[("litecoord_coverage_ok", one)]) == (0, 1)

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
+from ..coverage import CoverageReport
 from ..monitor import STALL_AFTER, heartbeat_overdue, last_move, progress_stuck, renewal_interval
 from ..types import SessionInfo, WorkItem, WorkItemStatus, WorkQueueStatus, format_time
 
@@ -538,3 +539,37 @@ def render_sessions(sessions: Sequence[SessionInfo]) -> str:
     ]
     headers = ("SESSION", "ITEMS", "COMPLETED", "LEASE MODE", "ORDER", "MAX ATTEMPTS", "RETRY DELAY", "CREATED")
     return render_table(headers, rows)
+
+
+def _spans(spans: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(f"[{a}, {b})" for a, b in spans)
+
+
+def render_coverage(report: CoverageReport) -> str:
+    """``litecoord verify``: one line per shard, then the verdict."""
+    lines = []
+    for s in report.shards:
+        name = f"{s.index_name}/{s.shard_number}" if s.root_id is None else s.root_id
+        if s.verdict == "unverifiable":
+            detail = s.reason or ""
+        else:
+            assert s.extent is not None
+            detail = f"extent [{s.extent[0]}, {s.extent[1]})"
+            for label, spans in (("gaps", s.gaps), ("overlaps", s.overlaps)):
+                if spans:
+                    detail += f"; {label} {_spans(spans)}"
+        if s.short:
+            detail += f"; short: {', '.join(s.short)}"
+        if s.incomplete:
+            shown = ", ".join(s.incomplete[:5]) + (
+                f" and {len(s.incomplete) - 5} more" if len(s.incomplete) > 5 else ""
+            )
+            detail += f"; not complete: {shown}"
+        lines.append(f"{s.verdict.upper().replace('_', ' '):<12}  {name}  {s.items} item(s)  {detail}")
+    unverifiable = f", {report.unverifiable} unverifiable" if report.unverifiable else ""
+    verdict = "ok" if report.ok else "NOT ok"
+    lines.append(
+        f"coverage of {report.session_name}: {verdict} ({len(report.shards)} shard(s){unverifiable}, "
+        f"{report.gap_count} gap(s))"
+    )
+    return "\n".join(lines)

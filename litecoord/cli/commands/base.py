@@ -64,7 +64,8 @@ EXIT_INTERRUPTED = 130
 #: Exit codes of every command except ``work`` (whose codes are :data:`litecoord.cli.runner.EXIT_CODES`).
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
-    EXIT_ERROR: "any other error (server unreachable, authentication, not a litecoord file...)",
+    EXIT_ERROR: "any other error (server unreachable, authentication, not a litecoord file...); "
+    "verify: the coverage audit is not ok",
     EXIT_USAGE: "bad input: usage, a missing or malformed file, an invalid field (ValidationError)",
     EXIT_NO_WORK: "acquire: no work left (every item complete, or only failed items remain); "
     "status --watch: it ended with only failed items left",

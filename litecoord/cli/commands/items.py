@@ -1,6 +1,6 @@
 """Commands that create and work on items.
 
-create, batch, setup, acquire, lease, renew, complete, release, fail, split, retry.
+create, batch, setup, acquire, lease, renew, complete, release, fail, split, successors, retry.
 """
 
 from __future__ import annotations
@@ -139,6 +139,13 @@ def batch(target: Target, file: IO[str], as_json: bool) -> None:
     metavar="SECONDS",
     help="Cap on the retry delay [new sessions: 600].",
 )
+@click.option(
+    "--split-min-documents",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Idle workers ask a holder to split only items with at least 2 x N documents left [new sessions: 10000].",
+)
+@click.option("--no-split-requests", is_flag=True, help="Turn split requests off for the session.")
 @_json_option
 def setup(
     target: Target,
@@ -147,12 +154,19 @@ def setup(
     max_attempts: int | None,
     retry_delay: float | None,
     max_retry_delay: float | None,
+    split_min_documents: int | None,
+    no_split_requests: bool,
     as_json: bool,
 ) -> None:
-    """Create the session if missing and set its lease mode, acquire order, max attempts or retry delays.
+    """Create the session if missing and set its lease mode, acquire order, max attempts, retries or split requests.
 
     Also upgrades a file written by an older litecoord to this one's schema.
     """
+    if no_split_requests and split_min_documents is not None:
+        raise click.UsageError("--no-split-requests and --split-min-documents contradict each other: give one")
+    splits: dict[str, Any] = {}
+    if no_split_requests or split_min_documents is not None:
+        splits["split_min_documents"] = None if no_split_requests else split_min_documents
     coord = target.open(create=True)
     coord.setup(
         lease_mode=lease_mode,
@@ -160,6 +174,7 @@ def setup(
         max_attempts=max_attempts,
         retry_delay=retry_delay,
         max_retry_delay=max_retry_delay,
+        **splits,
     )
     if as_json:
         info = next(s for s in coord.list_sessions() if s.session_name == target.session)
@@ -315,19 +330,76 @@ def fail(target: Target, work_item_id: str, error: str, lease_epoch: int | None,
 @cli.command()
 @coordinator_options()
 @click.argument("work_item_id")
-@click.argument("successors", nargs=-1, required=True)
+@click.argument("old_successors", metavar="", nargs=-1)
+@click.option(
+    "--at", type=click.IntRange(min=0), metavar="N", help="The document position the item ends at from now on."
+)
 @_epoch_option
 @_json_option
 def split(
-    target: Target, work_item_id: str, successors: tuple[str, ...], lease_epoch: int | None, as_json: bool
+    target: Target,
+    work_item_id: str,
+    old_successors: tuple[str, ...],
+    at: int | None,
+    lease_epoch: int | None,
+    as_json: bool,
 ) -> None:
-    """Create SUCCESSORS for the rest of an item's work and complete it (the holder only).
+    """Live split: give away the rest of your leased item from document position --at N (the holder only).
 
-    The successors share what is left of the item's documents and bytes.
-    Repeating the same split is harmless; a different one exits 6.
+    The item keeps [range_start, N) and its lease; a new pending item takes
+    [N, range_end) (id index__shard__N for an RFS id), with the documents and
+    bytes estimates moved to it. Exit 2 if N is behind your recorded position
+    or not before the range's end, 6 if another worker holds the item, 7 if
+    your lease expired. Repeating the same split is harmless. (To create RFS
+    successors and complete the item, use `litecoord successors`; the old
+    spelling `split ID SUCCESSOR...` still does that, with a notice.)
     """
+    if old_successors:
+        if at is not None:
+            raise click.UsageError("give either --at N (a live split) or successor ids (`litecoord successors`)")
+        click.echo("notice: `litecoord split ID SUCCESSOR...` is now `litecoord successors ID SUCCESSOR...`", err=True)
+        _successors(target, work_item_id, old_successors, lease_epoch, as_json)
+        return
+    if at is None:
+        raise click.UsageError("--at N is required: the document position the item ends at from now on")
+    kept, new = target.open().split_work_item(work_item_id, at, lease_epoch=lease_epoch)
+    if as_json:
+        _echo_json({"kept": kept.to_dict(), "new": new.to_dict()})
+    else:
+        click.echo(
+            f"split {work_item_id}: it keeps [{kept.range_start}, {at}); "
+            f"{new.work_item_id} takes [{at}, {_end(new.range_end)})"
+        )
+
+
+def _end(value: int | None) -> str:
+    return "end" if value is None else str(value)
+
+
+@cli.command()
+@coordinator_options()
+@click.argument("work_item_id")
+@click.argument("successor_ids", metavar="SUCCESSOR...", nargs=-1, required=True)
+@_epoch_option
+@_json_option
+def successors(
+    target: Target, work_item_id: str, successor_ids: tuple[str, ...], lease_epoch: int | None, as_json: bool
+) -> None:
+    """Create RFS successors for the rest of an item's work and complete it (the holder only).
+
+    Successors index__shard__N partition what is left of the item's range
+    (the item keeps [range_start, first N)); other ids share what is left of
+    its documents and bytes. Repeating the same call is harmless; different
+    successors exit 6.
+    """
+    _successors(target, work_item_id, successor_ids, lease_epoch, as_json)
+
+
+def _successors(
+    target: Target, work_item_id: str, successor_ids: tuple[str, ...], lease_epoch: int | None, as_json: bool
+) -> None:
     item = target.open().create_successor_work_items_and_mark_complete(
-        work_item_id, list(successors), lease_epoch=lease_epoch
+        work_item_id, list(successor_ids), lease_epoch=lease_epoch
     )
     if as_json:
         _echo_json(item.to_dict())
@@ -405,8 +477,8 @@ def retry(
     problems = [f"{i.work_item_id} is not failed (it is {i.status.value}); left as it is" for i in not_failed]
     problems += [f"work item {i!r} not found in session {target.session!r}" for i in not_found]
     if problems:
-        raise CliError("; ".join(problems), EXIT_NOT_FOUND if not_found else EXIT_CONFLICT, code=(
-            "work_item_not_found" if not_found else "not_failed"
-        ))
-
-
+        raise CliError(
+            "; ".join(problems),
+            EXIT_NOT_FOUND if not_found else EXIT_CONFLICT,
+            code=("work_item_not_found" if not_found else "not_failed"),
+        )

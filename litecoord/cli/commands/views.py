@@ -1,4 +1,4 @@
-"""Commands that read: list, show, status (and its live view), sessions."""
+"""Commands that read: list, show, status (and its live view), sessions, verify."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import click
 from ...protocol import Coordinator
 from ...types import WorkItem, WorkItemStatus
 from .. import runner
-from ..render import render_item, render_items, render_sessions, render_status
+from ..render import render_coverage, render_item, render_items, render_sessions, render_status
 from ..render_console import render_history
 from .base import (
+    EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_NO_WORK,
     EXIT_OK,
@@ -182,3 +183,23 @@ def sessions(target: Target, as_json: bool) -> None:
         click.echo(render_sessions(found))
 
 
+@cli.command()
+@coordinator_options(worker=False)
+@_json_option
+def verify(target: Target, as_json: bool) -> None:
+    """Audit the session's coverage: did completed items cover every document of every shard, once?
+
+    Prints one line per shard: its extent, gaps (documents no completed item
+    covered), overlaps (documents processed twice), items completed short of
+    their range and items not complete; shards without document counts or
+    split into non-RFS successors are unverifiable. Exit 0 when the audit is
+    ok, 1 when it is not, 9 for an unknown session. --json prints the whole
+    report (the REST API's GET /sessions/{s}/backfill/coverage).
+    """
+    report = target.open().verify_coverage()
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        click.echo(render_coverage(report))
+    if not report.ok:
+        sys.exit(EXIT_ERROR)
