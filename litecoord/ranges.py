@@ -143,7 +143,7 @@ def split_plan(
     total_size_bytes: int | None,
 ) -> SplitPlan:
     """How a live split of an item at ``at`` divides it; ``ValidationError`` when ``at`` is
-    behind the recorded position or not before ``range_end``.
+    behind the recorded position, not before ``range_end``, or the item's start (it would keep nothing).
 
     The documents estimate moves by the length given away; the bytes estimate
     moves in proportion to it (all of it stays when the count is unknown), so
@@ -152,6 +152,9 @@ def split_plan(
     position = range_start + documents_processed
     if at < position:
         raise ValidationError("at", f"is behind the recorded position {position} of {work_item_id!r}")
+    if at == range_start:
+        # The item would keep nothing (and the new item would be the item again): give it back instead.
+        raise ValidationError("at", f"must be after the start {range_start} of {work_item_id!r} (release it instead)")
     if range_end is not None and at >= range_end:
         raise ValidationError("at", f"must be before the end of the range of {work_item_id!r} ({range_end})")
     new_id = split_item_id(work_item_id, at)

@@ -156,6 +156,8 @@ def test_a_split_of_a_split_and_of_a_non_rfs_id(make):
     a = make("a")
     shard(a, "big", 100)
     lease_of(a.acquire_next_work_item())
+    with pytest.raises(ValidationError, match="must be after the start 0"):
+        a.split_work_item("big", 0)  # it would keep nothing
     _, new = a.split_work_item("big", 50)
     assert (new.work_item_id, new.range_start, new.range_end) == ("big@50", 50, 100)
     _, newer = a.split_work_item("big", 20)
@@ -298,3 +300,14 @@ def test_the_audit_reports_gaps_short_items_and_unfinished_work(make):
     logs0 = next(s for s in report.shards if s.shard_number == 0 and s.index_name == "logs")
     assert (logs0.covered, logs0.gaps, logs0.incomplete) == (((0, 400),), ((400, 1000),), ("logs__0__400",))
     assert report.to_dict()["gap_count"] == report.gap_count == 2
+
+
+def test_an_rfs_successor_that_exists_already_is_refused_and_nothing_is_written(make):
+    a = make("a")
+    shard(a, "logs__0__0", 1000)
+    a.create_unassigned_work_item("logs__0__500")  # made by hand: it would not take the range
+    lease_of(a.acquire_next_work_item())
+    with pytest.raises(ValidationError, match="'logs__0__500' already exists"):
+        a.create_successor_work_items_and_mark_complete("logs__0__0", ["logs__0__200", "logs__0__500"])
+    assert sorted(i.work_item_id for i in a.list_work_items()) == ["logs__0__0", "logs__0__500"]
+    assert a.get_work_item("logs__0__0").status is WorkItemStatus.ASSIGNED

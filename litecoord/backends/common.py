@@ -66,6 +66,7 @@ __all__ = [
     "parse_cursor",
     "split_children",
     "Successors",
+    "successor_exists",
     "live_split",
     "split_candidates",
     "range_params",
@@ -418,6 +419,12 @@ class Successors:
     children: list[tuple[str, int | None, int | None, int, int | None]]
     parent_end: int | None
     parent_processed: int
+    #: RFS successors partitioning the range (an id that exists already is then refused).
+    verifiable: bool = True
+
+
+def successor_exists(name: str) -> ValidationError:
+    return ValidationError("successor_work_item_ids", f"work item {name!r} already exists: it cannot take a range")
 
 
 def split_children(
@@ -465,7 +472,7 @@ def split_children(
     parent_processed = processed
     if ranges.verifiable and ranges.parent_end is not None:
         parent_processed = max(processed, ranges.parent_end - start)
-    return Successors(children, ranges.parent_end, parent_processed)
+    return Successors(children, ranges.parent_end, parent_processed, ranges.verifiable)
 
 
 def live_split(

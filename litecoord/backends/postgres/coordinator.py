@@ -66,6 +66,7 @@ from ..common import (
     split_candidates,
     split_children,
     status_from,
+    successor_exists,
     successor_ids,
 )
 from . import console, transfer
@@ -667,6 +668,8 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
                     {"session": session, "id": name, "index": row[2], "shard": row[3], "docs": docs, "size": size,
                      "parent": work_item_id, "now": now, "start": start, "end": end, "counted": False},
                 )  # fmt: skip
+                if cur.fetchone() is None and made.verifiable:
+                    raise successor_exists(name)  # the partition would lose a range; the write rolls back
             cur.execute(
                 "UPDATE work_items SET status = 'completed', completed_at = %s::bigint, updated_at = %s::bigint, "
                 "successor_ids = %s::text, range_end = %s::bigint, documents_processed = %s::bigint, "

@@ -68,6 +68,7 @@ from ..common import (
     split_candidates,
     split_children,
     status_from,
+    successor_exists,
     successor_ids,
 )
 from . import console, transfer
@@ -594,11 +595,13 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
             if isinstance(made, WorkItem):
                 return made
             for name, docs, size, start, end in made.children:
-                conn.execute(
+                created = conn.execute(
                     _INSERT_ITEM,
                     {"session": session, "id": name, "index": row[2], "shard": row[3], "docs": docs, "size": size,
                      "parent": work_item_id, "now": now, "start": start, "end": end, "counted": 0},
-                )  # fmt: skip
+                ).fetchone()  # fmt: skip
+                if created is None and made.verifiable:
+                    raise successor_exists(name)  # the partition would lose a range; the write rolls back
             done = conn.execute(
                 f"UPDATE work_items SET status = 'completed', completed_at = ?, updated_at = ?, "
                 f"successor_ids = ?, range_end = ?, documents_processed = ?, split_requested_at = NULL "
