@@ -29,7 +29,7 @@ HOST = "127.0.0.1:8000"
 OWN = "http://127.0.0.1:8000"
 ITEM = BASE + "/a"
 
-#: One request per route that writes (19 with the test clock's), each one the server would carry out.
+#: One request per route that writes (20 with the test clock's), each one the server would carry out.
 WRITES: list[tuple[str, str, Any]] = [
     ("PUT", "/sessions/s1", {"max_attempts": 5}),
     ("POST", BASE + "/", {"work_item_id": "new"}),
@@ -46,6 +46,7 @@ WRITES: list[tuple[str, str, Any]] = [
     ("POST", ITEM + "/fail", {"worker_id": "w1", "error": "boom"}),
     ("POST", BASE + "/f/retry", None),
     ("POST", ITEM + "/successors", {"worker_id": "w1", "successor_work_item_ids": ["a2"]}),
+    ("POST", ITEM + "/split", {"worker_id": "w1", "at": 5}),
     ("POST", testclock.PATH, {"advance_seconds": 3600}),
     ("POST", "/sessions/s1/backfill/failures/retry", None),
     ("POST", "/sessions/s1/backfill/pause", None),
@@ -66,7 +67,7 @@ def test_the_writes_are_every_route_that_writes() -> None:
     assert routes == {(r.method, r.template) for r in ROUTES + testclock.routes() if r.method != "GET"} | {
         ("GET", BASE.replace("s1", "{session}") + "/acquire")
     }
-    assert len(routes) == len(WRITES) == 19
+    assert len(routes) == len(WRITES) == 20
 
 
 def make_app(db_path: Path, clock: FakeClock, *, local_only: bool = True) -> Any:
