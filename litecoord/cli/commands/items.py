@@ -357,8 +357,9 @@ def split(
     if old_successors:
         if at is not None:
             raise click.UsageError("give either --at N (a live split) or successor ids (`litecoord successors`)")
-        click.echo("notice: `litecoord split ID SUCCESSOR...` is now `litecoord successors ID SUCCESSOR...`", err=True)
         _successors(target, work_item_id, old_successors, lease_epoch, as_json)
+        # After the work, so that an error stays the one line every error is.
+        click.echo("notice: `litecoord split ID SUCCESSOR...` is now `litecoord successors ID SUCCESSOR...`", err=True)
         return
     if at is None:
         raise click.UsageError("--at N is required: the document position the item ends at from now on")
