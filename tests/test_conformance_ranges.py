@@ -311,3 +311,17 @@ def test_an_rfs_successor_that_exists_already_is_refused_and_nothing_is_written(
         a.create_successor_work_items_and_mark_complete("logs__0__0", ["logs__0__200", "logs__0__500"])
     assert sorted(i.work_item_id for i in a.list_work_items()) == ["logs__0__0", "logs__0__500"]
     assert a.get_work_item("logs__0__0").status is WorkItemStatus.ASSIGNED
+
+
+def test_a_paused_session_asks_for_no_split(make):
+    a, idle = make("a"), make("idle")
+    a.setup(split_min_documents=10)
+    shard(a, "logs__0__0", 1000)
+    lease_of(a.acquire_next_work_item())
+    a.pause()
+    paused = idle.acquire_next_work_item()
+    assert isinstance(paused, NoAvailableWorkToBeDone) and paused.paused
+    assert a.get_work_item("logs__0__0").split_requested_at is None  # idle on purpose: nobody would take a piece
+    a.resume()
+    idle.acquire_next_work_item()
+    assert a.get_work_item("logs__0__0").split_requested_at == 500

@@ -361,10 +361,10 @@ def test_a_version_1_file_is_refused_with_the_way_out_until_setup_upgrades_it(tm
     coord.bind(worker_id="a").fail_work_item("i1", "boom")
     assert isinstance(coord.bind(worker_id="c").acquire_next_work_item(), NoAvailableWorkToBeDone)
     coord.close()
-def test_a_version_2_file_is_upgraded_by_setup_to_ranges_with_its_totals_kept(tmp_path):
+def test_a_version_3_file_is_upgraded_by_setup_to_ranges_with_its_totals_kept(tmp_path):
     old, new = tmp_path / "old.db", tmp_path / "new.db"
     conn = sqlite3.connect(old)
-    conn.executescript((Path(__file__).parent / "data" / "schema_v2.sql").read_text(encoding="utf-8"))
+    conn.executescript((Path(__file__).parent / "data" / "schema_v3.sql").read_text(encoding="utf-8"))
     conn.execute("INSERT INTO sessions (name, created_at) VALUES ('s', 0)")
     for item, status, count, parent in (
         ("logs__0__0", "completed", 100, None),
@@ -380,12 +380,12 @@ def test_a_version_2_file_is_upgraded_by_setup_to_ranges_with_its_totals_kept(tm
     before = conn.execute("SELECT total_documents FROM sessions").fetchone()[0]
     conn.close()
     coord = SqliteCoordinator(old, session="s", worker_id="w")
-    with pytest.raises(litecoord.LitecoordError, match=r"schema version 2.*litecoord setup --db"):
+    with pytest.raises(litecoord.LitecoordError, match=r"schema version 3.*litecoord setup --db"):
         coord.acquire_next_work_item()
     coord.setup()
     SqliteCoordinator(new, session="s").setup()
     assert _tables_and_indexes(old) == _tables_and_indexes(new)  # an upgraded file is a new one
-    assert _tables_and_indexes(old)["version"] == ("3",)
+    assert _tables_and_indexes(old)["version"] == ("4",)
     items = {i.work_item_id: i for i in coord.list_work_items()}
     assert {k: (i.range_start, i.range_end) for k, i in items.items()} == {
         "logs__0__0": (0, 100), "logs__0__40": (40, 100), "plain": (0, 7),
@@ -402,7 +402,7 @@ def test_a_version_2_file_is_upgraded_by_setup_to_ranges_with_its_totals_kept(tm
 def test_triggers_are_compared_by_text_after_an_upgrade(tmp_path):
     old, new = tmp_path / "old.db", tmp_path / "new.db"
     conn = sqlite3.connect(old)
-    conn.executescript((Path(__file__).parent / "data" / "schema_v2.sql").read_text(encoding="utf-8"))
+    conn.executescript((Path(__file__).parent / "data" / "schema_v3.sql").read_text(encoding="utf-8"))
     conn.close()
     SqliteCoordinator(old, session="s").setup()
     SqliteCoordinator(new, session="s").setup()

@@ -60,7 +60,7 @@ def test_a_newer_schema_is_refused_and_nothing_is_written(dsn: str) -> None:
     sql(dsn, "UPDATE litecoord_meta SET value = '99' WHERE key = 'schema_version'")
     for call in (lambda c: c.create_unassigned_work_item("b"), lambda c: c.setup(), lambda c: c.status()):
         fresh = coordinator(dsn, session="s", worker_id="w")
-        with pytest.raises(SchemaVersionError, match="version 99, newer than this litecoord's 2; upgrade"):
+        with pytest.raises(SchemaVersionError, match="version 99, newer than this litecoord's 3; upgrade"):
             call(fresh)
     assert sql(dsn, "SELECT work_item_id FROM work_items") == [("a",)]
 
@@ -69,10 +69,10 @@ def test_an_older_schema_is_refused_until_setup_migrates_it(dsn: str) -> None:
     coordinator(dsn, session="s", worker_id="w").create_unassigned_work_item("a")
     sql(dsn, "UPDATE litecoord_meta SET value = '0' WHERE key = 'schema_version'")
     old = coordinator(dsn, session="s", worker_id="w")
-    with pytest.raises(SchemaVersionError, match=r"older than 2; run setup\(\)"):
+    with pytest.raises(SchemaVersionError, match=r"older than 3; run setup\(\)"):
         old.acquire_next_work_item()
     old.setup()
-    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("2",)]
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("3",)]
     assert isinstance(old.acquire_next_work_item(), WorkItemAndDuration)
 
 
@@ -84,11 +84,11 @@ def _columns(dsn: str) -> list[tuple]:
     )
 
 
-def test_a_version_1_database_is_migrated_by_setup_to_ranges_with_its_totals_kept(dsn: str) -> None:
+def test_a_version_2_database_is_migrated_by_setup_to_ranges_with_its_totals_kept(dsn: str) -> None:
     from pathlib import Path
 
-    # A database as litecoord with schema version 1 left it: an RFS item with a successor, a plain item.
-    sql(dsn, (Path(__file__).parent / "data" / "pg_schema_v1.sql").read_text(encoding="utf-8"))
+    # A database as litecoord with schema version 2 left it: an RFS item with a successor, a plain item.
+    sql(dsn, (Path(__file__).parent / "data" / "pg_schema_v2.sql").read_text(encoding="utf-8"))
     sql(dsn, "INSERT INTO sessions (name, created_at) VALUES ('s', 0)")
     sql(dsn, "INSERT INTO session_counters (session_id, shard) SELECT id, g FROM sessions, generate_series(0, 31) g")
     for item, status, count, parent in (
@@ -104,14 +104,14 @@ def test_a_version_1_database_is_migrated_by_setup_to_ranges_with_its_totals_kep
         )  # fmt: skip
     old = coordinator(dsn, session="s", worker_id="w")
     before = sql(dsn, "SELECT sum(total_documents)::bigint FROM session_counters")[0][0]
-    with pytest.raises(SchemaVersionError, match=r"version 1, older than 2"):
+    with pytest.raises(SchemaVersionError, match=r"version 2, older than 3"):
         old.acquire_next_work_item()
     old.setup()
     migrated = _columns(dsn)
     with fresh_schema() as other:
         coordinator(other, session="s").setup()
         assert migrated == _columns(other)  # a migrated database is a new one
-    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("2",)]
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("3",)]
     items = {i.work_item_id: i for i in old.list_work_items()}
     assert {k: (i.range_start, i.range_end) for k, i in items.items()} == {
         "logs__0__0": (0, 100), "logs__0__40": (40, 100), "plain": (0, 7),

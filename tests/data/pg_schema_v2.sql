@@ -1,4 +1,4 @@
--- litecoord PostgreSQL schema, version 1.
+-- litecoord PostgreSQL schema, version 2 (store.py migrates version 1 in setup()).
 --
 -- The same tables as the SQLite schema (litecoord/backends/sqlite/schema.sql),
 -- so one row shape serves both backends: every time column holds integer
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS litecoord_meta (
     value TEXT NOT NULL
 );
 
-INSERT INTO litecoord_meta (key, value) VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING;
+INSERT INTO litecoord_meta (key, value) VALUES ('schema_version', '2') ON CONFLICT (key) DO NOTHING;
 
 -- The database server's time in microseconds. now() is the start of the
 -- transaction, so every statement of one transaction sees the same instant.
@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     -- Backoff after a failure: the n-th failure delays the item by
     -- min(max_retry_delay_micros, retry_delay_micros << (n - 1)), jittered.
     retry_delay_micros     BIGINT NOT NULL DEFAULT 10000000 CHECK (retry_delay_micros >= 0),
-    max_retry_delay_micros BIGINT NOT NULL DEFAULT 600000000 CHECK (max_retry_delay_micros >= 0)
+    max_retry_delay_micros BIGINT NOT NULL DEFAULT 600000000 CHECK (max_retry_delay_micros >= 0),
+    -- Set while the session is paused (version 2): acquire hands out nothing.
+    paused_at              BIGINT
 );
 
 -- A session's totals, split over COUNTER_SHARDS rows (created with the
@@ -239,3 +241,77 @@ END $$;
 DROP TRIGGER IF EXISTS work_items_count ON work_items;
 CREATE TRIGGER work_items_count AFTER INSERT OR UPDATE OR DELETE ON work_items
     FOR EACH ROW EXECUTE FUNCTION litecoord_count();
+
+-- Every attempt at an item (version 2): one row per lease, from its grant to
+-- how it ended, written by the triggers below inside the statement that
+-- changes the lease (no statement or round trip of its own). Keyed by session
+-- first, so one session's attempts are one range of the key.
+CREATE TABLE IF NOT EXISTS attempts (
+    session_id          BIGINT NOT NULL,
+    item_seq            BIGINT NOT NULL,
+    lease_epoch         BIGINT NOT NULL,
+    worker_id           TEXT NOT NULL,
+    leased_at           BIGINT NOT NULL,
+    ended_at            BIGINT,                        -- NULL while running
+    outcome             TEXT NOT NULL DEFAULT 'running'
+                        CHECK (outcome IN ('running', 'completed', 'failed', 'released', 'lapsed', 'split')),
+    documents_processed BIGINT NOT NULL DEFAULT 0,     -- the item's figures when it ended
+    bytes_processed     BIGINT NOT NULL DEFAULT 0,
+    error               TEXT,
+    PRIMARY KEY (session_id, item_seq, lease_epoch)
+) WITH (fillfactor = 80);
+
+-- A new lease begins an attempt; if the item still had a holder, that lease
+-- lapsed and is taken over: its attempt ends 'lapsed' at its expiry (release
+-- and failure clear the holder). Otherwise the holder ended its attempt:
+-- completed (with successors: split), failed (the count grew) or released.
+CREATE OR REPLACE FUNCTION litecoord_attempts() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.lease_epoch = OLD.lease_epoch THEN
+        UPDATE attempts SET ended_at = NEW.updated_at,
+            outcome = CASE
+                WHEN NEW.status = 'completed' THEN
+                    CASE WHEN NEW.successor_ids IS NULL THEN 'completed' ELSE 'split' END
+                WHEN NEW.failure_count > OLD.failure_count THEN 'failed'
+                ELSE 'released' END,
+            error = CASE WHEN NEW.failure_count > OLD.failure_count THEN NEW.last_error END,
+            documents_processed = NEW.documents_processed, bytes_processed = NEW.bytes_processed
+        WHERE session_id = NEW.session_id AND item_seq = NEW.seq AND lease_epoch = NEW.lease_epoch
+          AND ended_at IS NULL;
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.worker_id IS NOT NULL THEN
+        UPDATE attempts SET outcome = 'lapsed',
+            ended_at = least(coalesce(OLD.lease_expiry, NEW.leased_at), NEW.leased_at),
+            documents_processed = OLD.documents_processed, bytes_processed = OLD.bytes_processed
+        WHERE session_id = OLD.session_id AND item_seq = OLD.seq AND lease_epoch = OLD.lease_epoch
+          AND ended_at IS NULL;
+    END IF;
+    INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed)
+    VALUES (NEW.session_id, NEW.seq, NEW.lease_epoch, NEW.worker_id, NEW.leased_at,
+            NEW.documents_processed, NEW.bytes_processed)
+    ON CONFLICT (session_id, item_seq, lease_epoch) DO NOTHING;
+    RETURN NULL;
+END $$;
+
+-- The WHEN clauses keep renewals (and every other change) from calling the function at all.
+DROP TRIGGER IF EXISTS work_items_attempts ON work_items;
+CREATE TRIGGER work_items_attempts AFTER UPDATE ON work_items FOR EACH ROW
+    WHEN (NEW.lease_epoch > OLD.lease_epoch OR (NEW.lease_epoch = OLD.lease_epoch AND (
+        (NEW.status = 'completed' AND OLD.status <> 'completed')
+        OR NEW.failure_count > OLD.failure_count
+        OR (NEW.worker_id IS NULL AND OLD.worker_id IS NOT NULL))))
+    EXECUTE FUNCTION litecoord_attempts();
+DROP TRIGGER IF EXISTS work_items_attempts_insert ON work_items;
+CREATE TRIGGER work_items_attempts_insert AFTER INSERT ON work_items FOR EACH ROW
+    WHEN (NEW.status = 'assigned' AND NEW.worker_id IS NOT NULL AND NEW.leased_at IS NOT NULL)
+    EXECUTE FUNCTION litecoord_attempts();
+
+-- Leases held while a version-1 database was migrated get their running
+-- attempt, so their end is recorded like any other (a no-op on a new database).
+INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed)
+SELECT session_id, seq, lease_epoch, worker_id, coalesce(leased_at, started_at, updated_at),
+       documents_processed, bytes_processed
+FROM work_items WHERE status = 'assigned' AND worker_id IS NOT NULL
+ON CONFLICT (session_id, item_seq, lease_epoch) DO NOTHING;

@@ -1,4 +1,4 @@
--- litecoord schema, version 2 (store.py upgrades version-1 files in setup()).
+-- litecoord schema, version 3 (store.py upgrades version-1 and -2 files in setup()).
 --
 -- Every time column holds integer microseconds since the Unix epoch, UTC,
 -- written from the coordinator's injectable clock (never SQLite's 'now'), so
@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS litecoord_meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
-INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES ('schema_version', '2');
+INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES ('schema_version', '3');
 
 -- A session is a namespace of work items (one backfill). Its counters are
 -- kept by the triggers below, so status() reads one row instead of scanning.
@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     -- Backoff after a failure (version 2): the n-th failure delays the item by
     -- min(max_retry_delay_micros, retry_delay_micros << (n - 1)), jittered.
     retry_delay_micros     INTEGER NOT NULL DEFAULT 10000000 CHECK (retry_delay_micros >= 0),
-    max_retry_delay_micros INTEGER NOT NULL DEFAULT 600000000 CHECK (max_retry_delay_micros >= 0)
+    max_retry_delay_micros INTEGER NOT NULL DEFAULT 600000000 CHECK (max_retry_delay_micros >= 0),
+    -- Set while the session is paused (version 3): acquire hands out nothing.
+    paused_at              INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS work_items (
@@ -166,4 +168,70 @@ BEGIN
     DELETE FROM progress_samples
     WHERE session_id = NEW.id AND sampled_at < NEW.last_update - 3600000000;
     UPDATE sessions SET last_sample_at = NEW.last_update WHERE id = NEW.id;
+END;
+
+-- Every attempt at an item (version 3): one row per lease, from its grant to
+-- how it ended. The triggers below write it inside the statement that changes
+-- the lease, so recording history costs no statement, round trip or sync of
+-- its own. Keyed by session first, so one session's attempts are one range
+-- (the workers view, delete-session), then by the item's row and the epoch.
+CREATE TABLE IF NOT EXISTS attempts (
+    session_id          INTEGER NOT NULL,
+    item_seq            INTEGER NOT NULL,
+    lease_epoch         INTEGER NOT NULL,
+    worker_id           TEXT NOT NULL,
+    leased_at           INTEGER NOT NULL,
+    ended_at            INTEGER,                       -- NULL while running
+    outcome             TEXT NOT NULL DEFAULT 'running'
+                        CHECK (outcome IN ('running', 'completed', 'failed', 'released', 'lapsed', 'split')),
+    documents_processed INTEGER NOT NULL DEFAULT 0,    -- the item's figures when it ended
+    bytes_processed     INTEGER NOT NULL DEFAULT 0,
+    error               TEXT,
+    PRIMARY KEY (session_id, item_seq, lease_epoch)
+) WITHOUT ROWID;
+
+-- A new lease (acquire, a named lease, a takeover) begins an attempt. If the
+-- item still had a holder, that lease lapsed and is being taken over: its
+-- attempt ends as 'lapsed' at its expiry. (Release and failure clear the
+-- holder, so only a lapsed lease still has one when the next lease begins.)
+CREATE TRIGGER IF NOT EXISTS work_items_attempt_begin AFTER UPDATE OF lease_epoch ON work_items
+WHEN NEW.lease_epoch > OLD.lease_epoch
+BEGIN
+    UPDATE attempts SET outcome = 'lapsed', ended_at = min(coalesce(OLD.lease_expiry, NEW.leased_at), NEW.leased_at),
+        documents_processed = OLD.documents_processed, bytes_processed = OLD.bytes_processed
+    WHERE OLD.worker_id IS NOT NULL AND session_id = OLD.session_id AND item_seq = OLD.seq
+      AND lease_epoch = OLD.lease_epoch AND ended_at IS NULL;
+    INSERT OR REPLACE INTO attempts
+        (session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed)
+    VALUES (NEW.session_id, NEW.seq, NEW.lease_epoch, NEW.worker_id, NEW.leased_at,
+            NEW.documents_processed, NEW.bytes_processed);
+END;
+
+-- An item created under a lease (RFS's named lease of a new item).
+CREATE TRIGGER IF NOT EXISTS work_items_attempt_insert AFTER INSERT ON work_items
+WHEN NEW.status = 'assigned' AND NEW.worker_id IS NOT NULL AND NEW.leased_at IS NOT NULL
+BEGIN
+    INSERT OR IGNORE INTO attempts
+        (session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed)
+    VALUES (NEW.session_id, NEW.seq, NEW.lease_epoch, NEW.worker_id, NEW.leased_at,
+            NEW.documents_processed, NEW.bytes_processed);
+END;
+
+-- The holder ends its attempt: completing (a split completes with successors),
+-- failing (the failure count grows) or releasing (the holder is cleared).
+-- Renewals change none of these columns, so they never fire it.
+CREATE TRIGGER IF NOT EXISTS work_items_attempt_end AFTER UPDATE OF status, failure_count, worker_id ON work_items
+WHEN NEW.lease_epoch = OLD.lease_epoch AND (
+    (NEW.status = 'completed' AND OLD.status != 'completed')
+    OR NEW.failure_count > OLD.failure_count
+    OR (NEW.worker_id IS NULL AND OLD.worker_id IS NOT NULL))
+BEGIN
+    UPDATE attempts SET ended_at = NEW.updated_at,
+        outcome = CASE
+            WHEN NEW.status = 'completed' THEN CASE WHEN NEW.successor_ids IS NULL THEN 'completed' ELSE 'split' END
+            WHEN NEW.failure_count > OLD.failure_count THEN 'failed'
+            ELSE 'released' END,
+        error = CASE WHEN NEW.failure_count > OLD.failure_count THEN NEW.last_error END,
+        documents_processed = NEW.documents_processed, bytes_processed = NEW.bytes_processed
+    WHERE session_id = NEW.session_id AND item_seq = NEW.seq AND lease_epoch = NEW.lease_epoch AND ended_at IS NULL;
 END;
