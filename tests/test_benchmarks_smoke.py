@@ -135,7 +135,7 @@ def test_the_sizing_model_and_its_simulated_workers(tmp_path: Path) -> None:
     assert sizing.max_workers(1000.0, 5.0, 60.0) == int(0.5 * 1000 / (0.2 + 2 / 60))
     path = str(tmp_path / "sizing.db")
     store = sizing.sqlite_store(path)
-    pending = store.build(400)
+    pending = store.build(4000)  # more items than 8 workers complete in half a second
     # Unpaced: 8 workers' calls as fast as they go, each worker holding a real lease throughout.
     outcome = sizing.simulate(store, "smoke", 8, 0.5, paced=False)
     assert outcome["lost"] == 0 and outcome["done"] == outcome["offered"] > 0
@@ -143,7 +143,7 @@ def test_the_sizing_model_and_its_simulated_workers(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     (sid,) = conn.execute("SELECT id FROM sessions WHERE name = ?", (SESSION,)).fetchone()
     completed = conn.execute("SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'completed'", (sid,))
-    assert completed.fetchone()[0] == 400 - pending + outcome["completed"]
+    assert completed.fetchone()[0] == 4000 - pending + outcome["completed"]
     held = conn.execute(
         "SELECT worker_id, count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' GROUP BY worker_id",
         (sid,),
