@@ -19,7 +19,7 @@ import pytest
 # The suite lives beside the package in the checkout; appended, so the installed litecoord still wins.
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import cycles, peers, rest  # noqa: E402
+from benchmarks import cycles, page_traffic, peers, rest  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", [cycles.RAW, cycles.EMBEDDED], ids=lambda kind: kind.key)
@@ -157,3 +157,12 @@ def test_history_benchmark_compares_both_stores_and_says_so(tmp_path: Path, monk
     monkeypatch.setenv("BENCH_DIR", str(tmp_path))
     [line] = history.sqlite_rows(30, 1, [1], ["normal"])
     assert line.startswith("sqlite normal 1 proc: with history") and "ratio median" in line and "CPU per cycle" in line
+
+
+def test_the_page_traffic_tabs_count_every_byte_and_the_new_page_moves_fewer(tmp_path: Path) -> None:
+    pytest.importorskip("waitress")
+    tabs, status = page_traffic.measure(str(tmp_path / "traffic.db"), 40.0, 8)
+    before, after = tabs["before"], tabs["after"]
+    assert (before.requests, after.requests) == (40, 20)  # two reads per refresh before, one after
+    assert before.received > 3 * after.received > 0 and before.not_modified == 0
+    assert status.total_work_items == 8 and status.total_documents_processed > 0
