@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from litecoord import LeaseConflictError, LeaseExpiredError, SqliteCoordinator
+from litecoord import LeaseConflictError, LeaseExpiredError, NoAvailableWorkToBeDone, SqliteCoordinator
 
 from .common import SESSION, Results, Row, Settings, Target, build_db, log, percentile, run_processes
 from .cycles import SHORTEST_LEASE_SECONDS
@@ -132,9 +132,11 @@ def simulate(store: Store, label: str, workers: int, seconds: float, *, paced: b
                         coord.update_progress_and_renew_lease(item, calls + 1, calls + 1, lease_epoch=epoch)
                         done += 1
                         _, outcome = coord.complete_and_acquire_next(item, LEASE, lease_epoch=epoch)
-                        sims[n][1:3] = [outcome.work_item_id, outcome.lease_epoch]
                         done += 1
                         completed += 1
+                        if isinstance(outcome, NoAvailableWorkToBeDone):
+                            continue  # the store ran out of pending items: this worker is done
+                        sims[n][1:3] = [outcome.work_item_id, outcome.lease_epoch]
                 except (LeaseConflictError, LeaseExpiredError):
                     lost += 1
                 sims[n][3] += 1

@@ -22,7 +22,13 @@ Series (names after the conventions queue exporters use):
   pending or leased only: while work runs every unfinished range is a gap by
   definition, and the audit reads every item, so it is read once per change
   of a finished session (kept until its counts or last update move).
-* From the server only: ``litecoord_http_requests_total{route,status}``,
+* ``litecoord_work_item_failures_total{session}``: failed attempts (from each
+  item's history, so retries do not undo it; ``delete-session`` resets it).
+* ``litecoord_last_progress_timestamp_seconds{session}``: when the session's
+  figures last moved (Unix time): alert on ``time() - it`` while work remains.
+* ``litecoord_build_info{version,python}``: always 1; the labels say what runs.
+* From the server only: ``litecoord_http_requests_total{route,code}``
+  (``code``: the HTTP status, as Prometheus' own exporters name it),
   ``litecoord_http_request_duration_seconds{route}`` (``route`` is the
   route's template, so its values are bounded).
 """
@@ -110,6 +116,9 @@ class CoordinatorCollector(Collector):
             labels=["session"],
         )
         eta = GaugeMetricFamily("litecoord_eta_seconds", "Estimated time to completion", labels=["session"])
+        failures = CounterMetricFamily(
+            "litecoord_work_item_failures", "Failed attempts recorded in the session's history", labels=["session"]
+        )
         paused = GaugeMetricFamily(
             "litecoord_session_paused", "1 while the session is paused (acquire hands out nothing)", labels=["session"]
         )
@@ -120,6 +129,11 @@ class CoordinatorCollector(Collector):
         )
         covered = GaugeMetricFamily(
             "litecoord_coverage_ok", "1 when the coverage audit of a finished session is ok, else 0", labels=["session"]
+        )
+        moved = GaugeMetricFamily(
+            "litecoord_last_progress_timestamp_seconds",
+            "When the session's items or progress last changed (Unix time)",
+            labels=["session"],
         )
         for info in self.coordinator.list_sessions():
             name = info.session_name
@@ -151,8 +165,26 @@ class CoordinatorCollector(Collector):
             if report is not None:
                 gaps.add_metric([name], report.gap_count)
                 covered.add_metric([name], 1 if report.ok else 0)
+            if status.last_update is not None:
+                moved.add_metric([name], status.last_update.timestamp())
+            # One grouped read of the session's attempts (the workers view's): failures stay counted after a retry.
+            failures.add_metric([name], sum(w.failed for w in coord.list_workers()))
         yield from (items, docs, size, docs_expected, size_expected, lapsed, stalled, silent, retrying, eta, paused)
-        yield from (gaps, covered)
+        yield from (gaps, covered, failures, moved)
+        yield build_info()
+
+
+def build_info() -> Metric:
+    """``litecoord_build_info``: 1, labelled with the versions running (the usual ``*_build_info`` idiom)."""
+    import platform
+
+    from . import __version__
+
+    info = GaugeMetricFamily(
+        "litecoord_build_info", "litecoord's version and Python's; always 1", labels=["version", "python"]
+    )
+    info.add_metric([__version__, platform.python_version()], 1)
+    return info
 
 
 class ServerMetrics:
@@ -164,8 +196,8 @@ class ServerMetrics:
         self.registry.register(CoordinatorCollector(coordinator, stall_after=stall_after))
         self.requests = Counter(
             "litecoord_http_requests",
-            "HTTP requests answered, by route template and status",
-            ["route", "status"],
+            "HTTP requests answered, by route template and HTTP status code",
+            ["route", "code"],
             registry=self.registry,
         )
         self.duration = Histogram(

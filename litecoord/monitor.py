@@ -29,8 +29,17 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from .errors import ValidationError
 from .protocol import Coordinator
-from .types import AttentionKind, IndexProgress, WorkItem, WorkItemStatus, format_time
+from .types import (
+    AttentionKind,
+    IndexProgress,
+    WorkItem,
+    WorkItemStatus,
+    WorkQueueStatus,
+    format_time,
+    parse_time,
+)
 
 __all__ = [
     "STALL_AFTER",
@@ -44,6 +53,7 @@ __all__ = [
     "attention_counts",
     "overview",
     "IndexCache",
+    "index_version",
 ]
 
 #: Default time without progress, under live heartbeats, before an item is flagged stalled.
@@ -145,25 +155,35 @@ def _count(items: Iterable[WorkItem], now: datetime, stall_after: timedelta, cou
 
 
 class IndexCache:
-    """Per-index aggregates, recomputed at most every so often per session.
+    """Per-index aggregates, recomputed when the session changed, at most so often per session.
 
     ``index_progress()`` reads every row of the session (about 0.1 s at
     100,000 items on an idle core, growing with the session), while everything
-    else the page reads costs the same at any size. Each session's aggregates
-    are kept for ``max(min_age, share x the time the last computation
-    took)``, so however many browsers watch, the scans take at most about
-    ``1/share`` of one core's time (the default: 5%) and a small session is
-    always fresh within ``min_age``.
+    else the page reads costs the same at any size. An entry is kept while the
+    session's ``version`` (see :func:`index_version`) stays the same, for up to
+    ``max(min_age, share x the time the computation took)``; once the session
+    changed, it is recomputed as soon as ``share x took`` has passed (at once when a scan
+    takes under ``cheap`` seconds). So however
+    many browsers watch, the scans take at most about ``1/share`` of one core's
+    time (the default: 5%), and a small session's indexes always agree with
+    the rest of the page's figures (a scan there takes a millisecond).
     """
 
     def __init__(
-        self, *, min_age: float = 5.0, share: float = 20.0, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        min_age: float = 5.0,
+        share: float = 20.0,
+        cheap: float = 0.01,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.min_age = min_age
+        self.cheap = cheap
         self.share = share
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: dict[tuple[int, str], tuple[float, list[IndexProgress]]] = {}
+        # slot -> (computed at, took, version, aggregates, the version's own time)
+        self._entries: dict[tuple[int, str], tuple[float, float, Any, list[IndexProgress], Any]] = {}
 
     def clear(self) -> None:
         """Forget every session's aggregates (the next request recomputes them)."""
@@ -172,21 +192,47 @@ class IndexCache:
 
     def get(self, coord: Coordinator, key: Any = None) -> list[IndexProgress]:
         """The aggregates of ``coord``'s session (``key`` tells stores apart; default: the coordinator's class)."""
+        return self.lookup(coord, key)[0]
+
+    def lookup(
+        self, coord: Coordinator, key: Any = None, version: Any = None, as_of: Any = None
+    ) -> tuple[list[IndexProgress], Any]:
+        """The aggregates and the ``as_of`` they were computed at: ``as_of`` given here when they are current
+        for ``version``, else that of an older version (when recomputing now would exceed the CPU share)."""
         slot = (id(key if key is not None else type(coord)), coord.session)
         now = self._clock()
         with self._lock:
             entry = self._entries.get(slot)
-        if entry is not None and now < entry[0]:
-            return entry[1]
+        if entry is not None:
+            computed, took, seen, value, seen_as_of = entry
+            if seen == version and now < computed + max(self.min_age, self.share * took):
+                return value, as_of if version is not None else seen_as_of
+            if seen != version and took >= self.cheap and now < computed + self.share * took:
+                return value, seen_as_of  # changed, but too soon to scan again
         started = self._clock()
         fresh = coord.index_progress()
         took = self._clock() - started
         with self._lock:
-            self._entries[slot] = (self._clock() + max(self.min_age, self.share * took), fresh)
+            self._entries[slot] = (self._clock(), took, version, fresh, as_of)
             if len(self._entries) > 4096:  # sessions come and go; keep the newest entries
                 for old in sorted(self._entries, key=lambda k: self._entries[k][0])[:1024]:
                     del self._entries[old]
-        return fresh
+        return fresh, as_of
+
+
+def index_version(status: WorkQueueStatus) -> tuple[Any, ...]:
+    """What changes whenever a session's per-index aggregates may have: its last item change (and its
+    counts, as several changes can share one instant) and its lapsed leases (those lapse with time alone)."""
+    return (
+        status.last_update,
+        status.total_work_items,
+        status.assigned_work_items,
+        status.expired_lease_work_items,
+        status.completed_work_items,
+        status.failed_work_items,
+        status.total_documents_processed,
+        status.total_bytes_processed,
+    )
 
 
 def overview(
@@ -196,7 +242,8 @@ def overview(
     leased_after: str | None = None,
     failed_after: str | None = None,
     stall_after: timedelta = STALL_AFTER,
-    indexes: Callable[[], list[IndexProgress]] | None = None,
+    indexes: Callable[[WorkQueueStatus], tuple[list[IndexProgress], Any]] | None = None,
+    samples_after: str | None = None,
 ) -> dict[str, Any]:
     """One session's live view as JSON: the page's one data request per session and refresh.
 
@@ -204,8 +251,16 @@ def overview(
     :data:`INDEX_LIMIT` by name; ``indexes_total`` counts them all),
     ``samples`` (throughput over time), ``counts`` (flags over every lease),
     and one page each of the ``leased`` and ``failed`` items with their flags
-    and ages, from the cursors given. ``indexes`` supplies the aggregates
-    (default: ``coord.index_progress()``; the server passes an :class:`IndexCache`).
+    and ages, from the cursors given. ``indexes(status)`` supplies the aggregates
+    and the time they are of (default: ``coord.index_progress()`` now; the
+    server passes an :class:`IndexCache`): ``indexes_as_of`` equals ``as_of``
+    when they are current, so the index table agrees with the rest.
+
+    ``samples_after`` (the ``sampled_at`` of the newest sample a client
+    holds) sends only the samples after it, with ``samples_complete`` false:
+    the page keeps the rest and drops those older than ``samples_first``.
+    When the server no longer holds that sample, every sample is sent
+    (``samples_complete`` true), as without it.
     """
     status = coord.status()
     now = status.as_of
@@ -219,7 +274,7 @@ def overview(
     else:
         counts = attention_counts(coord, now, stall_after)
     counts["failed"] = failed.total
-    index_list = coord.index_progress() if indexes is None else indexes()
+    index_list, indexes_as_of = (coord.index_progress(), now) if indexes is None else indexes(status)
     return {
         "session_name": coord.session,
         "as_of": format_time(now),
@@ -228,9 +283,26 @@ def overview(
         "counts": counts,
         "indexes": [i.to_dict() for i in index_list[:INDEX_LIMIT]],
         "indexes_total": len(index_list),
-        "samples": [s.to_dict() for s in coord.progress_samples()],
+        "indexes_as_of": format_time(indexes_as_of),
+        **_samples(coord.progress_samples(), samples_after),
         "leased": _page(leased, now, stall_after),
         "failed": _page(failed, now, stall_after),
+    }
+
+
+def _samples(samples: list[Any], after: str | None) -> dict[str, Any]:
+    """The samples a client lacks: those after ``after`` when the server still holds that one, else all."""
+    since = None
+    if after is not None:
+        try:
+            since = parse_time(after)
+        except ValueError:
+            raise ValidationError("samples_after", f"is not an RFC 3339 time: {after!r}") from None
+    complete = since is None or not any(s.sampled_at == since for s in samples)
+    return {
+        "samples": [s.to_dict() for s in samples if complete or s.sampled_at > since],  # type: ignore[operator]
+        "samples_complete": complete,
+        "samples_first": format_time(samples[0].sampled_at) if samples else None,
     }
 
 

@@ -371,6 +371,33 @@ class Coordinator(Protocol):
     def resume(self) -> None:
         """Hand out work again (a no-op on a session that is not paused)."""
 
+    def list_work_items_page(
+        self,
+        *,
+        status: WorkItemStatus | str | None = None,
+        index_name: str | None = None,
+        worker_id: str | None = None,
+        id_contains: str | None = None,
+        sort: str = "created",
+        descending: bool = False,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> WorkItemPage:
+        """One page of the session's items that match every filter given, sorted; for finding items.
+
+        Filters: ``status`` (as in :meth:`list_work_items`: ``pending``
+        includes lapsed leases, ``assigned`` only live ones), ``index_name``
+        and ``worker_id`` (the current or last holder) exactly, and
+        ``id_contains`` (a substring of the id, case-sensitive). ``sort``:
+        ``created`` (default), ``id``, ``progress`` (share of the documents
+        done), ``heartbeat`` (age of a lease's last heartbeat; items without a
+        lease last) or ``failures``; ``descending`` reverses it. Items without
+        a value for the key come last either way; ties go in creation order.
+        ``total`` counts every match; ``after`` is the previous page's
+        ``next_cursor``. Reads the session's matching rows: meant for a person
+        searching, not for a loop.
+        """
+
     # -- housekeeping ------------------------------------------------------
 
     def cleanup_expired(self) -> int:

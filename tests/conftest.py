@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from backends import FACTORIES, Make
+from browser_support import browser, page, served  # noqa: F401 - the browser tests' fixtures
 
 from litecoord import FakeClock
 

@@ -19,7 +19,7 @@ import pytest
 # The suite lives beside the package in the checkout; appended, so the installed litecoord still wins.
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import cycles, peers, rest  # noqa: E402
+from benchmarks import cycles, page_traffic, peers, rest  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", [cycles.RAW, cycles.EMBEDDED], ids=lambda kind: kind.key)
@@ -135,7 +135,7 @@ def test_the_sizing_model_and_its_simulated_workers(tmp_path: Path) -> None:
     assert sizing.max_workers(1000.0, 5.0, 60.0) == int(0.5 * 1000 / (0.2 + 2 / 60))
     path = str(tmp_path / "sizing.db")
     store = sizing.sqlite_store(path)
-    pending = store.build(400)
+    pending = store.build(4000)  # more items than 8 workers complete in half a second
     # Unpaced: 8 workers' calls as fast as they go, each worker holding a real lease throughout.
     outcome = sizing.simulate(store, "smoke", 8, 0.5, paced=False)
     assert outcome["lost"] == 0 and outcome["done"] == outcome["offered"] > 0
@@ -143,7 +143,7 @@ def test_the_sizing_model_and_its_simulated_workers(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     (sid,) = conn.execute("SELECT id FROM sessions WHERE name = ?", (SESSION,)).fetchone()
     completed = conn.execute("SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'completed'", (sid,))
-    assert completed.fetchone()[0] == 400 - pending + outcome["completed"]
+    assert completed.fetchone()[0] == 4000 - pending + outcome["completed"]
     held = conn.execute(
         "SELECT worker_id, count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' GROUP BY worker_id",
         (sid,),
@@ -157,3 +157,12 @@ def test_history_benchmark_compares_both_stores_and_says_so(tmp_path: Path, monk
     monkeypatch.setenv("BENCH_DIR", str(tmp_path))
     [line] = history.sqlite_rows(30, 1, [1], ["normal"])
     assert line.startswith("sqlite normal 1 proc: with history") and "ratio median" in line and "CPU per cycle" in line
+
+
+def test_the_page_traffic_tabs_count_every_byte_and_the_new_page_moves_fewer(tmp_path: Path) -> None:
+    pytest.importorskip("waitress")
+    tabs, status = page_traffic.measure(str(tmp_path / "traffic.db"), 40.0, 8)
+    before, after = tabs["before"], tabs["after"]
+    assert (before.requests, after.requests) == (40, 20)  # two reads per refresh before, one after
+    assert before.received > 3 * after.received > 0 and before.not_modified == 0
+    assert status.total_work_items == 8 and status.total_documents_processed > 0

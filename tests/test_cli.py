@@ -601,13 +601,15 @@ def test_work_timeout_stops_the_command_and_counts_the_attempt_as_failed(
     loaded: Run, db: str, clock: FakeClock
 ) -> None:
     assert loaded("setup", "--max-attempts", "1").exit_code == 0
-    sleeper = "import time; print('started', flush=True); time.sleep(120)"
-    result = loaded("work", "-w", "runner", "--timeout", "0.2", "--", sys.executable, "-c", sleeper)
+    # A shell starts in milliseconds even on a loaded machine (a Python interpreter took
+    # longer than the old 0.2 s timeout there, so "started" was sometimes never printed).
+    sleeper = "echo started; exec sleep 120"
+    result = loaded("work", "-w", "runner", "--timeout", "1", "--", "sh", "-c", sleeper)
     assert result.exit_code == 3, result.output
-    assert "runner: failed logs__0__0 (epoch 1): command timed out after 0.2s (stopped with SIGTERM)" in result.stderr
+    assert "runner: failed logs__0__0 (epoch 1): command timed out after 1s (stopped with SIGTERM)" in result.stderr
     item = coordinator(db, clock).get_work_item("logs__0__0")
     assert item.status is WorkItemStatus.FAILED
-    assert item.last_error == "command timed out after 0.2s (stopped with SIGTERM)\nstdout:\nstarted"
+    assert item.last_error == "command timed out after 1s (stopped with SIGTERM)\nstdout:\nstarted"
     assert loaded("work", "--timeout", "0", "--", "true").exit_code == 2
 
 

@@ -922,6 +922,7 @@ UNKNOWN_SESSION_CALLS = {
     "index_progress": lambda c: c.index_progress(),
     "progress_samples": lambda c: c.progress_samples(),
     "attention_items": lambda c: c.list_attention_items("leased"),
+    "items_page": lambda c: c.list_work_items_page(id_contains="x"),
 }
 
 
@@ -1160,3 +1161,67 @@ def test_attention_pages_leases_lapsed_first_then_failed_items(make, clock):
         a.list_attention_items("pending")
     with pytest.raises(ValidationError):
         a.list_attention_items("failed", limit=0)
+
+
+def _ids(page):
+    return [i.work_item_id for i in page.items]
+
+
+def test_items_page_filters_sorts_and_pages_on_the_server(make, clock):
+    a = make("a")
+    a.setup(max_attempts=1, acquire_order="fifo")
+    a.create_work_items(
+        [{"work_item_id": f"logs__{n}__0", "index_name": "logs", "document_count": 100} for n in range(4)]
+        + [{"work_item_id": f"orders__{n}__0", "index_name": "orders", "document_count": 100} for n in range(3)]
+        + [{"work_item_id": "misc"}]  # no index, no document count
+    )
+    w1, w2, w3 = make("w1"), make("w2"), make("w3")
+    for worker, docs in ((w1, 90), (w2, 10), (w3, 50)):  # logs__0, logs__1, logs__2
+        lease = lease_of(worker.acquire_next_work_item(FIVE_MIN))
+        clock.advance(seconds=10)
+        worker.update_progress_and_renew_lease(lease.work_item_id, docs, 0)
+    w3.fail_work_item("logs__2__0", "boom")
+    # Everything, in creation order, three at a time: the cursor walks every item once.
+    seen, after, pages = [], None, 0
+    while True:
+        page = a.list_work_items_page(limit=3, after=after)
+        assert page.total == 8
+        seen += _ids(page)
+        pages += 1
+        after = page.next_cursor
+        if after is None:
+            break
+    assert pages == 3 and seen == [f"logs__{n}__0" for n in range(4)] + [f"orders__{n}__0" for n in range(3)] + ["misc"]
+    # Filters combine: substring of the id, index, status, holder.
+    assert _ids(a.list_work_items_page(id_contains="__1__")) == ["logs__1__0", "orders__1__0"]
+    assert _ids(a.list_work_items_page(index_name="orders", id_contains="__1")) == ["orders__1__0"]
+    assert _ids(a.list_work_items_page(status="assigned")) == ["logs__0__0", "logs__1__0"]
+    assert _ids(a.list_work_items_page(status="failed")) == ["logs__2__0"]
+    assert _ids(a.list_work_items_page(worker_id="w2")) == ["logs__1__0"]
+    assert a.list_work_items_page(worker_id="w2", status="completed").total == 0
+    assert _ids(a.list_work_items_page(id_contains="%")) == []  # a substring, not a pattern
+    # Sorted by progress: items without a document count last in both directions.
+    by_progress = a.list_work_items_page(sort="progress", descending=True, limit=3)
+    assert _ids(by_progress) == ["logs__0__0", "logs__2__0", "logs__1__0"] and by_progress.total == 8
+    assert _ids(a.list_work_items_page(sort="progress"))[:3] == ["logs__3__0", "orders__0__0", "orders__1__0"]
+    assert _ids(a.list_work_items_page(sort="progress"))[-1] == "misc"
+    assert _ids(a.list_work_items_page(sort="failures", descending=True, limit=1)) == ["logs__2__0"]
+    # Heartbeat age: w1 renewed 20 s before w2; only leases have one.
+    clock.advance(seconds=5)
+    assert _ids(a.list_work_items_page(sort="heartbeat", descending=True, limit=2)) == ["logs__0__0", "logs__1__0"]
+    assert _ids(a.list_work_items_page(sort="heartbeat", limit=2)) == ["logs__1__0", "logs__0__0"]
+    assert _ids(a.list_work_items_page(sort="id", descending=True, limit=1)) == ["orders__2__0"]
+    # A lapsed lease reads as pending here too.
+    clock.advance(minutes=10)
+    assert "logs__0__0" in _ids(a.list_work_items_page(status="pending"))
+    assert a.list_work_items_page(status="assigned").total == 0
+    for bad, field in (
+        ({"sort": "age"}, "sort"),
+        ({"status": "lapsed"}, "status"),
+        ({"after": "x"}, "after"),
+        ({"limit": 0}, "limit"),
+        ({"id_contains": ""}, "id_contains"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            a.list_work_items_page(**bad)
+        assert err.value.field == field, bad

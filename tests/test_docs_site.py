@@ -305,3 +305,38 @@ def test_the_getting_started_curl_flow_runs_as_written() -> None:
     assert renewed["documents_processed"] == 25000 and completed["status"] == "completed"
     assert (status["total_work_items"], status["pending_work_items"], status["completed_work_items"]) == (2, 1, 1)
     assert status["total_documents"] == 95000
+
+
+README = ROOT / "README.md"
+
+
+def _slug(heading: str) -> str:
+    """The anchor MkDocs (and GitHub) give a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readme_fits_on_a_few_screens_and_links_into_the_site() -> None:
+    text = _text(README)
+    lines = text.splitlines()
+    assert len(lines) <= 300, f"README.md has {len(lines)} lines; the site is where the rest goes"
+    first_screen = "\n".join(lines[:40])
+    assert "litecoord demo" in first_screen and "bash scripts/test" in first_screen
+    links = re.findall(r"\]\(([^)\s#]+)(?:#([^)\s]+))?\)", text)
+    pages = {target for target, _ in links if target.startswith("docs/") and target.endswith(".md")}
+    assert {"docs/getting-started.md", "docs/concepts.md", "docs/runner.md", "docs/rest.md", "docs/sizing.md"} <= pages
+    for target, anchor in links:
+        if re.match(r"^[a-z]+:", target):
+            continue
+        assert (ROOT / target).is_file(), target
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", _text(ROOT / target), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"{target}#{anchor}"
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", _text(README), re.S)
+    assert len(blocks) == 1
+    result = subprocess.run([sys.executable, "-c", blocks[0]], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "'completed_work_items': 1" in result.stdout and "'total_work_items': 1" in result.stdout

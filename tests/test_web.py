@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,26 @@ def test_metrics_report_the_status_figures_and_the_flags(root: SqliteCoordinator
     assert got[("litecoord_silent_items", one)] == 1
     assert got[("litecoord_lease_expired_items", one)] == 1
     assert got[("litecoord_retrying_items", one)] == status["retrying_work_items"] == 0
+    # Failed attempts, counted from the history: a retry does not take one back.
+    assert got[("litecoord_work_item_failures_total", one)] == 1
+    assert got[("litecoord_session_paused", one)] == 0
+    root.bind(session="demo").retry_work_item(FAILED)
+    root.bind(session="demo").pause()
+    later = samples(call(app, "GET", "/metrics", headers=AUTH).raw.decode())
+    assert later[("litecoord_work_item_failures_total", one)] == 1 and later[("litecoord_session_paused", one)] == 1
+    # When the figures last moved, as Unix time; what runs, as labels of a constant 1.
+    moved = datetime.fromisoformat(status["last_update"].replace("Z", "+00:00")).timestamp()
+    assert got[("litecoord_last_progress_timestamp_seconds", one)] == moved
+    from litecoord import __version__
+
+    build = [labels for (name, labels), value in got.items() if name == "litecoord_build_info" and value == 1]
+    assert len(build) == 1 and dict(build[0])["version"] == __version__
     # The status request above was counted, by route template; so was the refused one.
     call(app, "GET", "/metrics")
     again = samples(call(app, "GET", "/metrics", headers=AUTH).raw.decode())
-    status_route = (("route", "/sessions/{session}/backfill/work-items/status"), ("status", "200"))
+    status_route = (("code", "200"), ("route", "/sessions/{session}/backfill/work-items/status"))
     assert again[("litecoord_http_requests_total", status_route)] == 1
-    assert again[("litecoord_http_requests_total", (("route", "/metrics"), ("status", "401")))] == 1
+    assert again[("litecoord_http_requests_total", (("code", "401"), ("route", "/metrics")))] == 1
     durations = (("route", "/sessions/{session}/backfill/work-items/status"),)
     assert again[("litecoord_http_request_duration_seconds_count", durations)] == 1
 
@@ -143,7 +158,7 @@ def test_request_metrics_from_many_threads_are_all_counted_and_never_pile_up(roo
     got = samples(metrics.render().decode())
     total = sum(v for (name, _), v in got.items() if name == "litecoord_http_requests_total")
     assert total == per_thread * threads
-    assert got[("litecoord_http_requests_total", (("route", "/route-0"), ("status", "404")))] == per_thread
+    assert got[("litecoord_http_requests_total", (("code", "404"), ("route", "/route-0")))] == per_thread
     counts = [got[("litecoord_http_request_duration_seconds_count", (("route", f"/route-{r}"),))] for r in (0, 1)]
     assert counts == [per_thread * threads / 2] * 2
     buckets = (("le", "0.005"), ("route", "/route-1"))
@@ -191,6 +206,15 @@ def test_index_aggregates_are_kept_a_while_longer_the_longer_they_took(root: Sql
     now[0] += 1.1
     assert cache.get(Slow()) == [2]
     assert len(calls) == 2
+    # A changed session is scanned again once share x took has passed, not before: meanwhile the
+    # aggregates say which time they are of.
+    now[0] += 10.0
+    assert cache.lookup(Slow(), version="v1", as_of="t1") == ([3], "t1")
+    now[0] += 1.0
+    assert cache.lookup(Slow(), version="v1", as_of="t2") == ([3], "t2")  # unchanged: current
+    assert cache.lookup(Slow(), version="v2", as_of="t3") == ([3], "t1")  # changed, too soon: t1's figures
+    now[0] += 9.0
+    assert cache.lookup(Slow(), version="v2", as_of="t4") == ([4], "t4")
 
 
 def test_demo_serve_shows_the_demo_on_the_page_while_it_runs(
@@ -260,6 +284,61 @@ def test_items_waiting_to_retry_are_counted_in_the_metrics(db_path: Path, clock:
     coord.fail_work_item(coord.list_work_items("assigned")[0].work_item_id, "boom")  # back to pending, to retry
     got = samples(call(create_app(coord), "GET", "/metrics").raw.decode())
     assert got[("litecoord_retrying_items", (("session", "r"),))] == coord.status().retrying_work_items == 1
+
+
+def test_the_session_summaries_hold_each_sessions_status_and_flag_counts(root: SqliteCoordinator) -> None:
+    root.bind(session="other", worker_id="w").create_work_items([{"work_item_id": "x"}])
+    app = create_app(root)
+    summary = call(app, "GET", "/sessions/summary").json
+    by_name = {s["session_name"]: s for s in summary["sessions"]}
+    assert list(by_name) == ["demo", "other"]
+    status = call(app, "GET", "/sessions/demo/backfill/work-items/status").json
+    assert by_name["demo"]["status"] == {k: v for k, v in status.items() if k != "session_exists"}
+    assert by_name["demo"]["counts"] == {"leased": 4, "live": 3, "lapsed": 1, "silent": 1, "stalled": 1}
+    assert by_name["other"]["status"]["total_work_items"] == 1 and summary["as_of"]
+
+
+def test_health_says_whether_a_token_is_needed_so_the_page_need_not_be_refused_first(root: SqliteCoordinator) -> None:
+    assert call(create_app(root, token="s3cret"), "GET", "/health").json["token_required"] is True
+    assert call(create_app(root), "GET", "/health").json["token_required"] is False
+
+
+def test_the_index_figures_agree_with_the_leases_in_the_same_overview(
+    root: SqliteCoordinator, clock: FakeClock
+) -> None:
+    app = create_app(root)
+    path = "/sessions/demo/backfill/overview"
+
+    def in_progress(view: dict[str, Any], index: str) -> tuple[int, int]:
+        row = next(i for i in view["indexes"] if i["index_name"] == index)
+        leases = [i for i in view["leased"]["items"] if i["index_name"] == index and "lapsed" not in i["flags"]]
+        return row["assigned_work_items"] - row["lapsed_work_items"], len(leases)
+
+    first = call(app, "GET", path).json
+    assert in_progress(first, "logs") == (2, 2) and first["indexes_as_of"] == first["as_of"]
+    root.bind(session="demo", worker_id="worker-logs-0").complete_work_item(OK)  # within the cache's 5 s
+    after = call(app, "GET", path).json
+    assert in_progress(after, "logs") == (1, 1) and after["indexes_as_of"] == after["as_of"]
+    clock.advance(seconds=250)  # the silent customers lease lapses with time alone
+    later = call(app, "GET", path).json
+    assert in_progress(later, "customers") == (0, 0)
+    assert next(i for i in later["indexes"] if i["index_name"] == "customers")["lapsed_work_items"] == 2
+
+
+def test_overview_sends_only_the_samples_after_the_newest_one_the_page_holds(root: SqliteCoordinator) -> None:
+    app = create_app(root)
+    path = "/sessions/demo/backfill/overview"
+    full = call(app, "GET", path).json
+    assert full["samples_complete"] is True and len(full["samples"]) >= 10
+    assert full["samples_first"] == full["samples"][0]["sampled_at"]
+    held = full["samples"][-3]["sampled_at"]
+    newer = call(app, "GET", f"{path}?samples_after={held}").json
+    assert newer["samples_complete"] is False and newer["samples"] == full["samples"][-2:]
+    # A sample the server no longer holds (or never had): everything again.
+    unknown = call(app, "GET", f"{path}?samples_after=2000-01-01T00:00:00Z").json
+    assert unknown["samples_complete"] is True and unknown["samples"] == full["samples"]
+    bad = call(app, "GET", f"{path}?samples_after=yesterday")
+    assert (bad.status, bad.json["field"]) == (422, "samples_after")
 
 
 def test_the_coverage_audit_of_a_finished_session_is_in_the_metrics(db_path: Path, clock: FakeClock) -> None:

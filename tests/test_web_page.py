@@ -8,137 +8,30 @@ in CI (env CI set), where they fail: CI must run them.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from browser_support import FAILED, LAPSED, OK, SILENT, STALLED, populate
+from browser_support import (
+    FAILED,
+    LAPSED,
+    OK,
+    SILENT,
+    STALLED,
+    WAIT_MS,
+    Console,
+    Served,
+    expect,
+    field,
+    number,
+    open_session,
+)
 
-from litecoord import FakeClock, HttpCoordinator, SqliteCoordinator, WorkItemStatus
+from litecoord import FakeClock, SqliteCoordinator, WorkItemStatus
 
-CHROMIUM = os.environ.get("LITECOORD_CHROMIUM", "/usr/bin/chromium")
-#: Flags for a headless Chromium as root in a container with no network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: Playwright's waits, in milliseconds: far above what a refresh takes (0.3 s here), so only a page that
-#: never updates fails them.
-WAIT_MS = 15_000
 #: The bound for the page at 100,000 items: from navigation to the session's view drawn. The page
 #: reads aggregates and one page of items, so it takes well under a second on a laptop; loading every
 #: item (about 60 MB of JSON at 100k) could not fit in it.
 RENDER_BOUND_S = 10.0
-
-
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install '.[test]')"
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
-def expect(locator: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    playwright_expect.set_options(timeout=WAIT_MS)
-    return playwright_expect(locator, "the page did not update")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    problem = _missing()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run in CI: {problem}")
-        pytest.skip(problem)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-class Served:
-    """A server over a populated file, sharing the test's fake clock."""
-
-    def __init__(self, db_path: Path, clock: FakeClock, token: str | None = None, items: bool = True) -> None:
-        from litecoord.rest.server import make_server
-
-        self.clock = clock
-        self.token = token
-        self.root = SqliteCoordinator(db_path, clock=clock, durability="normal")
-        self.roles = populate(self.root, clock) if items else {}
-        self.server = make_server(db_path, port=0, clock=clock, threads=4, durability="normal", token=token).start()
-        self.url = self.server.url
-
-    def http(self, worker_id: str) -> HttpCoordinator:
-        return HttpCoordinator(self.url, session="demo", worker_id=worker_id, token=self.token)
-
-    def get(self, path: str) -> Any:
-        request = urllib.request.Request(self.url + path)
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
-    def close(self) -> None:
-        self.server.close()
-        self.root.close()
-
-
-@pytest.fixture
-def served(db_path: Path, clock: FakeClock) -> Iterator[Served]:
-    s = Served(db_path, clock)
-    yield s
-    s.close()
-
-
-class Console:
-    """Console errors and uncaught exceptions of a page."""
-
-    def __init__(self, page: Any) -> None:
-        self.errors: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    p = context.new_page()
-    p.set_default_timeout(WAIT_MS)
-    p.console = Console(p)
-    yield p
-    context.close()
-
-
-def open_session(page: Any, served: Served, extra: str = "") -> Any:
-    page.goto(f"{served.url}/?session=demo&refresh=0.3{extra}")
-    return page.wait_for_selector('section[data-session="demo"]')
-
-
-def field(page: Any, name: str) -> str:
-    return page.locator(f'section[data-session="demo"] [data-field="{name}"]').inner_text()
-
-
-def number(text: str) -> int:
-    return int(text.replace(",", ""))
 
 
 def test_the_page_shows_the_figures_of_status(page: Any, served: Served) -> None:

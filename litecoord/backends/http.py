@@ -88,6 +88,7 @@ from ..types import (
 from . import bounds
 from .common import default_worker_id, session_not_found
 from .http_console import HttpConsoleCalls
+from .item_search import item_query
 
 __all__ = [
     "HttpCoordinator",
@@ -713,6 +714,34 @@ class HttpCoordinator(HttpConsoleCalls):
         if after is not None:
             query["after"] = after
         return WorkItemPage.from_dict(self._call("GET", self._backfill_path("attention"), query=query))
+
+    def list_work_items_page(
+        self,
+        *,
+        status: WorkItemStatus | str | None = None,
+        index_name: str | None = None,
+        worker_id: str | None = None,
+        id_contains: str | None = None,
+        sort: str = "created",
+        descending: bool = False,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> WorkItemPage:
+        q = item_query(
+            status=status, index_name=index_name, worker_id=worker_id, id_contains=id_contains,
+            sort=sort, descending=descending, limit=limit, after=after,
+        )  # fmt: skip
+        query = {"sort": q.sort, "limit": str(q.limit)}
+        if q.descending:
+            query["descending"] = "true"
+        if q.status is not None:
+            query["status"] = q.status.value
+        for name in ("index_name", "worker_id", "id_contains"):
+            if getattr(q, name) is not None:
+                query[name] = getattr(q, name)
+        if after is not None:
+            query["after"] = after
+        return WorkItemPage.from_dict(self._call("GET", self._backfill_path("items"), query=query))
 
     # -- housekeeping ------------------------------------------------------------------
 

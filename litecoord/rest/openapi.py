@@ -452,7 +452,17 @@ _SCHEMAS: dict[str, Any] = {
         ("session_name", "cleaned"),
     ),
     "DeleteResult": _obj({"session_name": {"type": "string"}, "deleted": _COUNT}, ("session_name", "deleted")),
-    "Health": _obj({"status": {"const": "ok"}, "version": {"type": "string"}}, ("status", "version")),
+    "Health": _obj(
+        {
+            "status": {"const": "ok"},
+            "version": {"type": "string"},
+            "token_required": {
+                "type": "boolean",
+                "description": "whether the other routes need Authorization: Bearer (the page asks for it first)",
+            },
+        },
+        ("status", "version", "token_required"),
+    ),
     "IndexProgress": _obj(
         {
             "index_name": _TEXT_OR_NULL,
@@ -513,6 +523,37 @@ _SCHEMAS: dict[str, Any] = {
         },
         ("items", "total", "next_cursor"),
     ),
+    "FoundItems": _obj(
+        {
+            "as_of": _TIME,
+            "items": {"type": "array", "items": _ref("WatchedItem")},
+            "total": _COUNT,
+            "next_cursor": _TEXT_OR_NULL,
+        },
+        ("as_of", "items", "total", "next_cursor"),
+        description="One page of the items matching every filter; total counts them all.",
+    ),
+    "SessionSummaries": _obj(
+        {
+            "as_of": _TIME_OR_NULL,
+            "sessions": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "session_name": {"type": "string"},
+                        "status": _ref("WorkQueueStatus"),
+                        "counts": _obj(
+                            {k: _COUNT for k in ("leased", "live", "lapsed", "silent", "stalled")},
+                            ("leased", "live", "lapsed", "silent", "stalled"),
+                        ),
+                    },
+                    ("session_name", "status", "counts"),
+                ),
+            },
+        },
+        ("as_of", "sessions"),
+        description="Every session's status and flag counts: the session list of the status page.",
+    ),
     "Overview": _obj(
         {
             "session_name": {"type": "string"},
@@ -526,12 +567,19 @@ _SCHEMAS: dict[str, Any] = {
             ),
             "indexes": {"type": "array", "items": _ref("IndexProgress")},
             "indexes_total": _COUNT,
+            "indexes_as_of": _TIME,
             "samples": {"type": "array", "items": _ref("ProgressSample")},
+            "samples_complete": {
+                "type": "boolean",
+                "description": "false: only the samples after samples_after (the client keeps the rest)",
+            },
+            "samples_first": _TIME_OR_NULL,
             "leased": _ref("WatchedPage"),
             "failed": _ref("WatchedPage"),
         },
         (
-            "session_name as_of stall_after_seconds status counts indexes indexes_total samples leased failed"
+            "session_name as_of stall_after_seconds status counts indexes indexes_total indexes_as_of samples "
+            "samples_complete samples_first leased failed"
         ).split(),
         description="One session's live view: what the status page reads on each refresh.",
     ),
@@ -583,6 +631,63 @@ _PARAMS: dict[str, Any] = {
         "required": False,
         "description": "next_cursor of the previous page",
         "schema": _CURSOR,
+    },
+    "item_status": {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "description": "only items in this state (pending includes lapsed leases; assigned only live ones)",
+        "schema": {"type": "string", "enum": ["pending", "assigned", "completed", "failed"]},
+    },
+    "index_name": {
+        "name": "index_name",
+        "in": "query",
+        "required": False,
+        "description": "only items of this index",
+        "schema": {"type": "string", "minLength": 1},
+    },
+    "holder": {
+        "name": "worker_id",
+        "in": "query",
+        "required": False,
+        "description": "only items whose current or last holder is this worker",
+        "schema": _WORKER_ID,
+    },
+    "id_contains": {
+        "name": "id_contains",
+        "in": "query",
+        "required": False,
+        "description": "only items whose id contains this text (case-sensitive, no wildcards)",
+        "schema": {"type": "string", "minLength": 1},
+    },
+    "sort": {
+        "name": "sort",
+        "in": "query",
+        "required": False,
+        "description": "created (default), id, progress (share of documents done), heartbeat (age of a lease's "
+        "last heartbeat) or failures; items without a value come last, ties in creation order",
+        "schema": {"type": "string", "enum": ["created", "id", "progress", "heartbeat", "failures"]},
+    },
+    "descending": {
+        "name": "descending",
+        "in": "query",
+        "required": False,
+        "description": "true: reverse the sort",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+    "offset_after": {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "next_cursor of the previous page (a position: pages of a sort by progress shift as it runs)",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "samples_after": {
+        "name": "samples_after",
+        "in": "query",
+        "required": False,
+        "description": "sampled_at of the newest sample the client holds: only newer ones are sent",
+        "schema": _TIME,
     },
     "leased_after": {
         "name": "leased_after",
@@ -948,7 +1053,7 @@ def _paths() -> dict[str, Any]:
                 "One session's live view: status, per-index aggregates, throughput samples, flag counts and "
                 "one page each of leased and failed items (the status page's data request)",
                 {"200": _json(_ref("Overview"), "the view")},
-                params=("session", "limit", "leased_after", "failed_after", "stall_after_seconds"),
+                params=("session", "limit", "leased_after", "failed_after", "stall_after_seconds", "samples_after"),
                 errors=("404",),
                 operation_id="getOverview",
             )
@@ -976,6 +1081,26 @@ def _paths() -> dict[str, Any]:
                 params=("session", "kind", "limit", "after"),
                 errors=("404",),
                 operation_id="listAttentionItems",
+            )
+        },
+        "/sessions/summary": {
+            "get": _op(
+                "Every session's status (the figures of GET …/status) and flag counts over its leases",
+                {"200": _json(_ref("SessionSummaries"), "one entry per session, by name")},
+                params=(),
+                operation_id="listSessionSummaries",
+            )
+        },
+        "/sessions/{session}/backfill/items": {
+            "get": _op(
+                "Find items: filter by id substring, index, status and holder, sort, page on the server",
+                {"200": _json(_ref("FoundItems"), "the page, with each item's flags and ages at as_of")},
+                params=(
+                    "session", "item_status", "index_name", "holder", "id_contains", "sort", "descending", "limit",
+                    "offset_after",
+                ),
+                errors=("404", "422"),
+                operation_id="listWorkItemsPage",
             )
         },
         item + "/successors": {

@@ -84,6 +84,7 @@ from ..errors import (
     ValidationError,
 )
 from ..types import Clock, FakeClock
+from . import encoding
 from .openapi import openapi_document
 from .request import _NO_BODY, HttpError, RawBody, Request, Response, _query, too_large
 from .router import Route, RouteIndex, Segments, _path_segments, index_routes, match
@@ -103,6 +104,7 @@ _REASONS = {
     204: "No Content",
     200: "OK",
     201: "Created",
+    304: "Not Modified",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
@@ -268,6 +270,11 @@ class App:
             logger.error("%s error (%s): %s", exc.code, exc.http_status, exc.detail)
         return body
 
+    @property
+    def token_required(self) -> bool:
+        """Whether requests other than ``/health`` and the page need the bearer token."""
+        return self._token is not None
+
     def _check_token(self, environ: Mapping[str, Any]) -> None:
         assert self._token is not None
         header = environ.get("HTTP_AUTHORIZATION") or ""
@@ -307,6 +314,7 @@ class App:
         if route.writes and self._token is None:
             _check_cross_site(environ)
         environ["litecoord.route"] = route.template
+        environ["litecoord.writes"] = route.writes
         request = Request(method, params, _query(environ), environ, self.max_body_bytes)
         if self.access_log is not None:
             environ[_REQUEST_KEY] = request  # for the access log's worker id
@@ -346,9 +354,11 @@ class App:
             # Bodies end with a newline, so `curl` output and logged bodies end their line.
             data = _ENCODER.encode(body).encode("utf-8") + b"\n"
             content_type = "application/json"
-        if content_type:
-            headers.append(("Content-Type", content_type))
-        headers.append(("Content-Length", str(len(data))))
+        status, data = encoding.finish(environ, status, body, data, headers)
+        if status != 304:  # a 304 has no body, so no type or length of one
+            if content_type:
+                headers.append(("Content-Type", content_type))
+            headers.append(("Content-Length", str(len(data))))
         if (environ.get("REQUEST_METHOD") or "").upper() == "HEAD":
             data = b""  # the headers GET would send (its Content-Length too), no body
         if self._metrics is not None or _metrics_available():

@@ -69,6 +69,7 @@ from ..common import (
     successor_exists,
     successor_ids,
 )
+from ..item_search import item_page, item_page_params, item_page_sql, item_query
 from . import console, transfer
 from .store import Durability, PgStore, redact
 
@@ -81,6 +82,15 @@ COUNTER_SHARDS = 32
 # a None or a small int gives PostgreSQL no type of its own) ---------------------
 
 _COLS = ", ".join(COLUMNS)
+
+
+def _pg_param(name: str, kind: str) -> str:
+    return f"%({name})s::{'bigint' if kind == 'int' else 'text'}"
+
+
+def _STRPOS(column: str, text: str) -> str:
+    return f"strpos({column}, {text}) > 0"
+
 
 # In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
 # so far). The exponent stops at 16 so the product stays inside 64 bits, and
@@ -867,6 +877,33 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
                 f"SELECT coalesce(sum({column}), 0)::bigint FROM session_counters WHERE session_id = %s", (sid,)
             )
             return page_of(self.session, rows, cur.fetchone()[0], limit, leased, now)
+
+        return self._read(read)
+
+    def list_work_items_page(
+        self,
+        *,
+        status: WorkItemStatus | str | None = None,
+        index_name: str | None = None,
+        worker_id: str | None = None,
+        id_contains: str | None = None,
+        sort: str = "created",
+        descending: bool = False,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> WorkItemPage:
+        q = item_query(
+            status=status, index_name=index_name, worker_id=worker_id, id_contains=id_contains,
+            sort=sort, descending=descending, limit=limit, after=after,
+        )  # fmt: skip
+        select, count = item_page_sql(q, param=_pg_param, contains=_STRPOS)
+
+        def read(cur: Any, now: int) -> WorkItemPage:
+            params = item_page_params(q, self._existing(cur, now), now)
+            cur.execute(select.format(columns=_COLS), params)
+            rows = cur.fetchall()
+            cur.execute(count, params)
+            return item_page(self.session, q, rows, cur.fetchone()[0], now)
 
         return self._read(read)
 

@@ -71,6 +71,7 @@ from ..common import (
     successor_exists,
     successor_ids,
 )
+from ..item_search import item_page, item_page_params, item_page_sql, item_query
 from . import console, transfer
 from .models import create_models
 from .store import Durability, Store
@@ -82,6 +83,11 @@ T = TypeVar("T")
 # -- SQL, written once ----------------------------------------------------
 
 _COLS = ", ".join(COLUMNS)
+
+
+def _INSTR(column: str, text: str) -> str:
+    return f"instr({column}, {text}) > 0"
+
 
 # In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
 # so far). The exponent stops at 16 so the product stays inside 64 bits, and
@@ -788,6 +794,34 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
 
         rows, total = self._store.read(read)
         return page_of(self.session, rows, total, limit, leased, now)
+
+    def list_work_items_page(
+        self,
+        *,
+        status: WorkItemStatus | str | None = None,
+        index_name: str | None = None,
+        worker_id: str | None = None,
+        id_contains: str | None = None,
+        sort: str = "created",
+        descending: bool = False,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> WorkItemPage:
+        q = item_query(
+            status=status, index_name=index_name, worker_id=worker_id, id_contains=id_contains,
+            sort=sort, descending=descending, limit=limit, after=after,
+        )  # fmt: skip
+        select, count = item_page_sql(q, param=lambda name, _type: f":{name}", contains=_INSTR)
+        sid = self._sid()
+        now = self._now()
+        params = item_page_params(q, sid, now)
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], int]:
+            rows = conn.execute(select.format(columns=_COLS), params).fetchall()
+            return rows, conn.execute(count, params).fetchone()[0]
+
+        rows, total = self._store.read(read)
+        return item_page(self.session, q, rows, total, now)
 
     # -- housekeeping -------------------------------------------------------------
 

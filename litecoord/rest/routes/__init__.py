@@ -24,7 +24,19 @@ from .items import (
     status,
     successors,
 )
-from .monitor import attention, health, index_progress, metrics, openapi, overview, page, page_asset, progress_samples
+from .monitor import (
+    attention,
+    find_items,
+    health,
+    index_progress,
+    metrics,
+    openapi,
+    overview,
+    page,
+    page_asset,
+    progress_samples,
+    session_summaries,
+)
 from .sessions import list_sessions, setup_session
 
 __all__ = ["BASE_PATH", "BACKFILL_PATH", "ROUTES", "RESERVED_ITEM_IDS", "INDEX"]
@@ -41,6 +53,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/metrics", metrics),
     Route("GET", "/openapi.json", openapi),
     Route("GET", "/sessions/", list_sessions),
+    Route("GET", "/sessions/summary", session_summaries),
     Route("PUT", "/sessions/{session}", setup_session),
     Route("POST", BASE_PATH + "/", create_item),
     Route("GET", BASE_PATH + "/", list_items),
@@ -71,6 +84,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", BACKFILL_PATH + "/pause", pause),
     Route("POST", BACKFILL_PATH + "/resume", resume),
     Route("GET", BACKFILL_PATH + "/coverage", coverage),
+    Route("GET", BACKFILL_PATH + "/items", find_items),
 )
 
 #: Item ids that collide with a literal route in ``GET …/{id}``; clients escape them.

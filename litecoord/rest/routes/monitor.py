@@ -17,6 +17,7 @@ from ...errors import (
     LitecoordError,
     ValidationError,
 )
+from ...types import format_time
 from .. import ui
 from ..request import (
     HttpError,
@@ -46,7 +47,7 @@ def health(app: App, req: Request) -> Response:
         raise DatabaseUnavailableError("the database cannot be read (the server's log says why)") from None
     from ... import __version__
 
-    return 200, {"status": "ok", "version": __version__}
+    return 200, {"status": "ok", "version": __version__, "token_required": app.token_required}
 
 
 def page(app: App, req: Request) -> Response:
@@ -87,7 +88,8 @@ def overview(app: App, req: Request) -> Response:
         leased_after=req.query.get("leased_after"),
         failed_after=req.query.get("failed_after"),
         stall_after=stall_after,
-        indexes=lambda: app.index_cache.get(coord, app),
+        indexes=lambda status: app.index_cache.lookup(coord, app, monitor.index_version(status), status.as_of),
+        samples_after=req.query.get("samples_after"),
     )
 
 
@@ -106,6 +108,50 @@ def attention(app: App, req: Request) -> Response:
         req.query["kind"], limit=_query_limit(req), after=req.query.get("after")
     )
     return 200, page.to_dict()
+
+
+def session_summaries(app: App, req: Request) -> Response:
+    """Every session's status and flag counts (the page's session list): a status read and the leases per session."""
+    sessions = []
+    as_of = None
+    for info in app.root.list_sessions():
+        coord = app.coordinator(info.session_name)
+        status = coord.status()
+        as_of = status.as_of
+        assert as_of is not None
+        sessions.append(
+            {
+                "session_name": info.session_name,
+                "status": status.to_dict(),
+                "counts": monitor.attention_counts(coord, as_of, app.stall_after),
+            }
+        )
+    return 200, {"as_of": format_time(as_of), "sessions": sessions}
+
+
+def find_items(app: App, req: Request) -> Response:
+    """One page of items by filter and sort (``list_work_items_page``), with flags and ages as in the overview."""
+    descending = req.query.get("descending", "false")
+    if descending not in ("true", "false"):
+        raise ValidationError("descending", f"must be true or false (got {descending!r})")
+    coord = app.coordinator(req.params["session"])
+    found = coord.list_work_items_page(
+        status=req.query.get("status"),
+        index_name=req.query.get("index_name"),
+        worker_id=req.query.get("worker_id"),
+        id_contains=req.query.get("id_contains"),
+        sort=req.query.get("sort", "created"),
+        descending=descending == "true",
+        limit=_query_limit(req),
+        after=req.query.get("after"),
+    )
+    now = coord.status().as_of  # the server's time of the read: ages and flags are judged at it
+    return 200, {
+        "as_of": format_time(now),
+        "items": [monitor.item_view(item, now, app.stall_after) for item in found.items],
+        "total": found.total,
+        "next_cursor": found.next_cursor,
+    }
 
 
 def openapi(app: App, req: Request) -> Response:

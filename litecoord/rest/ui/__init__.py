@@ -2,7 +2,7 @@
 
 No build step and nothing fetched from elsewhere (migration hosts often have
 no internet): ``GET /`` serves ``index.html``, which loads ``app.css`` and
-``app.js`` from ``/ui/``.
+``app.js`` (an ES module, which imports the others) from ``/ui/``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ __all__ = ["ASSETS", "PAGE_HEADERS", "ASSET_HEADERS", "asset"]
 #: The files under ``/ui/`` and their content types.
 ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
+    "core.js": "text/javascript; charset=utf-8",
+    "session.js": "text/javascript; charset=utf-8",
+    "find.js": "text/javascript; charset=utf-8",
+    "item.js": "text/javascript; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
 
