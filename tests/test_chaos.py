@@ -175,7 +175,8 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert re.search(r"killed demo-worker-\d \(pid \d+\) with SIGKILL while it held \S+ at \d+%", result.stdout)
     assert re.search(r"recovered: demo-worker-\d took \S+ \(lease epoch 2\)", result.stdout)
     # Six shards and a giant one, which was split while it ran (each split adds an item).
-    splits = re.findall(r"split: an idle worker asked, and the holder of \S+ gave away \[[\d,]+, [\d,]+\)", result.stdout)
+    split = r"split: an idle worker asked, and the holder of \S+ gave away \[[\d,]+, [\d,]+\)"
+    splits = re.findall(split, result.stdout)
     assert splits, result.stdout
     assert f"{7 + len(splits)} items: {7 + len(splits)} done" in result.stdout
     assert "the coverage audit is ok" in result.stdout
