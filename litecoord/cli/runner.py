@@ -102,7 +102,7 @@ from .exits import (
     combine_exit_codes,
     stop_on_signals,
 )
-from .splitting import SplitChannel
+from .splitting import SplitCalls, SplitChannel
 
 __all__ = [
     "EXIT_ALL_DONE",
@@ -202,7 +202,7 @@ def timestamped(line: str) -> str:
 # -- the loop ------------------------------------------------------------------------
 
 
-class Runner:
+class Runner(SplitCalls):
     """One worker loop. ``run()`` returns when no work is left, on a stop request, or on an error.
 
     ``clock`` measures the lease locally: a lease acquired or renewed by a
@@ -641,48 +641,6 @@ class Runner:
             parked = " (parked as failed)" if failed.status.value == "failed" else ""
             self.log(f"failed {item_id} (epoch {epoch}): {message}{parked}")
         return None
-
-    def _split(self, item_id: str, epoch: int, at: int, until: int) -> Pending[Any]:
-        """Start the split the command accepted on the call thread, bounded by what is left of the lease."""
-        self.log(f"{item_id}: the command accepted a new end at {at}; splitting")
-        return self._calls.submit(
-            functools.partial(self.coordinator.split_work_item, item_id, at, lease_epoch=epoch),
-            self._seconds_until(until),
-        )
-
-    def _answer_split(
-        self, channel: SplitChannel | None, item_id: str, epoch: int, pending: Pending[Any], at: int, until: int
-    ) -> None:
-        """Tell the command how the split it accepted went: its end is ``at`` now, or unchanged.
-
-        An answer lost to the store (unreachable, the call's bound) is asked
-        again once: the same call returns the same pair if the split was made.
-        Still unknown, the command is told "refused" and keeps its old end: at
-        worst a few documents are processed twice, never a gap.
-        """
-        assert channel is not None
-        try:
-            kept, new = pending.result()
-        except (LitecoordError, OSError) as exc:
-            error: BaseException = exc
-            if not isinstance(exc, (*_LEASE_LOST, ValidationError)) and self._tick() < until:
-                try:
-                    kept, new = self._call(
-                        lambda: self.coordinator.split_work_item(item_id, at, lease_epoch=epoch), until=until
-                    )
-                except (LitecoordError, OSError) as again:
-                    error = again
-                else:
-                    error = None  # type: ignore[assignment]
-            if error is not None:
-                reason = getattr(error, "code", None) or type(error).__name__
-                channel.refused(at, self._ends.get(item_id), str(reason).replace(" ", "_"))
-                self.log(f"{item_id}: split at {at} refused: {error}")
-                return
-        self._ends[item_id] = kept.range_end
-        self.split_count += 1
-        channel.done(at, new.work_item_id)
-        self.log(f"{item_id}: split at {at}; {new.work_item_id} takes [{new.range_start}, {new.range_end})")
 
     def _record_failure(self, item_id: str, epoch: int, error: str, result: RunResult) -> WorkItem | None:
         """``fail_work_item``, repeated while the store is unreachable; ``None`` if it could not be recorded.

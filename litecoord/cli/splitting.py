@@ -36,10 +36,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["SPLIT_ENV", "SplitChannel", "parse_split_accept"]
+from ..errors import LeaseConflictError, LeaseExpiredError, LitecoordError, ValidationError, WorkItemNotFoundError
+from ..protocol import Coordinator
+from .calls import CallThread, Pending
+
+__all__ = ["SPLIT_ENV", "SplitCalls", "SplitChannel", "parse_split_accept"]
+
+T = TypeVar("T")
+_REFUSED = (LeaseConflictError, LeaseExpiredError, WorkItemNotFoundError, ValidationError)
 
 #: The environment variable naming the descriptor the command reads split lines from.
 SPLIT_ENV = "LITECOORD_SPLIT_FD"
@@ -131,3 +141,71 @@ class SplitChannel:
                 self.broken = True
                 return False
             raise
+
+
+class SplitCalls:
+    """The runner's side of a split: the call the command accepted, and the answer it gets.
+
+    Mixed into :class:`~.runner.Runner`, whose loop starts :meth:`_split` on
+    its call thread and, once that lands, calls :meth:`_answer_split`.
+    """
+
+    coordinator: Coordinator
+    _calls: CallThread
+    _ends: dict[str, int | None]
+    split_count: int
+
+    def log(self, message: str) -> None:  # pragma: no cover - the Runner's
+        raise NotImplementedError
+
+    def _seconds_until(self, tick: int) -> float:  # pragma: no cover - the Runner's
+        raise NotImplementedError
+
+    def _tick(self) -> int:  # pragma: no cover - the Runner's
+        raise NotImplementedError
+
+    def _call(self, fn: Callable[[], T], *, until: int | None = None, interruptible: bool = False) -> T:
+        raise NotImplementedError  # pragma: no cover - the Runner's
+
+    def _split(self, item_id: str, epoch: int, at: int, until: int) -> Pending[Any]:
+        """Start the split the command accepted on the call thread, bounded by what is left of the lease."""
+        self.log(f"{item_id}: the command accepted a new end at {at}; splitting")
+        return self._calls.submit(
+            functools.partial(self.coordinator.split_work_item, item_id, at, lease_epoch=epoch),
+            self._seconds_until(until),
+        )
+
+    def _answer_split(
+        self, channel: SplitChannel | None, item_id: str, epoch: int, pending: Pending[Any], at: int, until: int
+    ) -> None:
+        """Tell the command how the split it accepted went: its end is ``at`` now, or unchanged.
+
+        An answer lost to the store (unreachable, the call's bound) is asked
+        again once: the same call returns the same pair if the split was made.
+        Still unknown, the command is told "refused" and keeps its old end: at
+        worst a few documents are processed twice, never a gap.
+        """
+        assert channel is not None
+        try:
+            kept, new = pending.result()
+        except (LitecoordError, OSError) as exc:
+            error: BaseException = exc
+            if not isinstance(exc, _REFUSED) and self._tick() < until:
+                try:
+                    kept, new = self._call(
+                        lambda: self.coordinator.split_work_item(item_id, at, lease_epoch=epoch), until=until
+                    )
+                except (LitecoordError, OSError) as again:
+                    error = again
+                else:
+                    error = None  # type: ignore[assignment]
+            if error is not None:
+                reason = getattr(error, "code", None) or type(error).__name__
+                channel.refused(at, self._ends.get(item_id), str(reason).replace(" ", "_"))
+                self.log(f"{item_id}: split at {at} refused: {error}")
+                return
+        self._ends[item_id] = kept.range_end
+        self.split_count += 1
+        channel.done(at, new.work_item_id)
+        self.log(f"{item_id}: split at {at}; {new.work_item_id} takes [{new.range_start}, {new.range_end})")
+
