@@ -3,10 +3,10 @@
 Options:
   --quick           a smoke run (one run each, small files, no 1M-item file): under a minute
   --runs N          runs per configuration, the median is reported (default 3; --quick: 1)
-  --only G [G ...]  groups to run: cycles, peers, http, http-parts, scale, page, testkit, sizing, and on
-                    PostgreSQL pg-cycles, pg-peers, pg-http, pg-scale, pg-sizing, pg-pooler (default: all; the
-                    PostgreSQL ones when a server can be had: LITECOORD_BENCH_POSTGRES, or a private
-                    one started for the run)
+  --only G [G ...]  groups to run: cycles, peers, http, http-parts, scale, page, testkit, sizing,
+                    makespan, and on PostgreSQL pg-cycles, pg-peers, pg-http, pg-scale, pg-sizing,
+                    pg-pooler, pg-makespan (default: all; the PostgreSQL ones when a server can be
+                    had: LITECOORD_BENCH_POSTGRES, or a private one started for the run)
   --workdir DIR     where the SQLite files go (default: a new directory under /tmp, removed after)
   --markdown FILE   also write the results, command and machine into FILE between its
                     '<!-- results: start/end -->' markers (BENCHMARKS.md), keeping the prose around them
@@ -32,7 +32,18 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "benchmarks"  # noqa: A001
 
-from benchmarks import cycles, page, peers, pg_common, rest, rest_parts, scale, sizing, testkit  # noqa: E402
+from benchmarks import (  # noqa: E402
+    cycles,
+    makespan,
+    page,
+    peers,
+    pg_common,
+    rest,
+    rest_parts,
+    scale,
+    sizing,
+    testkit,
+)
 from benchmarks.common import Results, Row, Settings, Target, load_average, log, machine  # noqa: E402
 
 GROUPS: dict[str, Callable[[Settings, Results], None]] = {
@@ -44,10 +55,11 @@ GROUPS: dict[str, Callable[[Settings, Results], None]] = {
     "page": page.run,
     "testkit": testkit.run,
     "sizing": sizing.run,
+    "makespan": makespan.run,
 }
 
 #: Groups that run on PostgreSQL: (module, its run(settings, results, dsn)).
-PG_GROUPS = ("pg-cycles", "pg-peers", "pg-http", "pg-scale", "pg-sizing", "pg-pooler")
+PG_GROUPS = ("pg-cycles", "pg-peers", "pg-http", "pg-scale", "pg-sizing", "pg-pooler", "pg-makespan")
 
 
 class _Postgres:
