@@ -81,8 +81,8 @@ def _items(sizes: list[int]) -> list[dict[str, Any]]:
 def _create(target: str, split: bool, rate: int = RATE) -> int:
     total = int(IDEAL_SECONDS * WORKERS * rate)
     with open_coordinator(target, session=SESSION, worker_id="bench-setup") as coord:
-        # Requests for items with at least half a second of work left (twice split_min_documents).
-        coord.setup(split_min_documents=rate // 4 if split else None)
+        # Requests for items with at least a second of work left (twice split_min_documents).
+        coord.setup(split_min_documents=rate // 2 if split else None)
         coord.create_work_items(_items(shard_sizes(total)))
     return total
 

@@ -261,7 +261,7 @@ class Runner(SplitCalls):
         self._calls = CallThread(f"litecoord-calls-{coordinator.worker_id}")
         # The end each item has now, as far as this runner split it (a refused split keeps it).
         self._ends: dict[str, int | None] = {}
-        #: Splits made at a command's request, for callers that report them (the demo).
+        #: Splits made at a command's request during this run.
         self.split_count = 0
 
     def request_stop(self, now: bool = False) -> None:
