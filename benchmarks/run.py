@@ -4,9 +4,9 @@ Options:
   --quick           a smoke run (one run each, small files, no 1M-item file): under a minute
   --runs N          runs per configuration, the median is reported (default 3; --quick: 1)
   --only G [G ...]  groups to run: cycles, peers, http, http-parts, scale, page, page-traffic, testkit,
-                    sizing, and on PostgreSQL pg-cycles, pg-peers, pg-http, pg-scale, pg-sizing, pg-pooler
-                    (default: all; the PostgreSQL ones when a server can be had:
-                    LITECOORD_BENCH_POSTGRES, or a private one started for the run)
+                    sizing, makespan, and on PostgreSQL pg-cycles, pg-peers, pg-http, pg-scale, pg-sizing,
+                    pg-pooler, pg-makespan (default: all; the PostgreSQL ones when a server can be
+                    had: LITECOORD_BENCH_POSTGRES, or a private one started for the run)
   --workdir DIR     where the SQLite files go (default: a new directory under /tmp, removed after)
   --markdown FILE   also write the results, command and machine into FILE between its
                     '<!-- results: start/end -->' markers (BENCHMARKS.md), keeping the prose around them
@@ -34,6 +34,7 @@ if __package__ in (None, ""):  # run as a file: python benchmarks/run.py
 
 from benchmarks import (  # noqa: E402
     cycles,
+    makespan,
     page,
     page_traffic,
     peers,
@@ -56,10 +57,11 @@ GROUPS: dict[str, Callable[[Settings, Results], None]] = {
     "page-traffic": page_traffic.run,
     "testkit": testkit.run,
     "sizing": sizing.run,
+    "makespan": makespan.run,
 }
 
 #: Groups that run on PostgreSQL: (module, its run(settings, results, dsn)).
-PG_GROUPS = ("pg-cycles", "pg-peers", "pg-http", "pg-scale", "pg-sizing", "pg-pooler")
+PG_GROUPS = ("pg-cycles", "pg-peers", "pg-http", "pg-scale", "pg-sizing", "pg-pooler", "pg-makespan")
 
 
 class _Postgres:

@@ -174,7 +174,13 @@ def test_the_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "\x1b[" not in result.stdout  # not a terminal: plain output
     assert re.search(r"killed demo-worker-\d \(pid \d+\) with SIGKILL while it held \S+ at \d+%", result.stdout)
     assert re.search(r"recovered: demo-worker-\d took \S+ \(lease epoch 2\)", result.stdout)
-    assert "6 items: 6 done" in result.stdout
+    # Six shards and a giant one, which was split while it ran (each split adds an item).
+    split = r"split: an idle worker asked, and the holder of \S+ gave away \[[\d,]+, [\d,]+\)"
+    splits = re.findall(split, result.stdout)
+    assert splits, result.stdout
+    assert f"{7 + len(splits)} items: {7 + len(splits)} done" in result.stdout
+    assert "the coverage audit is ok" in result.stdout
     coord = SqliteCoordinator(db, session="demo")
-    assert coord.status().completed_work_items == 6
+    assert coord.status().completed_work_items == 7 + len(splits)
+    assert coord.verify_coverage().ok
     coord.close()

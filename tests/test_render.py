@@ -374,3 +374,24 @@ def test_an_item_just_recovered_from_a_dead_worker_is_not_stalled() -> None:
     # Ninety seconds on with heartbeats but no progress, it is.
     later = NOW + timedelta(seconds=90)
     assert is_stalled(replace(recovered, last_heartbeat=later - timedelta(seconds=5)), later)
+
+
+def test_status_view_shows_split_requests_and_the_items_splits_made() -> None:
+    giant = replace(HEALTHY, range_start=0, range_end=120_000, split_requested_at=110_000)
+    kept = item(
+        "logs__1__0", WorkItemStatus.COMPLETED, range_start=0, range_end=60_000, document_count=60_000,
+        documents_processed=60_000,
+    )  # fmt: skip
+    new = item(
+        "logs__1__60000", WorkItemStatus.PENDING, range_start=60_000, range_end=None, parent_id="logs__1__0",
+        created_at=T0 + timedelta(seconds=5),
+    )  # fmt: skip
+    older = replace(new, work_item_id="logs__1__30000", range_start=30_000, range_end=60_000, created_at=T0)
+    lines = render_status(STATUS, [giant, kept, new, older], NOW, 100).splitlines()
+    at = lines.index("split requested (1): an idle worker asked the holder to give part away")
+    assert lines[at + 1] == "  orders__0__0  demo-worker-1  [0, 120,000)  asked to split at 110,000"
+    at = lines.index("split off (2): items that splits made, newest first")
+    assert lines[at + 1 : at + 3] == [
+        "  logs__1__60000  [60,000, end)  from logs__1__0  pending",
+        "  logs__1__30000  [30,000, 60,000)  from logs__1__0  pending",
+    ]

@@ -252,7 +252,8 @@ def test_demo_serve_shows_the_demo_on_the_page_while_it_runs(
             time.sleep(0.05)  # polls for the server and the items to appear; no lease is waited out
     demo.join(timeout=120)
     assert codes == [0]
-    assert seen is not None and seen["status"]["total_work_items"] == 6
+    # The 6 shards and the giant one, created in one batch (the splits come later).
+    assert seen is not None and seen["status"]["total_work_items"] == 7
     assert f"watch it at {servers[0].url}/?session=demo" in capsys.readouterr().err
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from ..types import WorkItemAndDuration, format_time
+from .splitting import SplitChannel, is_split_line, parse_split_accept
 
 __all__ = ["PROGRESS_PREFIX", "parse_progress", "describe_exit", "item_environment", "Command", "Progress"]
 
@@ -74,6 +75,8 @@ def item_environment(lease: WorkItemAndDuration, session: str, worker_id: str) -
         "LITECOORD_TOTAL_SIZE_BYTES": text(item.total_size_bytes),
         "LITECOORD_DOCUMENTS_PROCESSED": str(item.documents_processed),
         "LITECOORD_BYTES_PROCESSED": str(item.bytes_processed),
+        "LITECOORD_RANGE_START": str(item.range_start),
+        "LITECOORD_RANGE_END": text(item.range_end),
         "LITECOORD_LEASE_EXPIRY": text(format_time(lease.lease_expiration_time)),
         "LITECOORD_LEASE_SECONDS": f"{lease.lease_duration.total_seconds():g}",
         "LITECOORD_LEASE_EPOCH": str(lease.lease_epoch),
@@ -153,8 +156,10 @@ class Command:
         stderr: IO[bytes] | None,
         warn: Callable[[str], None],
         prefix: bytes | None = None,
+        split: SplitChannel | None = None,
     ) -> None:
         self.progress = progress
+        self.split = split
         self._prefix = prefix
         # One tail per stream: the two readers race, so a merged tail would have no reliable order.
         # stderr last: its last line, usually the cause, ends the failure message.
@@ -165,6 +170,10 @@ class Command:
         self._warn = warn
         read_fd, write_fd = os.pipe()
         env = {**env, "LITECOORD_PROGRESS_FD": str(write_fd)}
+        pass_fds = [write_fd]
+        if split is not None:
+            env.update(split.child_env())
+            pass_fds.append(split.read_fd)
         try:
             self.proc = subprocess.Popen(
                 list(argv),
@@ -172,7 +181,7 @@ class Command:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
-                pass_fds=(write_fd,),
+                pass_fds=tuple(pass_fds),
                 # Own process group: a lost lease kills the command and its children, and a
                 # Ctrl-C at the terminal reaches the runner, which then stops the command itself.
                 start_new_session=True,
@@ -183,6 +192,8 @@ class Command:
             raise
         finally:
             os.close(write_fd)  # ours; the child keeps its copy, so EOF comes when it exits
+            if split is not None:
+                split.after_spawn()
         self._threads = [
             threading.Thread(target=self._read_output, args=(self.proc.stdout, stdout, "stdout"), daemon=True),
             threading.Thread(target=self._read_output, args=(self.proc.stderr, stderr, "stderr"), daemon=True),
@@ -215,6 +226,13 @@ class Command:
 
     def _on_progress(self, line: bytes) -> None:
         text = line.decode("utf-8", "replace").strip()
+        if self.split is not None and is_split_line(text):
+            at = parse_split_accept(text)
+            if at is None:
+                self._warn(f"ignored a malformed split line: {text[:200]!r}")
+            else:
+                self.split.accepted(at)
+            return
         parsed = parse_progress(text)
         if parsed is None:
             self._warn(f"ignored a malformed progress line: {text[:200]!r}")

@@ -36,22 +36,46 @@ __all__ = ["run_demo", "SIMULATED_SHARD", "DEMO_SESSION", "make_shards"]
 
 DEMO_SESSION = "demo"
 
-#: The simulated work: runs for a time proportional to the shard's size, resuming
-#: from the progress a previous holder recorded, and reports on stdout.
-#: argv: seconds for the largest shard, document count of the largest shard.
+#: The simulated work: processes its item's range of documents at a fixed rate,
+#: resuming from the progress a previous holder recorded, and reports on stdout.
+#: It takes part in live splits (``work --split``): told of a split request on
+#: LITECOORD_SPLIT_FD, it accepts a new end a little ahead of its position and,
+#: once the runner says the split was made, stops there.
+#: argv: documents per second.
 SIMULATED_SHARD = f"""
 import os, sys, time
-full_seconds, largest = float(sys.argv[1]), int(sys.argv[2])
-total = int(os.environ["LITECOORD_DOCUMENT_COUNT"])
-size = int(os.environ["LITECOORD_TOTAL_SIZE_BYTES"])
+rate = float(sys.argv[1])
+start = int(os.environ["LITECOORD_RANGE_START"])
+end = int(os.environ["LITECOORD_RANGE_END"])
+size = int(os.environ["LITECOORD_TOTAL_SIZE_BYTES"] or 0)
+count = max(1, end - start)
 done = int(os.environ.get("LITECOORD_DOCUMENTS_PROCESSED") or 0)
-seconds = 0.4 + full_seconds * total / largest
-step, started = 0.1, time.monotonic()
-rate = total / seconds
-while done < total:
+split_fd = int(os.environ.get("LITECOORD_SPLIT_FD") or -1)
+if split_fd >= 0:
+    os.set_blocking(split_fd, False)
+    answers = os.fdopen(split_fd, "rb", buffering=0)
+step, pending = 0.1, b""
+while start + done < end:
     time.sleep(step)
-    done = min(total, done + int(rate * step) + 1)
-    print("{PROGRESS_PREFIX} docs=%d bytes=%d" % (done, size * done // total), flush=True)
+    done = min(end - start, done + int(rate * step) + 1)
+    print("{PROGRESS_PREFIX} docs=%d bytes=%d" % (done, size * done // count), flush=True)
+    if split_fd < 0:
+        continue
+    try:
+        pending += answers.read() or b""
+    except BlockingIOError:
+        pass
+    while b"\\n" in pending:
+        line, pending = pending.split(b"\\n", 1)
+        words = dict(w.split("=", 1) for w in line.decode().split()[1:])
+        at = max(int(words["at"]), start + done + int(rate))
+        if line.startswith(b"split-request") and at < end:
+            print("{PROGRESS_PREFIX} split at=%d" % at, flush=True)
+            os.set_blocking(split_fd, True)
+            answer = answers.readline().decode().split()
+            os.set_blocking(split_fd, False)
+            if answer and answer[0] == "split-done":
+                end = at
 """
 
 _INDEXES = ("logs-2024", "orders", "customers", "products")
@@ -75,6 +99,19 @@ def make_shards(count: int, seed: int) -> list[dict[str, object]]:
             }
         )
     return shards
+
+
+def giant_shard(shards: list[dict[str, object]]) -> dict[str, object]:
+    """One shard twice as large as all the others together: without splitting, the other
+    workers would finish everything else and sit idle for most of the time it runs alone."""
+    count = 2 * sum(int(s["document_count"]) for s in shards)  # type: ignore[call-overload]
+    return {
+        "work_item_id": "logs-giant__0__0",
+        "index_name": "logs-giant",
+        "shard_number": 0,
+        "document_count": count,
+        "total_size_bytes": count * 700,
+    }
 
 
 def _prepare_file(path: str) -> None:
@@ -159,6 +196,7 @@ def run_demo(
     # The session and its items exist before the page can be opened (a page asking
     # for a session nothing created yet would get 404 session_not_found).
     shards = make_shards(items, seed)
+    shards.append(giant_shard(shards))
     with SqliteCoordinator(db, session=DEMO_SESSION, worker_id="demo-narrator") as creator:
         creator.setup(max_attempts=3)
         creator.create_work_items(shards)
@@ -194,7 +232,9 @@ def _run(
     echo = click.echo
     coord = SqliteCoordinator(db, session=DEMO_SESSION, worker_id="demo-narrator")
     items = len(shards)
-    largest = max(int(s["document_count"]) for s in shards)  # type: ignore[call-overload]
+    # The largest ordinary shard takes half of full_seconds; the giant one, alone, many times that.
+    largest = max(int(s["document_count"]) for s in shards[:-1])  # type: ignore[call-overload]
+    rate = 2 * largest / full_seconds
     ids = [f"demo-worker-{i}" for i in range(1, workers + 1)]
     heartbeat = min(0.5, lease / 4)
     echo(
@@ -209,12 +249,13 @@ def _run(
         argv = [
             sys.executable, "-m", "litecoord.cli", "work", "--db", os.path.abspath(db), "--session", DEMO_SESSION,
             "--worker-id", wid, "--lease", str(lease), "--heartbeat", str(heartbeat), "--poll", "0.2",
-            "--", sys.executable, "-c", SIMULATED_SHARD, str(full_seconds), str(largest),
+            "--split", "--", sys.executable, "-c", SIMULATED_SHARD, f"{rate:.1f}",
         ]  # fmt: skip
         with open(Path(logs.name) / f"{wid}.log", "wb") as log:
             procs[wid] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
     kill: _Kill | None = None
+    split_seen: set[str] = set()  # items created by a live split, already announced
     notes: list[str] = []
     last_plain = 0.0
     if tty:
@@ -251,6 +292,13 @@ def _run(
                 if kill.completed_at is None and item.status is WorkItemStatus.COMPLETED:
                     kill.completed_at = elapsed
                     events.append(f"[{elapsed:5.1f}s] {kill.item} completed by {item.worker_id}")
+            for item in view:
+                if item.parent_id is not None and item.work_item_id not in split_seen:
+                    split_seen.add(item.work_item_id)
+                    events.append(
+                        f"[{elapsed:5.1f}s] split: an idle worker asked, and the holder of {item.parent_id} "
+                        f"gave away [{item.range_start:,}, {item.range_end:,}) as {item.work_item_id}"
+                    )
             notes.extend(events)
             done = summary.total_work_items > 0 and summary.not_yet_complete == 0
             running = [w for w, p in procs.items() if p.poll() is None]
@@ -299,7 +347,14 @@ def _run(
         echo(render_status(summary, coord.list_work_items(), summary.as_of or datetime.now(timezone.utc), width))
     echo("")
     bad = [w for w, p in procs.items() if (kill is None or w != kill.worker) and p.returncode != 0]
+    splits = len(split_seen)
+    covered = coord.verify_coverage().ok
     ok = kill is not None and kill.completed_at is not None and kill.recovered_by is not None and not bad
+    ok = ok and splits > 0 and covered
+    if not splits:
+        echo("the giant shard was never split", err=True)
+    if not covered:
+        echo("the coverage audit found gaps (litecoord verify -s demo)", err=True)
     if kill is None:
         echo("the demo never found a shard in progress to crash", err=True)
     elif kill.recovered_by is None:
@@ -312,7 +367,8 @@ def _run(
             f"demo finished in {format_duration(elapsed)} ({elapsed:.1f}s): {summary.completed_work_items} shards "
             f"complete. {kill.worker} was killed holding {kill.item} at {kill.percent:.0f}%; "
             f"{kill.recovered_by} took it over {kill.recovered_at - kill.at:.1f}s later, resumed from "
-            f"{kill.documents:,} documents, and completed it."
+            f"{kill.documents:,} documents, and completed it. The giant shard was split {splits} time(s) "
+            "while it ran, and the coverage audit is ok: every document of every shard was covered once."
         )
         echo(f"Explore: litecoord list --db {db} --session {DEMO_SESSION}  |  litecoord status --db {db} -s demo")
     if server is not None and hold:

@@ -223,6 +223,11 @@ def render_status(
         (i for i in items if is_retrying(i)), key=lambda i: (i.next_attempt_at or now, i.work_item_id)
     )
     failed = [i for i in items if i.status is WorkItemStatus.FAILED]
+    # Live splits: requests the holders have not answered yet, and the items splits made (newest first).
+    asked = [i for i in active if i.split_requested_at is not None]
+    split_off = sorted(
+        (i for i in items if i.parent_id is not None), key=lambda i: (i.created_at or now, i.work_item_id), reverse=True
+    )
 
     lines: list[str] = []
     pending = f"{status.pending_work_items} pending"
@@ -276,6 +281,8 @@ def render_status(
         ("silent ({}, marked ?): no heartbeat for longer than a third of the lease", "magenta", silent, _silent_row),
         ("stalled ({}, marked !): heartbeats arrive, progress has not moved", "yellow", stalled, _stalled_row),
         ("lapsed leases ({}): the next acquire hands these to another worker", None, lapsed, _lapsed_row),
+        ("split requested ({}): an idle worker asked the holder to give part away", "cyan", asked, _asked_row),
+        ("split off ({}): items that splits made, newest first", None, split_off, _split_row),
         ("retrying ({}): failed, back in the queue", None, retrying, _retrying_row),
         ("failed ({}): retry with `litecoord retry ID` or `--all-failed`", "red", failed, _failed_row),
     ):
@@ -315,6 +322,19 @@ def _lapsed_row(item: WorkItem, now: datetime) -> str:
     pct = _percent(item.documents_processed, item.document_count)
     at = "" if pct is None else f" at {pct:.0f}%"
     return f"  {item.work_item_id}  {item.worker_id}  lease expired {_ago(now, item.lease_expiry)}{at}"
+
+
+def _range(item: WorkItem) -> str:
+    return f"[{format_count(item.range_start)}, {'end' if item.range_end is None else format_count(item.range_end)})"
+
+
+def _asked_row(item: WorkItem, now: datetime) -> str:
+    assert item.split_requested_at is not None
+    return f"  {item.work_item_id}  {item.worker_id}  {_range(item)}  asked to split at {item.split_requested_at:,}"
+
+
+def _split_row(item: WorkItem, now: datetime) -> str:
+    return f"  {item.work_item_id}  {_range(item)}  from {item.parent_id}  {item.status.value}"
 
 
 def _retrying_row(item: WorkItem, now: datetime) -> str:

@@ -102,6 +102,7 @@ from .exits import (
     combine_exit_codes,
     stop_on_signals,
 )
+from .splitting import SplitCalls, SplitChannel
 
 __all__ = [
     "EXIT_ALL_DONE",
@@ -178,6 +179,9 @@ class RunnerOptions:
     timeout: float | None = None
     #: Extra environment variables for the command.
     env: Mapping[str, str] = field(default_factory=dict)
+    #: Open the split channel (:mod:`.splitting`): tell the command of split requests and
+    #: split its item where it accepts. Off, a command is never split on its behalf.
+    split: bool = False
 
     def __post_init__(self) -> None:
         # A NaN heartbeat never fires and an infinite poll never returns: both slip past range checks.
@@ -198,7 +202,7 @@ def timestamped(line: str) -> str:
 # -- the loop ------------------------------------------------------------------------
 
 
-class Runner:
+class Runner(SplitCalls):
     """One worker loop. ``run()`` returns when no work is left, on a stop request, or on an error.
 
     ``clock`` measures the lease locally: a lease acquired or renewed by a
@@ -255,6 +259,10 @@ class Runner:
         # Until a renewal succeeds, a lease may be one inherited from a dead process (see above).
         self._lease_confirmed = False
         self._calls = CallThread(f"litecoord-calls-{coordinator.worker_id}")
+        # The end each item has now, as far as this runner split it (a refused split keeps it).
+        self._ends: dict[str, int | None] = {}
+        #: Splits made at a command's request during this run.
+        self.split_count = 0
 
     def request_stop(self, now: bool = False) -> None:
         """Ask the loop to stop: the running command is ended and its item released.
@@ -415,6 +423,8 @@ class Runner:
         # The timeout runs from here, read before the command exists: a clock
         # moved once the command is seen running must count against it.
         spawned = self._tick()
+        channel = SplitChannel() if self.options.split else None
+        self._ends[item_id] = item.range_end
         try:
             command = Command(
                 self.options.command,
@@ -425,19 +435,25 @@ class Runner:
                 stderr=self._stderr if echo else None,
                 warn=self.log,
                 prefix=prefix,
+                split=channel,
             )
         except OSError as exc:
+            if channel is not None:
+                channel.close()
             # Not the item's fault: give it back without spending one of its attempts.
             self._release(item_id, epoch, progress=None)
             result.reason = f"cannot run {self.options.command[0]!r}: {exc.strerror or exc}"
             return EXIT_ERROR
 
         try:
-            return self._supervise(command, lease, started, spawned, progress, result)
+            return self._supervise(command, lease, started, spawned, progress, result, channel)
         except BaseException:
             # Never leave a command running on an item we stopped looking after.
             command.kill()
             raise
+        finally:
+            if channel is not None:
+                channel.close()
 
     def _confirm(self, item_id: str, epoch: int, expiry: int) -> int | bool | None:
         """Renew a runner's first lease before its command starts (it may be a dead process's).
@@ -481,6 +497,7 @@ class Runner:
         spawned: int,
         progress: Progress,
         result: RunResult,
+        channel: SplitChannel | None = None,
     ) -> int | None:
         """Renew while the command runs, then complete, fail or release the item.
 
@@ -501,6 +518,7 @@ class Runner:
         timed_out = False
         renewal: Pending[Any] | None = None  # the renewal in flight, if any
         renewal_started = renewal_version = 0
+        splitting: tuple[Pending[Any], int] | None = None  # a split the command accepted, in flight
         while True:
             code = command.poll()
             if code is not None:
@@ -517,7 +535,14 @@ class Runner:
                 self.log(f"released {item_id} (epoch {epoch}): stopped, {describe_exit(code)}")
                 result.reason = f"stopped; released {item_id}"
                 return EXIT_INTERRUPTED
-            if renewal is None and time.monotonic() >= next_beat:
+            if channel is not None and renewal is None and splitting is None:
+                at = channel.take()
+                if at is not None:
+                    splitting = (self._split(item_id, epoch, at, deadline - margin), at)
+            if splitting is not None and splitting[0].done():
+                self._answer_split(channel, item_id, epoch, *splitting, deadline - margin)
+                splitting = None
+            if renewal is None and splitting is None and time.monotonic() >= next_beat:
                 docs, size, renewal_version = progress.snapshot()
                 renewal_started = self._tick()
                 renewal = self._calls.submit(
@@ -529,7 +554,10 @@ class Runner:
                 )
             if renewal is not None and renewal.done():
                 try:
-                    renewal.result()
+                    renewed = renewal.result()
+                    if channel is not None and renewed.split_requested_at is not None:
+                        if channel.request(renewed.split_requested_at, renewed.range_end):
+                            self.log(f"{item_id}: split requested at {renewed.split_requested_at}; told the command")
                     deadline = renewal_started + length
                     sent_version = renewal_version
                     self._lease_confirmed = True
@@ -548,9 +576,9 @@ class Runner:
                     "stopping before it can pass to another worker"
                 )
             if lost_reason is not None:
-                if renewal is not None:
-                    self._abandon_call()  # a hung renewal; nothing waits behind it
-                    renewal = None
+                if renewal is not None or splitting is not None:
+                    self._abandon_call()  # a hung call; nothing waits behind it
+                    renewal = splitting = None
                 # Another worker may own the item now (or soon): stop at once, no grace period.
                 code = command.kill()
                 command.finish_reading(timeout=1.0)
@@ -569,12 +597,21 @@ class Runner:
                     self._release(item_id, epoch, progress=progress)  # best effort: the store may be down
                 return None
             # Short slices keep stop requests, exits and the deadline prompt; stop.wait returns at once on a stop.
-            if renewal is not None:
-                renewal.wait(0.05)  # returns as the renewal lands; a stop waits at most one slice
+            if renewal is not None or splitting is not None:
+                # Returns as the call lands; a stop waits at most one slice.
+                (renewal or splitting[0]).wait(0.05)  # type: ignore[index]
             else:
                 self.stop.wait(min(0.05, max(0.0, next_beat - time.monotonic())))
 
         command.finish_reading()
+        if splitting is not None:
+            # The command exited with a split in flight: let it land (bounded by the lease) first.
+            while not splitting[0].wait(0.05) and self._tick() < deadline - margin:
+                pass
+            if splitting[0].done():
+                self._answer_split(channel, item_id, epoch, *splitting, deadline - margin)
+            else:
+                self._abandon_call()
         if renewal is not None:
             # The command exited while a renewal was in flight: let it land (it is bounded
             # by the lease), so the calls that follow do not queue behind it on a new thread.

@@ -107,6 +107,13 @@ Example: litecoord work --db backfill.db --workers 4 -- ./reindex-shard.sh
     help="With --workers: restart a dead worker at most this often within "
     f"{supervisor.RestartPolicy().window:g}s (with a growing delay), then give it up.",
 )
+@click.option(
+    "--split",
+    is_flag=True,
+    help="Open the split channel: COMMAND reads split requests from the descriptor in LITECOORD_SPLIT_FD "
+    "and may accept a new end ('split at=N' on its progress channel); the runner then splits its item "
+    "there. Without it no item is split on COMMAND's behalf.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo COMMAND's output or the runner's events.")
 # Set by the supervisor of --workers N: EOF on this descriptor means the supervisor is gone.
 @click.option("--supervisor-fd", type=click.IntRange(min=0), hidden=True)
@@ -122,6 +129,7 @@ def work(
     timeout: float | None,
     prefix: bool | None,
     max_restarts: int,
+    split: bool,
     quiet: bool,
     supervisor_fd: int | None,
     command: tuple[str, ...],
@@ -150,6 +158,7 @@ def work(
             echo_output=not quiet,
             prefix_output=prefix,
             timeout=timeout,
+            split=split,
         )
         loop = runner.Runner(
             coord,
@@ -187,7 +196,7 @@ def work(
     argv += ["--wait" if wait else "--no-wait"] + (["--quiet"] if quiet else [])
     argv += [] if heartbeat is None else ["--heartbeat", repr(heartbeat)]
     argv += [] if timeout is None else ["--timeout", repr(timeout)]
-    argv += ["--prefix" if prefix else "--no-prefix"]
+    argv += ["--prefix" if prefix else "--no-prefix"] + (["--split"] if split else [])
     env = dict(os.environ)
     if target.token:
         env["LITECOORD_TOKEN"] = target.token  # not in argv, where `ps` would show it
