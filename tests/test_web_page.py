@@ -190,3 +190,15 @@ def test_the_page_at_100k_items_renders_within_the_bound(browser: Any, db_path: 
         context.close()
         server.close()
         root.close()
+
+
+def test_the_leased_table_shows_each_items_range_and_a_live_split(page: Any, served: Served) -> None:
+    open_session(page, served)
+    ok_range = page.locator(f'tr[data-item="{OK}"] [data-field="range"]')
+    expect(ok_range).to_have_text("docs 0–10,000")
+    # The holder gives away the end of its range: the page shows the shorter range without a reload.
+    holder = served.http(served.roles[OK].worker_id)
+    kept, new = holder.split_work_item(OK, 9_500)
+    assert (kept.range_end, new.range_start, new.parent_id) == (9_500, 9_500, OK)
+    expect(ok_range).to_have_text("docs 0–9,500")
+    assert page.console.errors == []

@@ -334,6 +334,18 @@ function heartbeat(it) {
   return it.heartbeat_age_seconds === null || it.heartbeat_age_seconds === undefined ? "?" : `${duration(it.heartbeat_age_seconds)} ago`;
 }
 
+// The documents an item covers, where it came from and whether an idle worker asked its holder to
+// split it (issue 18): shown under the id, so a split is visible while the run goes on.
+function rangeNote(it) {
+  if (it.range_start === undefined) return null;
+  let text = `docs ${num(it.range_start)}–${it.range_end === null ? "end" : num(it.range_end)}`;
+  if (it.parent_id) text += ` · split from ${it.parent_id}`;
+  if (it.split_requested_at !== null && it.split_requested_at !== undefined) {
+    text += ` · split asked at ${num(it.split_requested_at)}`;
+  }
+  return h("span", { class: "small range", "data-field": "range" }, text);
+}
+
 export function leasedTable(data, name, ctx) {
   const page = data.leased;
   const rows = page.items.map((it) => {
@@ -347,7 +359,7 @@ export function leasedTable(data, name, ctx) {
       "tr",
       { "data-item": it.work_item_id, class: it.flags.length ? "flagged" : null },
       td("Flags", { class: "flags" }, flagBadges(it.flags)),
-      rowHead("Item", { class: "id" }, itemLink(name, it.work_item_id)),
+      rowHead("Item", { class: "id" }, itemLink(name, it.work_item_id), " ", rangeNote(it)),
       td("Worker", {}, it.worker_id || "?"),
       td("Lease expires", { title: when(it.lease_expiry) }, expiry),
       td("Heartbeat", { class: "num" }, heartbeat(it)),
