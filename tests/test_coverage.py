@@ -52,13 +52,13 @@ def test_shards_are_told_apart_and_the_report_round_trips_through_json():
     assert CoverageReport.from_dict(report.to_dict()) == report
 
 
-def test_the_readmes_ranges_example_runs_as_written(tmp_path, monkeypatch):
+def test_the_concepts_pages_ranges_example_runs_as_written(tmp_path, monkeypatch):
     import re
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("**Ranges, live splits and the coverage audit.**") : text.index("**Time.**")]
+    text = (Path(__file__).resolve().parents[1] / "docs" / "concepts.md").read_text(encoding="utf-8")
+    section = text[text.index("## Ranges, live splits and the coverage audit") : text.index("## Retries")]
     (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
     monkeypatch.chdir(tmp_path)
-    exec(compile(block, "README.md", "exec"), {})
+    exec(compile(block, "docs/concepts.md", "exec"), {})
     assert (tmp_path / "ranges-demo.db").exists()

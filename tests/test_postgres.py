@@ -501,10 +501,12 @@ def test_a_version_1_database_migrates_with_a_running_attempt_for_each_live_leas
         "lease_expiry, leased_at, documents_processed, created_at, updated_at) "
         "SELECT id, 'held', 'assigned', 'w1', 2, 600000000, 600000000, 5000000, 40, 0, 5000000 FROM sessions",
     )
-    with pytest.raises(SchemaVersionError, match=r"older than 2; run setup\(\)"):
+    from litecoord.backends.postgres.store import SCHEMA_VERSION
+
+    with pytest.raises(SchemaVersionError, match=rf"older than {SCHEMA_VERSION}; run setup\(\)"):
         old.work_item_history("held")
     old.setup()
-    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("2",)]
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     [running] = old.work_item_history("held")
     assert (running.lease_epoch, running.worker_id, running.outcome.value, running.documents_processed) == (
         2, "w1", "running", 40,
