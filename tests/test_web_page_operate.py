@@ -226,3 +226,38 @@ def test_the_chart_covers_the_whole_run_beyond_the_hour_of_samples_the_server_ke
         context.close()
         server.close()
         root.close()
+
+
+def test_a_finished_session_shows_each_shards_coverage_and_names_a_gap(
+    browser: Any, db_path: Path, clock: FakeClock
+) -> None:
+    from litecoord.rest.server import make_server
+
+    root = SqliteCoordinator(db_path, clock=clock, durability="normal")
+    a = root.bind(session="cov", worker_id="a")
+    a.setup(max_attempts=1)
+    a.create_work_items([{"work_item_id": f"logs__{n}__0", "index_name": "logs", "shard_number": n,
+                          "document_count": 1000} for n in range(2)])  # fmt: skip
+    lease = a.acquire_next_work_item(timedelta(minutes=5))
+    a.update_progress_and_renew_lease(lease.work_item_id, 1000, 0)
+    a.complete_work_item(lease.work_item_id)
+    server = make_server(db_path, port=0, clock=clock, threads=2, durability="normal").start()
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{server.url}/?session=cov&refresh=0.3")
+        page.wait_for_selector('section[data-session="cov"] [data-field="percent_complete"]')
+        assert page.locator("table.coverage").count() == 0  # while work remains, no audit is asked
+        short = a.acquire_next_work_item(timedelta(minutes=5))
+        a.update_progress_and_renew_lease(short.work_item_id, 600, 0)
+        a.fail_work_item(short.work_item_id, "gone")  # parked (max_attempts 1): its shard never covered
+        row = page.locator(f'table.coverage tr[data-shard="logs/{short.work_item.shard_number}"]')
+        expect(row.locator('[data-field="verdict"]')).to_have_text("NOT OK")
+        expect(row.locator('[data-field="gaps"]')).to_have_text("0–1,000")
+        expect(page.locator('section[aria-label="Coverage audit"] h3')).to_contain_text("NOT OK (1 gaps")
+        done = lease.work_item.shard_number
+        expect(page.locator(f'table.coverage tr[data-shard="logs/{done}"] [data-field="verdict"]')).to_have_text("ok")
+    finally:
+        context.close()
+        server.close()

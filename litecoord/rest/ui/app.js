@@ -9,7 +9,7 @@
 "use strict";
 
 import { $, HttpFailure, NF1, TOKEN_KEY, api, auth, bar, focusKey, h, keepFocus, num, seg, sessionHref, td, rowHead, when } from "./core.js";
-import { alertCount, chart, etaText, failedTable, foundTable, indexTable, leasedTable, summary, totals } from "./session.js";
+import { alertCount, chart, coverageTable, etaText, failedTable, foundTable, indexTable, leasedTable, summary, totals } from "./session.js";
 import { findForm, filterActive, filterQuery, readFilter, writeFilter } from "./find.js";
 import { itemView } from "./item.js";
 import { failureGroups, pauseControl, workersTable } from "./console.js";
@@ -251,12 +251,15 @@ async function drawOne(name) {
   const failing = (st0.failed_work_items || 0) + (st0.retrying_work_items || 0) > 0;
   const backfill = `sessions/${seg(name)}/backfill`;
   // Asked only when there is something to show: failures when some failed, the workers when open.
-  const [found, failures, workers] = await Promise.all([
+  // The coverage audit reads every item, so it is asked only once nothing is left to hand out.
+  const done = (st0.total_work_items || 0) > 0 && (st0.pending_work_items || 0) + (st0.assigned_work_items || 0) === 0;
+  const [found, failures, workers, coverage] = await Promise.all([
     filterActive(state.filter) ? api(`${backfill}/items?${filterQuery(state.filter, PAGE_SIZE)}`) : null,
     failing ? optional(api(`${backfill}/failures`)) : null,
     state.workersOpen[name] ? optional(api(`${backfill}/workers`)) : null,
+    done ? optional(api(`${backfill}/coverage`)) : null,
   ]);
-  renderViews([name], [{ ...data, console: { failures, workers } }], found);
+  renderViews([name], [{ ...data, console: { failures, workers, coverage } }], found);
   const st = data.status;
   const alerts = alertCount(st, data.counts);
   document.title = `${NF1.format(st.percent_complete)}% · ${alerts} alert${alerts === 1 ? "" : "s"} · ${name} · litecoord`;
@@ -348,10 +351,11 @@ function liveView(name, data) {
   const parts = [said, summary(data), totals(data), chart(data), indexTable(data, name, ctx), leasedTable(data, name, ctx), failedTable(data, name, ctx)];
   if (ONLY === null || !data.console) return parts;
   // One session's own page: the operator's controls too.
-  const { failures, workers } = data.console;
+  const { failures, workers, coverage } = data.console;
   return [
     pauseControl(name, data.status, ctx),
     ...parts,
+    coverageTable(coverage),
     failureGroups(name, failures, ctx),
     workersTable(name, workers, Boolean(state.workersOpen[name]), ctx),
   ];

@@ -346,6 +346,39 @@ function rangeNote(it) {
   return h("span", { class: "small range", "data-field": "range" }, text);
 }
 
+// The coverage audit of a session with nothing left to hand out (GET …/backfill/coverage): per shard,
+// its extent, the documents no completed item covered (gaps), those covered twice (overlaps), items
+// completed short, and shards it cannot judge.
+export function coverageTable(report) {
+  if (!report) return null;
+  const spans = (list) => (list.length ? list.map(([a, b]) => `${num(a)}–${num(b)}`).join(", ") : "none");
+  const rows = report.shards.map((s) =>
+    h(
+      "tr",
+      { "data-shard": `${s.index_name}/${s.shard_number}`, class: s.verdict === "ok" ? null : "flagged" },
+      rowHead("Shard", {}, s.index_name === null ? s.root_id || "?" : `${s.index_name} / ${s.shard_number}`),
+      td("Verdict", { "data-field": "verdict" }, s.verdict === "ok" ? "ok" : s.verdict.replace("_", " ").toUpperCase()),
+      td("Documents", { class: "num" }, s.extent ? `${num(s.extent[0])}–${num(s.extent[1])}` : "unknown"),
+      td("Gaps", { "data-field": "gaps" }, spans(s.gaps)),
+      td("Overlaps", {}, spans(s.overlaps)),
+      td("Short items", {}, s.short.length ? s.short.join(", ") : "none"),
+      td("Items", { class: "num" }, num(s.items)),
+    ),
+  );
+  return h(
+    "section",
+    { class: "block", "aria-label": "Coverage audit" },
+    h(
+      "h3",
+      {},
+      `Coverage audit: ${report.ok ? "ok, every document of every shard was covered" : "NOT OK"} ` +
+        `(${num(report.gap_count)} gaps, ${num(report.overlap_count)} overlaps, ${num(report.short_items)} short, ` +
+        `${num(report.unverifiable_shards)} unverifiable)`,
+    ),
+    table("coverage", "Coverage of each shard", ["Shard", "Verdict", "Documents", "Gaps", "Overlaps", "Short items", "Items"], rows, "No shard."),
+  );
+}
+
 export function leasedTable(data, name, ctx) {
   const page = data.leased;
   const rows = page.items.map((it) => {
