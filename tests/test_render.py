@@ -395,3 +395,35 @@ def test_status_view_shows_split_requests_and_the_items_splits_made() -> None:
         "  logs__1__60000  [60,000, end)  from logs__1__0  pending",
         "  logs__1__30000  [30,000, 60,000)  from logs__1__0  pending",
     ]
+
+
+def test_split_rows_fold_onto_more_lines_at_80_columns_instead_of_losing_their_end() -> None:
+    # The demo's names: a row of the giant shard's split is wider than 80 columns.
+    giant = replace(
+        HEALTHY, work_item_id="logs-giant__0__0", worker_id="demo-worker-1@host-a", range_start=0,
+        range_end=4_337_634, split_requested_at=3_098_007,
+    )  # fmt: skip
+    piece = item(
+        "logs-giant__0__3098007", WorkItemStatus.COMPLETED, range_start=3_098_007, range_end=3_717_820,
+        parent_id="logs-giant__0__0", created_at=T0,
+    )  # fmt: skip
+    lines = render_status(STATUS, [giant, piece], NOW, 80).splitlines()
+    assert max(len(line) for line in lines) <= 80 and not any(line.endswith("~") for line in lines)
+    at = lines.index("split off (1): items that splits made, newest first")
+    assert lines[at + 1 : at + 3] == [
+        "  logs-giant__0__3098007  [3,098,007, 3,717,820)  from logs-giant__0__0",
+        "      completed",
+    ]
+    at = lines.index("split requested (1): an idle worker asked the holder to give part away")
+    assert lines[at + 1 : at + 3] == [
+        "  logs-giant__0__0  demo-worker-1@host-a  [0, 4,337,634)",
+        "      asked to split at 3,098,007",
+    ]
+    # At 40 columns every field still shows, one per line where two do not fit.
+    narrow = render_status(STATUS, [giant, piece], NOW, 40).splitlines()
+    at = narrow.index("split off (1): items that splits made, ~")
+    assert narrow[at + 1 :] == [
+        "  logs-giant__0__3098007",
+        "      [3,098,007, 3,717,820)",
+        "      from logs-giant__0__0  completed",
+    ]

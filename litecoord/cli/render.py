@@ -134,6 +134,19 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width, subsequent_indent="    ", break_on_hyphens=False)) or text
 
 
+def _fold(row: str, width: int) -> str:
+    """``row`` in ``width`` columns: fields (two spaces apart) that do not fit go on indented
+    continuation lines; only a field wider than a line is cut."""
+    lines = [""]
+    for field in row.strip().split("  ") if len(row) > width else ():
+        joined = f"{lines[-1]}  {field}" if lines[-1] else f"{'      ' if len(lines) > 1 else '  '}{field}"
+        if lines[-1] and len(joined) > width:
+            lines.append(f"      {field}")
+        else:
+            lines[-1] = joined
+    return "\n".join(_cut(line, width) for line in lines) if lines[0] else row
+
+
 def _style(text: str, color: bool, **kwargs: object) -> str:
     return click.style(text, **kwargs) if color else text  # type: ignore[arg-type]
 
@@ -290,7 +303,9 @@ def render_status(
             lines.append("")
             heading = _cut(title.format(len(section)), limit)
             lines.append(_style(heading, color, fg=fg) if fg else heading)
-            lines.extend(_cut(row(item, now), limit) for item in section[:max_rows])
+            # A split's row is all facts (range, parent, state): folded onto more lines, never cut.
+            fit = _fold if row in (_asked_row, _split_row) else _cut
+            lines.extend(fit(row(item, now), limit) for item in section[:max_rows])
             if len(section) > max_rows:
                 lines.append(f"  ... and {len(section) - max_rows} more")
     if notes:
