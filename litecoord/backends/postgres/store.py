@@ -112,8 +112,14 @@ _WATCHDOG = Watchdog()
 _FORBIDDEN = (pg_errors.InsufficientPrivilege, pg_errors.ReadOnlySqlTransaction)
 
 #: What the server (or a pooler: PgBouncer's "no such database/user") says when it refuses a
-#: login for a reason waiting will not fix. libpq gives no SQLSTATE for a failed connection,
-#: so the message it carries is all there is to go by (the server's own, English by default).
+#: login for a reason waiting will not fix. Statements' errors go by SQLSTATE (_FORBIDDEN...),
+#: but libpq keeps a failed login's SQLSTATE to itself: psycopg's OperationalError has no
+#: sqlstate and no diag fields then, and PQgetResult holds none (checked: psycopg 3.3, libpq 15
+#: and 18), so the message is all there is: the server's own, in its lc_messages (English by
+#: default). In another language nothing here matches and the refusal is retried like an
+#: outage, until connect_timeout, then DatabaseUnavailableError quoting the server's words:
+#: slower, but never the other way round (a server starting up or out of connection slots
+#: taken for a permanent refusal, stopping every worker).
 _REFUSED_LOGIN = (
     "authentication failed",  # password, SCRAM, ident, peer, PAM...
     "no password supplied",
