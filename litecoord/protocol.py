@@ -181,12 +181,27 @@ class Coordinator(Protocol):
         caller's lease lapsed).
         """
 
-    def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
+    def complete_work_item(
+        self,
+        work_item_id: str,
+        *,
+        lease_epoch: int | None = None,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+    ) -> WorkItem:
         """Mark the item complete. Only the holder may; it need not be live.
 
         A holder whose lease lapsed but was not taken over may still complete
         (RFS). Completing again by the same worker is a no-op that returns
         the item. Raises ``LeaseConflictError`` for anyone else.
+
+        ``documents_processed`` and ``bytes_processed`` are the holder's final
+        figures (absolute, from ``range_start``), recorded as stated: an item
+        completed with fewer documents than its range is *short*, and
+        ``verify_coverage()`` reports it and the gap it leaves. Without them
+        the holder is trusted to have done the whole item, which counts in
+        full (its ``document_count`` and ``total_size_bytes``), as the Java
+        client's completion (its worker id only) always is.
         """
 
     def complete_and_acquire_next(
@@ -195,8 +210,10 @@ class Coordinator(Protocol):
         lease_duration: timedelta = DEFAULT_LEASE_DURATION,
         *,
         lease_epoch: int | None = None,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
     ) -> tuple[WorkItem, AcquisitionOutcome]:
-        """``complete_work_item`` then ``acquire_next_work_item``, atomically.
+        """``complete_work_item`` (with its final figures) then ``acquire_next_work_item``, atomically.
 
         One transaction (so one commit, one sync at full durability) per item
         for a worker that goes straight on to the next one. If the completion

@@ -75,3 +75,16 @@ def test_setup_sets_or_turns_off_split_requests(run: Run, db: str, clock: FakeCl
     info = json.loads(run("setup", "--no-split-requests", "--json").stdout)
     assert info["split_min_documents"] is None
     assert run("setup", "--no-split-requests", "--split-min-documents", "5").exit_code == 2
+
+
+def test_complete_with_a_final_count_below_the_range_is_short_in_verify(loaded: Run, db: str) -> None:
+    assert loaded("acquire", "-w", "w1").exit_code == 0  # logs__1__0: [0, 300)
+    bad = loaded("complete", "logs__1__0", "--docs", "-1", "-w", "w1")
+    assert bad.exit_code == 2 and "--docs" in bad.stderr
+    done = loaded("complete", "logs__1__0", "--docs", "250", "-w", "w1", "--json")
+    assert done.exit_code == 0 and json.loads(done.stdout)["documents_processed"] == 250
+    verify = loaded("verify")
+    assert verify.exit_code == 1
+    assert verify.stdout.splitlines()[1].split(maxsplit=2)[2] == (
+        "logs/1  1 item(s)  extent [0, 300); gaps [250, 300); short: logs__1__0"
+    )

@@ -302,6 +302,55 @@ def test_the_audit_reports_gaps_short_items_and_unfinished_work(make):
     assert report.to_dict()["gap_count"] == report.gap_count == 2
 
 
+def test_a_holder_that_completes_short_of_its_range_is_reported_short_with_the_gap(make):
+    a = make("a")
+    shard(a, "logs__0__0", 1000, size=10_000)
+    shard(a, "logs__1__0", 500, size=5_000, number=1)
+    lease_of(a.acquire_next_work_item())
+    a.update_progress_and_renew_lease("logs__0__0", 600, 6_000)
+    done = a.complete_work_item("logs__0__0", documents_processed=600, bytes_processed=6_000)
+    assert (done.status, done.documents_processed, done.bytes_processed) == (WorkItemStatus.COMPLETED, 600, 6_000)
+    # The other completes in one step with the next lease, and states its whole range.
+    lease = lease_of(a.acquire_next_work_item())
+    done, _ = a.complete_and_acquire_next(lease.work_item_id, FIVE_MIN, documents_processed=500)
+    assert (done.documents_processed, done.bytes_processed) == (500, 5_000)  # bytes not stated: in full
+    report = a.verify_coverage()
+    shards = {s.shard_number: s for s in report.shards}
+    assert not report.ok
+    assert (shards[0].verdict, shards[0].short, shards[0].gaps) == ("not_ok", ("logs__0__0",), ((600, 1000),))
+    assert (shards[1].verdict, shards[1].short) == ("ok", ())
+    status = a.status()
+    assert (status.total_documents, status.total_documents_processed) == (1500, 1100)  # what was done, not 100%
+    # Completing again is a no-op that returns the item as it was recorded.
+    again = a.complete_work_item("logs__0__0", documents_processed=1000)
+    assert again.documents_processed == 600
+
+
+def test_a_holder_that_states_no_final_figures_is_trusted_with_its_whole_range(make):
+    a = make("a")
+    shard(a, "logs__0__0", 1000, size=10_000)
+    lease_of(a.acquire_next_work_item())
+    a.update_progress_and_renew_lease("logs__0__0", 600, 6_000)  # its last report, then it finished
+    done = a.complete_work_item("logs__0__0")  # as the Java client completes: its worker id only
+    assert (done.documents_processed, done.bytes_processed) == (1000, 10_000)
+    assert a.verify_coverage().ok
+
+
+def test_bad_final_figures_are_refused_and_nothing_is_written(make):
+    a = make("a")
+    shard(a, "logs__0__0", 1000)
+    lease_of(a.acquire_next_work_item())
+    with pytest.raises(ValidationError, match="documents_processed"):
+        a.complete_work_item("logs__0__0", documents_processed=-1)
+    with pytest.raises(ValidationError, match="bytes_processed"):
+        a.complete_and_acquire_next("logs__0__0", FIVE_MIN, bytes_processed=-5)
+    item = a.get_work_item("logs__0__0")
+    assert (item.status, item.documents_processed) == (WorkItemStatus.ASSIGNED, 0)
+    with pytest.raises(LeaseConflictError):
+        make("b").complete_work_item("logs__0__0", documents_processed=1000)
+    assert a.get_work_item("logs__0__0").status is WorkItemStatus.ASSIGNED
+
+
 def test_an_rfs_successor_that_exists_already_is_refused_and_nothing_is_written(make):
     a = make("a")
     shard(a, "logs__0__0", 1000)

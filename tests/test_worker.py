@@ -176,6 +176,45 @@ def test_progress_from_stdout_and_fd_is_recorded_and_progress_lines_are_not_echo
     assert "w1: completed a (epoch 1)" in logs
 
 
+def test_the_completion_records_what_the_command_last_reported_so_a_short_run_is_audited(
+    coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.create_work_item_with_metadata("logs__0__0", "logs", 0, 1000, 10_000)
+    coord.create_work_item_with_metadata("logs__1__0", "logs", 1, 500, 5_000)
+    # It reports its position as it goes and exits 0 having done only 600 of its 1,000 documents
+    # on one shard; the whole 500 on the other, reporting every position it reached.
+    command = py(
+        """
+        import os
+        last = 600 if os.environ["LITECOORD_WORK_ITEM_ID"] == "logs__0__0" else 500
+        for docs in range(100, last + 1, 100):
+            print(f"LITECOORD-PROGRESS docs={docs}", flush=True)
+        """
+    )
+    result = Runner(coord, options(command), clock=clock, log=lambda line: None).run()
+    assert sorted(result.completed) == ["logs__0__0", "logs__1__0"]
+    short = coord.get_work_item("logs__0__0")
+    assert (short.documents_processed, short.bytes_processed) == (600, 10_000)  # bytes never reported: in full
+    report = coord.verify_coverage()
+    shards = {s.shard_number: s for s in report.shards}
+    assert not report.ok and shards[0].short == ("logs__0__0",) and shards[0].gaps == ((600, 1000),)
+    assert shards[1].verdict == "ok"
+
+
+def test_a_command_that_reports_nothing_completes_its_item_in_full_even_after_an_earlier_holders_progress(
+    coord: SqliteCoordinator, clock: FakeClock
+) -> None:
+    coord.create_work_item_with_metadata("logs__0__0", "logs", 0, 1000, 10_000)
+    earlier = coord.acquire_next_work_item()
+    coord.update_progress_and_renew_lease("logs__0__0", 400, 4_000, lease_epoch=earlier.lease_epoch)
+    coord.release_work_item("logs__0__0")
+    result = Runner(coord, options(py("pass")), clock=clock, log=lambda line: None).run()
+    assert result.completed == ["logs__0__0"]
+    item = coord.get_work_item("logs__0__0")
+    assert (item.documents_processed, item.bytes_processed) == (1000, 10_000)
+    assert coord.verify_coverage().ok
+
+
 def test_heartbeats_carry_progress_while_the_command_runs(
     db_path: Path, coord: SqliteCoordinator, clock: FakeClock, tmp_path: Path
 ) -> None:

@@ -297,6 +297,22 @@ def test_complete_with_an_object_and_lease_epoch(app: App) -> None:
     assert ok.status == 200 and ok.json["status"] == "completed"
 
 
+def test_complete_with_final_figures_records_them_and_bad_ones_are_422_with_nothing_written(app: App) -> None:
+    create(app, "a")
+    epoch = acquire(app).json["lease_epoch"]
+    for progress, field in [
+        ({"docs": 1}, "progress.docs"),
+        ({"documents_processed": -1}, "documents_processed"),
+        ([600], "progress"),
+    ]:
+        bad = call(app, "PUT", f"{BASE}/a/complete", {"worker_id": "worker-001", "progress": progress})
+        assert_error(bad, 422, "validation_error", field)
+    assert call(app, "GET", f"{BASE}/a").json["status"] == "assigned"
+    body = {"worker_id": "worker-001", "lease_epoch": epoch, "progress": {"documents_processed": 600}}
+    ok = call(app, "PUT", f"{BASE}/a/complete", body)
+    assert ok.status == 200 and (ok.json["status"], ok.json["documents_processed"]) == ("completed", 600)
+
+
 def test_complete_statuses(app: App) -> None:
     create(app, "a")
     acquire(app)

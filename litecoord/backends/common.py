@@ -571,6 +571,15 @@ class DatabaseCalls:
     def _holder_write(self, sql: str, params: dict[str, Any]) -> WorkItem:
         raise NotImplementedError
 
+    def _completion_params(
+        self, work_item_id: str, lease_epoch: int | None, documents: int | None, size: int | None
+    ) -> dict[str, Any]:
+        """The holder's parameters plus the final figures it states (``None``: counted in full)."""
+        params = self._holder_params(work_item_id, lease_epoch)
+        params["docs"] = check.count("documents_processed", documents)
+        params["bytes"] = check.count("bytes_processed", size)
+        return params
+
     def close(self) -> None:
         raise NotImplementedError
 

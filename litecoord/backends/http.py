@@ -583,12 +583,9 @@ class HttpCoordinator(HttpConsoleCalls):
         # Checks run in the embedded backend's order, so the same bad call names the same field.
         path = self._item_path(work_item_id, "lease")
         body = self._holder_body(lease_epoch)
-        progress = {
-            "documents_processed": check.count("documents_processed", documents_processed),
-            "bytes_processed": check.count("bytes_processed", bytes_processed),
-        }
-        if any(v is not None for v in progress.values()):
-            body["progress"] = {k: v for k, v in progress.items() if v is not None}
+        progress = self._progress_body(documents_processed, bytes_processed)
+        if progress:
+            body["progress"] = progress
         if lease_duration is not None:
             body["lease_duration_seconds"] = self._seconds(lease_duration)
         return WorkItem.from_dict(self._call("PUT", path, body=body))
@@ -599,10 +596,30 @@ class HttpCoordinator(HttpConsoleCalls):
             body["lease_epoch"] = lease_epoch
         return body
 
-    def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
+    @staticmethod
+    def _progress_body(documents: int | None, size: int | None) -> dict[str, int]:
+        """The ``progress`` object of a renewal or completion: only the figures given."""
+        progress = {
+            "documents_processed": check.count("documents_processed", documents),
+            "bytes_processed": check.count("bytes_processed", size),
+        }
+        return {k: v for k, v in progress.items() if v is not None}
+
+    def complete_work_item(
+        self,
+        work_item_id: str,
+        *,
+        lease_epoch: int | None = None,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+    ) -> WorkItem:
         path = self._item_path(work_item_id, "complete")
-        # Without an epoch, send what the Java client sends: the bare worker id.
-        body: Any = self.worker_id if lease_epoch is None else self._holder_body(lease_epoch)
+        body: Any = self._holder_body(lease_epoch)
+        progress = self._progress_body(documents_processed, bytes_processed)
+        if progress:
+            body["progress"] = progress
+        elif lease_epoch is None:
+            body = self.worker_id  # what the Java client sends: the bare worker id
         return WorkItem.from_dict(self._call("PUT", path, body=body))
 
     def complete_and_acquire_next(
@@ -611,9 +628,14 @@ class HttpCoordinator(HttpConsoleCalls):
         lease_duration: timedelta = DEFAULT_LEASE_DURATION,
         *,
         lease_epoch: int | None = None,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
     ) -> tuple[WorkItem, AcquisitionOutcome]:
         path = self._item_path(work_item_id, "complete-and-acquire")
         body = self._holder_body(lease_epoch)
+        progress = self._progress_body(documents_processed, bytes_processed)
+        if progress:
+            body["progress"] = progress
         body["lease_duration_seconds"] = self._seconds(lease_duration)
         # Safe to resend: completing again is a no-op and acquire returns the held lease.
         data = self._call("POST", path, body=body)

@@ -127,19 +127,30 @@ class Progress:
         self.docs = docs
         self.size = size
         self.version = 0  # bumps on every change; the loop compares it with what it sent
+        # Which figures the command itself reported (the starting ones may be an earlier holder's).
+        self._reported = [False, False]
 
     def update(self, docs: int | None, size: int | None) -> None:
         with self._lock:
-            if docs is not None and docs != self.docs:
-                self.docs = docs
-                self.version += 1
-            if size is not None and size != self.size:
-                self.size = size
-                self.version += 1
+            if docs is not None:
+                self._reported[0] = True
+                if docs != self.docs:
+                    self.docs = docs
+                    self.version += 1
+            if size is not None:
+                self._reported[1] = True
+                if size != self.size:
+                    self.size = size
+                    self.version += 1
 
     def snapshot(self) -> tuple[int, int, int]:
         with self._lock:
             return self.docs, self.size, self.version
+
+    def final(self) -> tuple[int | None, int | None]:
+        """The figures to complete with: the command's last report of each, ``None`` where it made none."""
+        with self._lock:
+            return (self.docs if self._reported[0] else None, self.size if self._reported[1] else None)
 
 
 class Command:

@@ -505,7 +505,6 @@ class Runner(SplitCalls):
         the deadline itself, so a renewal that hangs cannot delay the kill.
         """
         item_id, epoch = lease.work_item_id, lease.lease_epoch
-        sent_version = 0
         # Renewals keep the acquired length, so every deadline is "call start + this".
         length = micros_of(lease.lease_duration)
         deadline = started + length
@@ -517,7 +516,7 @@ class Runner(SplitCalls):
         timeout_at = None if timeout is None else spawned + to_micros(timeout)
         timed_out = False
         renewal: Pending[Any] | None = None  # the renewal in flight, if any
-        renewal_started = renewal_version = 0
+        renewal_started = 0
         splitting: tuple[Pending[Any], int] | None = None  # a split the command accepted, in flight
         while True:
             code = command.poll()
@@ -543,7 +542,7 @@ class Runner(SplitCalls):
                 self._answer_split(channel, item_id, epoch, *splitting, deadline - margin)
                 splitting = None
             if renewal is None and splitting is None and time.monotonic() >= next_beat:
-                docs, size, renewal_version = progress.snapshot()
+                docs, size, _ = progress.snapshot()
                 renewal_started = self._tick()
                 renewal = self._calls.submit(
                     functools.partial(
@@ -559,7 +558,6 @@ class Runner(SplitCalls):
                         if channel.request(renewed.split_requested_at, renewed.range_end):
                             self.log(f"{item_id}: split requested at {renewed.split_requested_at}; told the command")
                     deadline = renewal_started + length
-                    sent_version = renewal_version
                     self._lease_confirmed = True
                 except _LEASE_LOST as exc:
                     lost_reason = str(exc)
@@ -620,14 +618,10 @@ class Runner(SplitCalls):
             if not renewal.done():
                 self._abandon_call()
         if code == 0 and not timed_out:
-            docs, size, version = progress.snapshot()
-            if version != sent_version:
-                # Best effort: the final figures matter when the item has no document count.
-                with contextlib.suppress(LitecoordError, OSError):
-                    self._call(
-                        lambda: self.coordinator.update_progress_and_renew_lease(item_id, docs, size, lease_epoch=epoch)
-                    )
-            return self._complete(item_id, epoch, result)
+            # The completion carries the command's final figures: the item records
+            # what the command said it did (short of its range, the coverage audit
+            # reports it); a command that reported nothing is trusted with all of it.
+            return self._complete(item_id, epoch, result, progress.final())
         message = describe_exit(code)
         if timed_out:
             how = "killed with SIGKILL" if code == -signal.SIGKILL else "stopped with SIGTERM"
@@ -686,7 +680,9 @@ class Runner(SplitCalls):
             if isinstance(outcome, WorkItemAndDuration):
                 self._release(outcome.work_item_id, outcome.lease_epoch, progress=None)
 
-    def _complete(self, item_id: str, epoch: int, result: RunResult) -> None:
+    def _complete(
+        self, item_id: str, epoch: int, result: RunResult, final: tuple[int | None, int | None] = (None, None)
+    ) -> None:
         """Complete the item, repeating while the store is unreachable (completing again is harmless).
 
         Completing checks the holder, not the expiry: a lease that lapsed during
@@ -694,17 +690,24 @@ class Runner(SplitCalls):
         """
         outage = Outage(self.log, self.options.poll_interval, self._seconds)
         duration = self.options.lease_duration
+        docs, size = final
         while True:
             try:
                 if self.stop.is_set():
-                    self._call(lambda: self.coordinator.complete_work_item(item_id, lease_epoch=epoch))
+                    self._call(
+                        lambda: self.coordinator.complete_work_item(
+                            item_id, lease_epoch=epoch, documents_processed=docs, bytes_processed=size
+                        )
+                    )
                 else:
                     # One transaction for this completion and the next lease: one commit
                     # (one sync at full durability) per item instead of two. A retry after
                     # a lost answer completes nothing twice and gets the same next lease.
                     started = self._tick()
                     _, outcome = self._call(
-                        lambda: self.coordinator.complete_and_acquire_next(item_id, duration, lease_epoch=epoch)
+                        lambda: self.coordinator.complete_and_acquire_next(
+                            item_id, duration, lease_epoch=epoch, documents_processed=docs, bytes_processed=size
+                        )
                     )
                     self._prefetched = (outcome, started)
             except _LEASE_LOST as exc:

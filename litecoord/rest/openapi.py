@@ -68,6 +68,23 @@ def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: 
     return schema
 
 
+def _progress(description: str) -> dict:
+    return _obj(
+        {
+            "documents_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
+            "bytes_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
+        },
+        closed=True,
+        description=description,
+        type=["object", "null"],
+    )
+
+
+_FINAL_FIGURES = (
+    "the holder's final figures, recorded as stated: fewer documents than the item's range is a short "
+    "completion the coverage audit reports; without them the item counts in full"
+)
+
 _WORK_ITEM = _obj(
     {
         "work_item_id": {"type": "string"},
@@ -337,15 +354,7 @@ _SCHEMAS: dict[str, Any] = {
     "LeaseRenewal": _obj(
         {
             "worker_id": _WORKER_ID,
-            "progress": _obj(
-                {
-                    "documents_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
-                    "bytes_processed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT},
-                },
-                closed=True,
-                description="absolute totals for the item (a retried renewal is harmless); null: none",
-                type=["object", "null"],
-            ),
+            "progress": _progress("absolute totals for the item (a retried renewal is harmless); null: none"),
             "lease_epoch": _EPOCH,
             "lease_duration_seconds": _SECONDS_OR_NULL,
         },
@@ -355,7 +364,11 @@ _SCHEMAS: dict[str, Any] = {
     "CompleteRequest": {
         "oneOf": [
             {**_WORKER_ID, "description": "the worker id as a bare JSON string (what the Java client sends)"},
-            _obj({"worker_id": _WORKER_ID, "lease_epoch": _EPOCH}, ("worker_id",), closed=True),
+            _obj(
+                {"worker_id": _WORKER_ID, "lease_epoch": _EPOCH, "progress": _progress(_FINAL_FIGURES)},
+                ("worker_id",),
+                closed=True,
+            ),
         ],
         "examples": ["worker-001"],
     },
@@ -428,7 +441,12 @@ _SCHEMAS: dict[str, Any] = {
         description="One shard's audit; ranges are [start, end) pairs of document positions.",
     ),
     "CompleteAndAcquireRequest": _obj(
-        {"worker_id": _WORKER_ID, "lease_epoch": _EPOCH, "lease_duration_seconds": _SECONDS_OR_NULL},
+        {
+            "worker_id": _WORKER_ID,
+            "lease_epoch": _EPOCH,
+            "lease_duration_seconds": _SECONDS_OR_NULL,
+            "progress": _progress(_FINAL_FIGURES),
+        },
         ("worker_id",),
         closed=True,
     ),

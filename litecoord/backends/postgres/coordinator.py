@@ -176,8 +176,10 @@ RETURNING {_COLS}"""
 _COMPLETE = f"""
 UPDATE work_items SET
     status = 'completed', completed_at = {_NOW}, updated_at = {_NOW},
-    documents_processed = greatest(documents_processed, coalesce(document_count, 0)),
-    bytes_processed = greatest(bytes_processed, coalesce(total_size_bytes, 0)),
+    documents_processed = coalesce(%(docs)s::bigint, greatest(documents_processed, coalesce(document_count, 0))),
+    bytes_processed = coalesce(%(bytes)s::bigint, greatest(bytes_processed, coalesce(total_size_bytes, 0))),
+    last_progress_update = CASE WHEN %(docs)s::bigint IS NULL AND %(bytes)s::bigint IS NULL
+        THEN last_progress_update ELSE {_NOW} END,
     split_requested_at = NULL
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING {_COLS}"""
@@ -578,8 +580,15 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
 
         return self._write(lease, create=True)
 
-    def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
-        params = self._holder_params(work_item_id, lease_epoch)
+    def complete_work_item(
+        self,
+        work_item_id: str,
+        *,
+        lease_epoch: int | None = None,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+    ) -> WorkItem:
+        params = self._completion_params(work_item_id, lease_epoch, documents_processed, bytes_processed)
 
         def complete(cur: Any, now: int) -> WorkItem:
             return item_from_row(self.session, self._complete_row(cur, params, now), now)
@@ -592,8 +601,10 @@ class PostgresCoordinator(console.ConsoleCalls, DatabaseCalls):
         lease_duration: timedelta = DEFAULT_LEASE_DURATION,
         *,
         lease_epoch: int | None = None,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
     ) -> tuple[WorkItem, AcquisitionOutcome]:
-        params = self._holder_params(work_item_id, lease_epoch)
+        params = self._completion_params(work_item_id, lease_epoch, documents_processed, bytes_processed)
         duration = micros_of(check.duration(lease_duration))
 
         def step(cur: Any, now: int) -> tuple[WorkItem, AcquisitionOutcome]:

@@ -178,13 +178,16 @@ UPDATE work_items SET
 WHERE {_THIS_ITEM} AND status = 'assigned' AND {_HOLDER} AND lease_expiry > :now
 RETURNING {_COLS}"""
 
-# A completed item counts all its documents and bytes as processed, so the
-# totals reach 100% even for workers that never reported progress.
+# A holder that completes with its final figures (:docs, :bytes) is held to
+# them: fewer documents than its range is a short completion the coverage
+# audit reports. One that states none (the Java client sends only its worker
+# id) is trusted to have done the whole item, which then counts in full.
 _COMPLETE = f"""
 UPDATE work_items SET
     status = 'completed', completed_at = :now, updated_at = :now,
-    documents_processed = max(documents_processed, coalesce(document_count, 0)),
-    bytes_processed = max(bytes_processed, coalesce(total_size_bytes, 0)),
+    documents_processed = coalesce(:docs, max(documents_processed, coalesce(document_count, 0))),
+    bytes_processed = coalesce(:bytes, max(bytes_processed, coalesce(total_size_bytes, 0))),
+    last_progress_update = CASE WHEN :docs IS NULL AND :bytes IS NULL THEN last_progress_update ELSE :now END,
     split_requested_at = NULL
 WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
 RETURNING {_COLS}"""
@@ -520,8 +523,15 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
         self._session_id, outcome = self._creating_write(lease)
         return outcome
 
-    def complete_work_item(self, work_item_id: str, *, lease_epoch: int | None = None) -> WorkItem:
-        params = self._holder_params(work_item_id, lease_epoch)
+    def complete_work_item(
+        self,
+        work_item_id: str,
+        *,
+        lease_epoch: int | None = None,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
+    ) -> WorkItem:
+        params = self._completion_params(work_item_id, lease_epoch, documents_processed, bytes_processed)
         return self._item(self._store.write(lambda conn: self._complete_row(conn, params)), params["now"])
 
     def complete_and_acquire_next(
@@ -530,8 +540,10 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
         lease_duration: timedelta = DEFAULT_LEASE_DURATION,
         *,
         lease_epoch: int | None = None,
+        documents_processed: int | None = None,
+        bytes_processed: int | None = None,
     ) -> tuple[WorkItem, AcquisitionOutcome]:
-        params = self._holder_params(work_item_id, lease_epoch)
+        params = self._completion_params(work_item_id, lease_epoch, documents_processed, bytes_processed)
         duration = micros_of(check.duration(lease_duration))
         sid, worker, now = params["session"], params["worker"], params["now"]
 

@@ -281,11 +281,30 @@ def renew(
 @cli.command()
 @coordinator_options()
 @click.argument("work_item_id")
+@click.option("--docs", "documents_processed", type=click.IntRange(min=0), help="Final documents processed (total).")
+@click.option("--bytes", "bytes_processed", type=click.IntRange(min=0), help="Final bytes processed (total).")
 @_epoch_option
 @_json_option
-def complete(target: Target, work_item_id: str, lease_epoch: int | None, as_json: bool) -> None:
-    """Mark an item complete (only its lease holder may)."""
-    item = target.open().complete_work_item(work_item_id, lease_epoch=lease_epoch)
+def complete(
+    target: Target,
+    work_item_id: str,
+    documents_processed: int | None,
+    bytes_processed: int | None,
+    lease_epoch: int | None,
+    as_json: bool,
+) -> None:
+    """Mark an item complete (only its lease holder may).
+
+    With --docs (and --bytes) the item records those final figures: fewer
+    documents than its range is a short completion that `verify` reports.
+    Without them the item counts in full.
+    """
+    item = target.open().complete_work_item(
+        work_item_id,
+        lease_epoch=lease_epoch,
+        documents_processed=documents_processed,
+        bytes_processed=bytes_processed,
+    )
     if as_json:
         _echo_json(item.to_dict())
     else:

@@ -119,16 +119,22 @@ def lease_item(app: App, req: Request) -> Response:
     return 200, outcome.to_dict()
 
 
-def renew_lease(app: App, req: Request) -> Response:
-    body = req.obj(("worker_id", "progress", "lease_epoch", "lease_duration_seconds"))
+def _progress(body: dict[str, Any]) -> dict[str, Any]:
+    """The optional ``progress`` object of a renewal or a completion, its fields checked by name."""
     progress = body.get("progress")
     if progress is None:
-        progress = {}
-    elif not isinstance(progress, dict):
+        return {}
+    if not isinstance(progress, dict):
         raise ValidationError("progress", f"must be an object, not {_json_type(progress)}")
     unknown = sorted(set(progress) - {"documents_processed", "bytes_processed"})
     if unknown:
         raise ValidationError(f"progress.{unknown[0]}", "is not a progress field")
+    return progress
+
+
+def renew_lease(app: App, req: Request) -> Response:
+    body = req.obj(("worker_id", "progress", "lease_epoch", "lease_duration_seconds"))
+    progress = _progress(body)
     item = app.coordinator(req.params["session"], _worker(body.get("worker_id"))).update_progress_and_renew_lease(
         req.params["work_item_id"],
         progress.get("documents_processed"),
@@ -144,19 +150,26 @@ def complete(app: App, req: Request) -> Response:
     body = req.body()
     if body is None:
         raise ValidationError("worker_id", 'is required (send the worker id as a JSON string, e.g. "worker-001")')
-    fields = {"worker_id": body} if isinstance(body, str) else req.obj(("worker_id", "lease_epoch"))
+    fields = {"worker_id": body} if isinstance(body, str) else req.obj(("worker_id", "lease_epoch", "progress"))
+    progress = _progress(fields)
     item = app.coordinator(req.params["session"], _worker(fields.get("worker_id"))).complete_work_item(
-        req.params["work_item_id"], lease_epoch=fields.get("lease_epoch")
+        req.params["work_item_id"],
+        lease_epoch=fields.get("lease_epoch"),
+        documents_processed=progress.get("documents_processed"),
+        bytes_processed=progress.get("bytes_processed"),
     )
     return 200, item.to_dict()
 
 
 def complete_and_acquire(app: App, req: Request) -> Response:
-    body = req.obj(("worker_id", "lease_epoch", "lease_duration_seconds"))
+    body = req.obj(("worker_id", "lease_epoch", "lease_duration_seconds", "progress"))
+    progress = _progress(body)
     done, outcome = app.coordinator(req.params["session"], _worker(body.get("worker_id"))).complete_and_acquire_next(
         req.params["work_item_id"],
         _seconds(body.get("lease_duration_seconds")) or DEFAULT_LEASE_DURATION,
         lease_epoch=body.get("lease_epoch"),
+        documents_processed=progress.get("documents_processed"),
+        bytes_processed=progress.get("bytes_processed"),
     )
     # 200 either way: "next" is a lease, or the no-work body acquire would send with its 404.
     return 200, {"completed": done.to_dict(), "next": outcome.to_dict()}
