@@ -106,7 +106,10 @@ def raw_ops(path: str, durability: str, worker: str):
         )  # fmt: skip
 
     def complete(item: str) -> None:
-        step(COMPLETE, {"session": sid, "id": item, "worker": worker, "epoch": None, "now": now()})
+        step(
+            COMPLETE,
+            {"session": sid, "id": item, "worker": worker, "epoch": None, "now": now(), "docs": None, "bytes": None},
+        )
 
     return acquire, renew, complete
 

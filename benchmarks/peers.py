@@ -301,7 +301,15 @@ class RawCombinedPeer(LitecoordPeer):
         def step(conn: sqlite3.Connection) -> Any:
             now = int(time.time() * 1_000_000)
             if held[0] is not None:
-                done = {"session": sid, "id": held[0], "worker": worker, "epoch": None, "now": now}
+                done = {
+                    "session": sid,
+                    "id": held[0],
+                    "worker": worker,
+                    "epoch": None,
+                    "now": now,
+                    "docs": None,
+                    "bytes": None,
+                }
                 if conn.execute(COMPLETE, done).fetchone() is None:
                     raise AssertionError(f"{worker}: could not complete {held[0]}")
             row = conn.execute(HELD_BY_WORKER, (sid, worker, now)).fetchone()

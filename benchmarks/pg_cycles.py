@@ -93,7 +93,7 @@ def raw_ops(dsn: str, durability: str, worker: str):
         )  # fmt: skip
 
     def complete(item: str) -> None:
-        step(pg._COMPLETE, {"session": sid, "id": item, "worker": worker, "epoch": None})
+        step(pg._COMPLETE, {"session": sid, "id": item, "worker": worker, "epoch": None, "docs": None, "bytes": None})
 
     return acquire, renew, complete
 
