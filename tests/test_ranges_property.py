@@ -4,11 +4,13 @@ A hypothesis state machine plays three workers and an operator: acquire
 (whose idle polls make split requests), renew with progress, live splits
 (at the request or anywhere the holder may), RFS successors, failures,
 retries, lapsed leases (the clock moves past them) taken over by another
-worker, completion, and stale holders acting on leases they lost. After
+worker, completion (stating no final count, the whole range, or one
+document short of it), and stale holders acting on leases they lost. After
 every step the items of each shard, complete or not, must tile the shard
-exactly and completed items must have covered their whole range; the
-session's document total must never change. At the end the remaining work
-is finished and the coverage audit must be ok.
+exactly and completed items must have covered their whole range unless their
+holder said it fell short; the session's document total must never change.
+At the end the remaining work is finished and the coverage audit must be ok
+exactly when nothing was completed short, naming each short item and its gap.
 
 Sized for CI: EXAMPLES runs of up to STEPS steps each (about 15 s on 2 shared cores).
 """
@@ -21,7 +23,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -55,6 +57,8 @@ class RangesMachine(RuleBasedStateMachine):
                                        durability="normal")  # fmt: skip
         #: What each worker believes it holds: (item id, lease epoch), possibly stale.
         self.held: dict[str, tuple[str, int] | None] = dict.fromkeys(WORKERS)
+        #: Items whose holder completed them one document short of their range: id -> its range.
+        self.short: dict[str, tuple[int, int]] = {}
 
     @initialize()
     def create_shards(self) -> None:
@@ -147,17 +151,25 @@ class RangesMachine(RuleBasedStateMachine):
             pass
         self.held[name] = None
 
-    @rule(name=st.sampled_from(WORKERS))
-    def complete(self, name: str) -> None:
+    @rule(name=st.sampled_from(WORKERS), stated=st.sampled_from(["nothing", "whole", "short"]))
+    def complete(self, name: str, stated: str) -> None:
         if self.held[name] is None:
             return
         item_id, epoch = self.held[name]  # type: ignore[misc]
+        mine = self.admin.get_work_item(item_id)
+        length = (mine.range_end or 0) - mine.range_start
+        docs = {"nothing": None, "whole": length, "short": max(0, length - 1)}[stated]
         try:
-            item = self.worker(name).complete_work_item(item_id, lease_epoch=epoch)
+            item = self.worker(name).complete_work_item(item_id, lease_epoch=epoch, documents_processed=docs)
         except LOST:
             self.held[name] = None
             return
-        assert item.documents_processed >= (item.range_end or 0) - item.range_start
+        if mine.status is WorkItemStatus.COMPLETED or stated != "short" or length == 0:
+            # A repeated completion changes nothing; otherwise the item covers all of its range.
+            assert item.documents_processed >= length or item_id in self.short, item
+        else:
+            assert item.documents_processed == length - 1, item
+            self.short[item_id] = (item.range_start, item.range_end)  # type: ignore[assignment]
 
     @rule()
     def retry_failed(self) -> None:
@@ -206,7 +218,8 @@ class RangesMachine(RuleBasedStateMachine):
             assert pieces[-1].range_end == count
             for piece in pieces:
                 if piece.status is WorkItemStatus.COMPLETED:
-                    assert piece.documents_processed >= piece.range_end - piece.range_start, piece
+                    short = piece.work_item_id in self.short
+                    assert (piece.documents_processed < piece.range_end - piece.range_start) == short, piece
         assert self.admin.status().total_documents == sum(SHARDS.values())
 
     # -- the end --------------------------------------------------------------------------
@@ -224,10 +237,18 @@ class RangesMachine(RuleBasedStateMachine):
                 continue
             finisher.complete_work_item(outcome.work_item_id, lease_epoch=outcome.lease_epoch)
         report = self.admin.verify_coverage()
-        assert report.ok, report
-        assert [s.covered for s in report.shards] == [((0, count),) for count in SHARDS.values()]
+        event(f"short items at the end: {min(len(self.short), 3)}")
+        assert report.ok == (not self.short), report
+        for shard in report.shards:
+            short = {k: span for k, span in self.short.items() if k in {i.work_item_id for i in self._items(shard)}}
+            assert sorted(shard.short) == sorted(short), (shard, short)
+            assert shard.gaps == tuple(sorted((end - 1, end) for _, end in short.values())), (shard, short)
         status = self.admin.status()
-        assert status.total_documents_processed == status.total_documents == sum(SHARDS.values())
+        assert status.total_documents == sum(SHARDS.values())
+        assert status.total_documents_processed == status.total_documents - len(self.short)
+
+    def _items(self, shard) -> list:
+        return [i for i in self.admin.list_work_items() if i.shard_number == shard.shard_number]
 
 
 RangesMachine.TestCase.settings = settings(
