@@ -2,8 +2,9 @@
 
 :class:`CoordinatorCollector` reads the coordinator at scrape time (one
 ``status()`` and the leases of each session, never every item), so the
-figures are those of ``GET …/status`` at that instant and nothing is kept
-between scrapes. ``litecoord serve`` is one process with threads, so one
+figures are those of ``GET …/status`` at that instant. What reads more than
+that (the coverage audit, the failed attempts in the history) is kept per
+session and read again only when the session's figures moved. ``litecoord serve`` is one process with threads, so one
 registry per app serves everything (no multiprocess mode).
 
 Series (names after the conventions queue exporters use):
@@ -23,7 +24,8 @@ Series (names after the conventions queue exporters use):
   definition, and the audit reads every item, so it is read once per change
   of a finished session (kept until its counts or last update move).
 * ``litecoord_work_item_failures_total{session}``: failed attempts (from each
-  item's history, so retries do not undo it; ``delete-session`` resets it).
+  item's history, so retries do not undo it; ``delete-session`` resets it),
+  counted again only when the session's figures moved (every failure moves them).
 * ``litecoord_last_progress_timestamp_seconds{session}``: when the session's
   figures last moved (Unix time): alert on ``time() - it`` while work remains.
 * ``litecoord_build_info{version,python}``: always 1; the labels say what runs.
@@ -67,6 +69,30 @@ class CoordinatorCollector(Collector):
         self.stall_after = stall_after
         #: The last audit of each finished session, by what would change it: {session: (key, report)}.
         self._audits: dict[str, tuple[Any, Any]] = {}
+        #: The failed attempts of each session, by the figures every failure moves: {session: (key, count)}.
+        self._failures: dict[str, tuple[Any, int]] = {}
+
+    def _failed_attempts(self, coord: Any, status: Any, created_at: Any) -> int:
+        """The session's failed attempts, read only when its figures moved since the last scrape.
+
+        The count reads the session's whole history, so a store of long or many finished
+        sessions would pay a scan per session and scrape for a number that cannot have
+        changed: a failure changes its item's state (leased to pending or failed) and
+        time, so it moves these figures. Read after ``status``: a failure between the two
+        reads is counted now and the next scrape, seeing the figures moved, reads again.
+        """
+        key = (
+            created_at, status.last_update, status.total_work_items, status.pending_work_items,
+            status.assigned_work_items, status.completed_work_items, status.failed_work_items,
+            status.retrying_work_items, status.total_documents_processed, status.total_bytes_processed,
+        )  # fmt: skip
+        cached = self._failures.get(status.session_name)
+        if cached is None or cached[0] != key:
+            # One count where the backend has it (SQLite, PostgreSQL); else the workers view's grouped read.
+            count = getattr(coord, "_failed_attempts", None)
+            value = count() if count is not None else sum(w.failed for w in coord.list_workers())
+            cached = self._failures[status.session_name] = (key, value)
+        return cached[1]
 
     def _audit(self, coord: Any, status: Any) -> Any:
         """The coverage report of a finished session (``None`` while work remains), read once per change."""
@@ -135,8 +161,10 @@ class CoordinatorCollector(Collector):
             "When the session's items or progress last changed (Unix time)",
             labels=["session"],
         )
+        seen = set()
         for info in self.coordinator.list_sessions():
             name = info.session_name
+            seen.add(name)
             coord = self.coordinator.bind(session=name)
             status = coord.status()
             assert status.as_of is not None
@@ -167,11 +195,14 @@ class CoordinatorCollector(Collector):
                 covered.add_metric([name], 1 if report.ok else 0)
             if status.last_update is not None:
                 moved.add_metric([name], status.last_update.timestamp())
-            # One grouped read of the session's attempts (the workers view's): failures stay counted after a retry.
-            failures.add_metric([name], sum(w.failed for w in coord.list_workers()))
+            # From the session's history: failures stay counted after a retry.
+            failures.add_metric([name], self._failed_attempts(coord, status, info.created_at))
         yield from (items, docs, size, docs_expected, size_expected, lapsed, stalled, silent, retrying, eta, paused)
         yield from (gaps, covered, failures, moved)
         yield build_info()
+        # Sessions deleted since the last scrape keep nothing here.
+        for gone in set(self._failures) - seen:
+            del self._failures[gone]
 
 
 def build_info() -> Metric:

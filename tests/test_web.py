@@ -363,3 +363,40 @@ def test_the_coverage_audit_of_a_finished_session_is_in_the_metrics(db_path: Pat
     coord.complete_work_item(coord.acquire_next_work_item().work_item_id)
     again = samples(call(app, "GET", "/metrics").raw.decode())  # the audit is read again once the session moved
     assert (again[("litecoord_coverage_gaps", one)], again[("litecoord_coverage_ok", one)]) == (0, 1)
+
+
+def test_the_failures_metric_reads_the_history_only_when_the_session_moved(
+    make: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litecoord.metrics import ServerMetrics
+
+    coord = make(worker_id="w", session="s")
+    # Every read of the session's history for the metric, whichever way the backend offers it.
+    reads: list[str] = []
+    for name in ("list_workers", "_failed_attempts"):
+        real = getattr(type(coord), name, None)
+        if real is not None:
+            counted = lambda self, real=real, name=name: (reads.append(name), real(self))[1]  # noqa: E731
+            monkeypatch.setattr(type(coord), name, counted)
+    coord.create_work_items([{"work_item_id": "a"}, {"work_item_id": "b"}])
+    metrics = ServerMetrics(coord)
+    one = (("session", "s"),)
+
+    def failures() -> float:
+        return samples(metrics.render().decode())[("litecoord_work_item_failures_total", one)]
+
+    lease = coord.acquire_next_work_item()
+    coord.fail_work_item(lease.work_item_id, "boom")
+    assert failures() == 1 and len(reads) == 1
+    clock.advance(60)
+    assert failures() == 1 and len(reads) == 1  # nothing moved: the history is not read again
+    clock.advance(60)  # past the retry delay
+    lease = coord.acquire_next_work_item()
+    assert failures() == 1 and len(reads) == 2  # a lease moved the figures: read again
+    coord.fail_work_item(lease.work_item_id, "boom again")
+    assert failures() == 2 and len(reads) == 3
+    assert failures() == 2 and len(reads) == 3
+    # Deleted and made again under the same name: counted from its own (empty) history.
+    coord.delete_session()
+    coord.create_work_items([{"work_item_id": "a"}])
+    assert failures() == 0 and len(reads) == 4

@@ -103,6 +103,16 @@ class ConsoleCalls:
 
         return self._read(read)
 
+    def _failed_attempts(self) -> int:
+        """Failed attempts in the session's history (the /metrics failures counter): one count, no grouping."""
+
+        def read(cur: Any, now: int) -> int:
+            cur.execute("SELECT count(*) FROM attempts WHERE session_id = %s::bigint AND outcome = 'failed'",
+                        (self._existing(cur, now),))  # fmt: skip
+            return int(cur.fetchone()[0])
+
+        return int(self._read(read))
+
     def failure_groups(self) -> list[FailureGroup]:
         def read(cur: Any, now: int) -> list[Any]:
             cur.execute(_FAILURES, (self._existing(cur, now),))

@@ -108,6 +108,12 @@ class ConsoleCalls:
         attempts, leases = self._store.read(read)
         return workers_from(attempts, leases, now)
 
+    def _failed_attempts(self) -> int:
+        """Failed attempts in the session's history (the /metrics failures counter): one count, no grouping."""
+        sid = self._sid()
+        query = "SELECT count(*) FROM attempts WHERE session_id = ? AND outcome = 'failed'"
+        return int(self._store.read(lambda conn: conn.execute(query, (sid,)).fetchone()[0]))
+
     def failure_groups(self) -> list[FailureGroup]:
         sid = self._sid()
         return failure_groups_from(self._store.read(lambda conn: conn.execute(_FAILURES, (sid,)).fetchall()))
