@@ -137,7 +137,7 @@ CONSOLE_SCHEMAS: dict[str, Any] = {
 
 
 def console_paths(op: Callable[..., Any], json: Callable[..., Any], ref: Callable[[str], Any]) -> dict[str, Any]:
-    """The console's path items, built with openapi.py's own helpers (``_op``, ``_json``, ``_ref``)."""
+    """The console's path items, built with openapi_paths.py's own helpers (``_op``, ``_json``, ``_ref``)."""
     backfill = "/sessions/{session}/backfill"
     item = backfill + "/work-items/{work_item_id}"
     return {
