@@ -41,31 +41,24 @@ is left. A call that runs out raises :class:`CoordinatorUnreachableError`.
 
 Connections are kept alive, one per thread (and re-opened after a fork).
 Only the standard library is used.
+
+Layout: the transports are in :mod:`litecoord.backends.http_transport`, the
+request layer (failover, retries, bounds, errors) in
+:mod:`litecoord.backends.http_client`, the console's calls in
+:mod:`litecoord.backends.http_console`; this module holds the coordinator's
+methods and stays the public entry point (it re-exports the transports).
 """
 
 from __future__ import annotations
 
-import errno
-import http.client
-import io
-import json
-import os
-import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
-from urllib.parse import quote, unquote_to_bytes, urlencode, urlsplit
+from typing import Any
+from urllib.parse import quote
 
 from .. import validation as check
 from ..coverage import CoverageReport
-from ..errors import (
-    CoordinatorUnreachableError,
-    LitecoordError,
-    ValidationError,
-    WorkItemExistsError,
-    error_from_dict,
-)
+from ..errors import CoordinatorUnreachableError, ValidationError, WorkItemExistsError
 from ..protocol import DEFAULT_LEASE_DURATION
 from ..types import (
     KEEP,
@@ -85,9 +78,10 @@ from ..types import (
     WorkQueueStatus,
     json_seconds,
 )
-from . import bounds
 from .common import default_worker_id, session_not_found
+from .http_client import HttpClient
 from .http_console import HttpConsoleCalls
+from .http_transport import HttpTransport, RequestNotSentError, Transport, WsgiTransport, split_urls
 from .item_search import item_query
 
 __all__ = [
@@ -104,178 +98,6 @@ __all__ = [
 _RESERVED = frozenset({"acquire", "batch", "status", "cleanup-expired"})
 
 
-class RequestNotSentError(ConnectionError):
-    """Raised by a transport when the request certainly did not reach the server (safe to resend)."""
-
-
-class Transport(Protocol):
-    """How requests travel: ``request`` returns ``(status, body)`` or raises ``OSError``/``HTTPException``."""
-
-    def request(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
-    ) -> tuple[int, bytes]: ...
-
-    def close(self) -> None: ...
-
-
-class HttpTransport:
-    """HTTP/1.1 over ``http.client`` with one kept-alive connection per thread."""
-
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValidationError("base_url", f"must be an http:// or https:// URL (got {base_url!r})")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port
-        self._timeout = timeout
-        self._local = threading.local()
-        self._pid = os.getpid()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._pid != os.getpid():  # forked: never share the parent's sockets
-            self._local = threading.local()
-            self._pid = os.getpid()
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=self._timeout)
-            self._local.conn = conn
-        return conn
-
-    def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> tuple[int, bytes]:
-        # Every wait (connect, send, each read) is bounded by the caller's bound, if shorter.
-        timeout = bounds.time_left(self._timeout)
-        assert timeout is not None
-        if timeout <= 0:
-            raise RequestNotSentError("no time left within the call's bound")
-        conn = self._connection()
-        conn.timeout = timeout
-        reused = conn.sock is not None
-        if reused:
-            conn.sock.settimeout(timeout)
-        try:
-            conn.request(method, target, body=body, headers=dict(headers))
-            response = conn.getresponse()
-            data = response.read()
-        except ConnectionRefusedError as exc:
-            self.close()
-            raise RequestNotSentError(str(exc)) from exc
-        except (http.client.RemoteDisconnected, ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as exc:
-            self.close()
-            # A kept-alive connection the server had already closed: the classic
-            # keep-alive race (xmlrpc.client resends in the same case).
-            if reused:
-                raise RequestNotSentError(str(exc)) from exc
-            raise
-        except BaseException:
-            self.close()
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, data
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-
-class WsgiTransport:
-    """Calls a WSGI app in-process: the whole HTTP layer without sockets (tests, fake clocks)."""
-
-    def __init__(self, app: Any, *, host: str = "testserver") -> None:
-        self.app = app
-        self.host = host
-
-    def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None) -> tuple[int, bytes]:
-        path, _, query = target.partition("?")
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
-            "REQUEST_URI": target,
-            "QUERY_STRING": query,
-            "SERVER_NAME": self.host,
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body or b""),
-            "wsgi.errors": io.StringIO(),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "HTTP_HOST": self.host,
-        }
-        if body is not None:
-            environ["CONTENT_LENGTH"] = str(len(body))
-        for name, value in headers.items():
-            key = name.upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                environ[key] = value
-            else:
-                environ["HTTP_" + key] = value.encode("utf-8").decode("latin-1")
-        status: list[str] = []
-
-        def start_response(line: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status.append(line)
-            return lambda _data: None
-
-        chunks = self.app(environ, start_response)
-        try:
-            data = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        return int(status[0].split(" ", 1)[0]), data
-
-    def close(self) -> None:
-        pass
-
-
-def split_urls(base_url: str | Sequence[str]) -> tuple[str, ...]:
-    """The base URLs named by ``base_url``: one URL, comma-separated URLs, or a list of URLs.
-
-    Each must be ``http://`` or ``https://`` with a host; repeats are dropped
-    and trailing slashes removed. Raises ``ValidationError("base_url", ...)``.
-    """
-    if isinstance(base_url, str):
-        urls = [part.strip() for part in base_url.split(",")]
-    elif isinstance(base_url, Sequence) and not isinstance(base_url, bytes):
-        urls = list(base_url)
-    else:
-        raise ValidationError("base_url", f"must be a URL, comma-separated URLs or a list of URLs (got {base_url!r})")
-    if not urls:
-        raise ValidationError("base_url", "must name at least one URL")
-    result: list[str] = []
-    for url in urls:
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValidationError("base_url", f"must be an http:// or https:// URL (got {url!r})")
-        if url.rstrip("/") not in result:
-            result.append(url.rstrip("/"))
-    return tuple(result)
-
-
-class _Servers:
-    """The servers of one coordinator and its :meth:`~HttpCoordinator.bind` copies.
-
-    ``current`` is the index of the server that last answered: the one tried
-    first. A plain int, assigned whole, so threads can share it without a lock
-    (the worst race tries a dead server once more).
-    """
-
-    def __init__(self, urls: tuple[str, ...], transports: list[Transport]) -> None:
-        self.urls = urls
-        self.prefixes = tuple(urlsplit(url).path.rstrip("/") for url in urls)
-        self.transports = transports
-        self.current = 0
-
-
 def _segment(work_item_id: str) -> str:
     """The id as one path segment: every reserved character escaped, ``/`` included."""
     if work_item_id in _RESERVED or work_item_id in (".", ".."):
@@ -285,10 +107,7 @@ def _segment(work_item_id: str) -> str:
     return quote(work_item_id, safe="")
 
 
-_NOT_SENT_ERRNOS = {errno.ECONNREFUSED}
-
-
-class HttpCoordinator(HttpConsoleCalls):
+class HttpCoordinator(HttpClient, HttpConsoleCalls):
     """Work coordination for one session through a litecoord (console API) server.
 
     ``HttpCoordinator("http://127.0.0.1:8000", session="s1", worker_id="w1")``;
@@ -312,53 +131,8 @@ class HttpCoordinator(HttpConsoleCalls):
     ) -> None:
         self.session = check.session_name(session)
         self._worker_id = None if worker_id is None else check.worker_id(worker_id)
-        urls = split_urls(base_url)
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValidationError("retries", "must be a non-negative integer")
-        check.seconds("timeout", timeout)
-        self.token = token
-        self.timeout = float(timeout)
-        self.retries = retries
-        if transport is None:
-            transports: list[Transport] = [HttpTransport(url, timeout=self.timeout) for url in urls]
-        elif isinstance(transport, Sequence):
-            transports = list(transport)
-            if len(transports) != len(urls):
-                raise ValidationError(
-                    "transport", f"must be one transport per URL ({len(urls)}), got {len(transports)}"
-                )
-        else:
-            if len(urls) != 1:
-                raise ValidationError("transport", f"must be one transport per URL ({len(urls)}), got 1")
-            transports = [transport]
-        self._servers = _Servers(urls, transports)
-        self._headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": "litecoord-http",
-        }
-        if token:
-            # The server's rule: printable ASCII (a header value is bytes; http.client refuses the rest).
-            self._headers["Authorization"] = f"Bearer {check.token(token)}"
-
-    @property
-    def base_urls(self) -> tuple[str, ...]:
-        """Every server's base URL, in the order given."""
-        return self._servers.urls
-
-    @property
-    def base_url(self) -> str:
-        """The base URL of the server that last answered (the first one until then)."""
-        return self._servers.urls[self._servers.current]
-
-    @property
-    def transport(self) -> Transport:
-        """The transport to the server that last answered."""
-        return self._servers.transports[self._servers.current]
-
-    @transport.setter
-    def transport(self, value: Transport) -> None:
-        self._servers.transports[self._servers.current] = value
+        # The servers, the token and the retry budget: the request layer's (http_client.HttpClient).
+        super().__init__(base_url, token=token, timeout=timeout, retries=retries, transport=transport)
 
     # -- identity ------------------------------------------------------------------
 
@@ -400,82 +174,6 @@ class HttpCoordinator(HttpConsoleCalls):
         segment = _segment(check.work_item_id(work_item_id))
         return self._items_path(segment, action) if action else self._items_path(segment)
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        idempotent: bool = True,
-    ) -> tuple[int, Any]:
-        """Send one request; return ``(status, parsed JSON)``; raise the server's error for other statuses."""
-        target = path
-        if query:
-            target += "?" + urlencode({k: v for k, v in query.items() if v is not None})
-        payload = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-        servers = self._servers
-        count = len(servers.urls)
-        first = servers.current
-        # Each server gets `retries` resends; the back-off comes after every
-        # server failed once, so a dead server is skipped at once.
-        failures = 0
-        error: BaseException | None = None
-        while True:
-            index = (first + failures) % count
-            left = bounds.time_left()
-            if left is not None and left <= 0:
-                # The caller's bound (the runner: what is left of a lease) ran out: unreachable, not a success.
-                raise self._unreachable(error or TimeoutError("no answer within the call's bound"), index) from error
-            # With other servers left to try, one that hangs may take only half of what is left.
-            share = None if left is None or count == 1 else left / 2
-            try:
-                with bounds.call_bound(share):
-                    status, raw = servers.transports[index].request(
-                        method, servers.prefixes[index] + target, self._headers, payload
-                    )
-                servers.current = index
-                break
-            except RequestNotSentError as exc:
-                error = exc
-            except (OSError, http.client.HTTPException) as exc:
-                error = exc
-                if not idempotent and getattr(exc, "errno", None) not in _NOT_SENT_ERRNOS:
-                    raise self._unreachable(error, index) from error
-            failures += 1
-            if failures > self.retries * count + count - 1:
-                raise self._unreachable(error, index) from error
-            if failures % count == 0 and not isinstance(error, RequestNotSentError):
-                pause = min(1.0, 0.05 * 2 ** (failures // count))  # back off from struggling servers
-                time.sleep(bounds.time_left(pause) or 0.0)
-        try:
-            data = json.loads(raw.decode("utf-8")) if raw else None
-        except (UnicodeDecodeError, ValueError):
-            raise CoordinatorUnreachableError(
-                f"{method} {servers.urls[index]}{path} answered {status} with a body that is not JSON: {raw[:200]!r}",
-                status=status,
-            ) from None
-        return status, data
-
-    def _unreachable(self, exc: BaseException, index: int) -> CoordinatorUnreachableError:
-        urls = self._servers.urls
-        where = urls[0] if len(urls) == 1 else f"any of {', '.join(urls)} (last tried {urls[index]})"
-        return CoordinatorUnreachableError(f"cannot reach the coordinator at {where}: {exc}")
-
-    def _call(self, method: str, path: str, ok: int = 200, **kwargs: Any) -> Any:
-        status, data = self._request(method, path, **kwargs)
-        if status != ok:
-            raise self._error(status, data)
-        return data
-
-    def _error(self, status: int, data: Any) -> LitecoordError:
-        if isinstance(data, dict) and isinstance(data.get("code"), str) and "detail" in data:
-            # Codes without a class of their own (method_not_allowed, malformed_json...)
-            # keep the server's code and status on a base-class error.
-            return error_from_dict(data, status)
-        return CoordinatorUnreachableError(
-            f"the coordinator at {self.base_url} answered {status}: {str(data)[:200]}", status=status
-        )
 
     @staticmethod
     def _seconds(duration: timedelta | float) -> int | float:
@@ -506,9 +204,6 @@ class HttpCoordinator(HttpConsoleCalls):
             body["split_min_documents"] = check.count("split_min_documents", split_min_documents)
         self._call("PUT", f"/sessions/{quote(self.session, safe='')}", body=body)
 
-    def close(self) -> None:
-        for transport in self._servers.transports:
-            transport.close()
 
     # -- creating work -------------------------------------------------------------------
 
