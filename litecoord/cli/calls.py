@@ -25,10 +25,29 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from ..backends.bounds import call_bound
+from ..errors import DatabaseBusyError, LeaseConflictError, LeaseExpiredError, LitecoordError, WorkItemNotFoundError
 
 __all__ = ["CallThread", "Pending", "Outage", "OUTAGE_MAX_PAUSE", "OUTAGE_LOG_EVERY"]
 
 T = TypeVar("T")
+
+# How a failed call is read, by the acquire loop (runner.py) and the per-item work
+# (item_run.py) alike. Errors that mean the store could not be reached (or stayed
+# locked): not the item's fault and not a crash, so the runner waits for the store,
+# with backoff.
+# The PostgreSQL and HTTP backends' "unreachable" errors are ConnectionErrors.
+_UNREACHABLE = (DatabaseBusyError, OSError)
+# Errors that mean the caller's lease is gone: another worker may own the item now.
+_LEASE_LOST = (LeaseConflictError, LeaseExpiredError, WorkItemNotFoundError)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNREACHABLE)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return _is_unreachable(exc) or type(exc) is LitecoordError
+
 
 #: While the store is unreachable, pauses double up to this many seconds...
 OUTAGE_MAX_PAUSE = 30.0
