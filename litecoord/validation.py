@@ -124,6 +124,11 @@ def lease_epoch(value: Any) -> int | None:
     return count("lease_epoch", value)
 
 
+# Built once: every acquire checks its duration against them.
+_NO_TIME = timedelta(0)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def duration(value: Any, field: str = "lease_duration") -> timedelta:
     """A positive duration up to a year, as a timedelta or a number of seconds."""
     if isinstance(value, bool):
@@ -141,11 +146,11 @@ def duration(value: Any, field: str = "lease_duration") -> timedelta:
         value = timedelta(seconds=value)
     if not isinstance(value, timedelta):
         raise ValidationError(field, f"must be a timedelta or seconds, not {type(value).__name__}")
-    if value <= timedelta(0):
+    if value <= _NO_TIME:
         raise ValidationError(field, "must be positive")
     if value > MAX_LEASE_DURATION:
         raise ValidationError(field, f"must be at most {MAX_LEASE_DURATION.days} days")
-    if value < timedelta(milliseconds=1):
+    if value < _MILLISECOND:
         raise ValidationError(field, "must be at least a millisecond")
     return value
 

@@ -522,6 +522,24 @@ def test_invalid_utf8_in_the_path_or_query_is_400(app: App) -> None:
     assert_error(call(app, "GET", f"{BASE}/acquire?worker_id=%FF"), 400, "bad_request")
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["worker_id=w1", "worker_id=w1&lease_duration_seconds=30", "a=1&a=2", "a&b=", "=x&&a=b=c&", "worker_id=",
+     "a;b=1", "worker_id=w%201", "worker_id=w+1", "worker_id=w%C3%A9", "worker_id=w\xc3\xa9", "a=1&a"],
+)  # fmt: skip
+def test_query_strings_read_as_parse_qs_reads_them(query: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.parse import parse_qs
+
+    from litecoord.rest import request
+
+    expected = {k: v[-1] for k, v in parse_qs(query.encode("latin-1").decode("utf-8"), keep_blank_values=True).items()}
+    assert request._query({"QUERY_STRING": query}) == expected  # the last value of each name
+    if query.isascii() and "%" not in query and "+" not in query:
+        # Nothing escaped (the Java client's ?worker_id=W, on every acquire) needs no parse_qs at all.
+        monkeypatch.setattr(request, "parse_qs", None)
+        assert request._query({"QUERY_STRING": query}) == expected
+
+
 # -- protocol errors ------------------------------------------------------------------------
 
 

@@ -180,6 +180,15 @@ def _query(environ: Mapping[str, Any]) -> dict[str, str]:
     text = environ.get("QUERY_STRING") or ""
     if not text:
         return {}
+    if text.isascii() and "%" not in text and "+" not in text:
+        # Nothing escaped (the Java client's ?worker_id=W): what parse_qs below gives, the
+        # last value of each name, without its cost (a fifth of a request's own routing).
+        query: dict[str, str] = {}
+        for pair in text.split("&"):
+            if pair:
+                name, _, value = pair.partition("=")
+                query[name] = value
+        return query
     try:
         raw = text.encode("latin-1").decode("utf-8")
         pairs = parse_qs(raw, keep_blank_values=True, encoding="utf-8", errors="strict")

@@ -380,9 +380,11 @@ class App:
         line under a lock, so lines of concurrent requests never interleave.
         """
         worker = _request_worker(request) if request is not None else None
-        path = environ.get("REQUEST_URI") or environ.get("RAW_URI") or (environ.get("PATH_INFO") or "")
-        if not environ.get("REQUEST_URI") and not environ.get("RAW_URI") and environ.get("QUERY_STRING"):
-            path += "?" + environ["QUERY_STRING"]
+        path = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+        if not path:  # no raw URI from the server: rebuild it
+            path = environ.get("PATH_INFO") or ""
+            if environ.get("QUERY_STRING"):
+                path += "?" + environ["QUERY_STRING"]
         rest = (
             f" {environ.get('REMOTE_ADDR') or '-'} {environ.get('REQUEST_METHOD') or '-'} {_printable(path)} "
             f"{status} {seconds * 1000:.1f}ms worker={_printable(worker) if worker else '-'}\n"
