@@ -165,7 +165,11 @@ def minimal_app(path: str, durability: str) -> Callable:
                     "bytes": progress.get("bytes_processed"),
                 }  # fmt: skip
             else:
-                sql, params = COMPLETE, {"session": sid, "id": parts[5], "worker": body, "epoch": None, "now": now}
+                # No final figures in the body (the Java client's bare worker id): the holder is trusted.
+                sql, params = COMPLETE, {
+                    "session": sid, "id": parts[5], "worker": body, "epoch": None, "now": now, "docs": None,
+                    "bytes": None,
+                }  # fmt: skip
 
             def update(c):
                 cur = c.execute(sql, params)

@@ -48,6 +48,22 @@ def test_http_cycles_through_the_rest_server(tmp_path: Path) -> None:
     assert (outcome.duplicates, outcome.lost, outcome.handed_out) == (0, 0, 30)
 
 
+def test_http_cycles_through_the_minimal_app(tmp_path: Path) -> None:
+    # The baseline runs litecoord's own statements: one that gains a parameter must be given it here too.
+    pytest.importorskip("waitress")
+    outcome, _ = rest.one_run("minimal", str(tmp_path / "http.db"), "normal", 2, 30, rest.server_threads())
+    assert (outcome.duplicates, outcome.lost, outcome.handed_out) == (0, 0, 30)
+
+
+def test_the_http_parts_in_process_rounds_drain_the_file(tmp_path: Path) -> None:
+    from benchmarks import rest_parts
+
+    for kind in ("minimal", "litecoord"):
+        path = tmp_path / f"{kind}.db"
+        assert rest_parts.in_process(kind, (), str(path), "normal", 20, 2) > 0
+        assert rest.unfinished_items(str(path)) == []
+
+
 def test_round_ratios_pair_each_round_with_its_own_baseline() -> None:
     from benchmarks.common import round_ratios
 
