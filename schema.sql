@@ -1,4 +1,4 @@
--- litecoord schema, version 4 (store.py upgrades files of versions 1 to 3 in setup()).
+-- litecoord schema, version 5 (store.py upgrades files of versions 1 to 4 in setup()).
 --
 -- Every time column holds integer microseconds since the Unix epoch, UTC,
 -- written from the coordinator's injectable clock (never SQLite's 'now'), so
@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS litecoord_meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
-INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES ('schema_version', '4');
+INSERT OR IGNORE INTO litecoord_meta (key, value) VALUES ('schema_version', '5');
 
 -- A session is a namespace of work items (one backfill). Its counters are
 -- kept by the triggers below, so status() reads one row instead of scanning.
@@ -186,10 +186,16 @@ BEGIN
 END;
 
 -- Every attempt at an item (version 3): one row per lease, from its grant to
--- how it ended. The triggers below write it inside the statement that changes
--- the lease, so recording history costs no statement, round trip or sync of
--- its own. Keyed by session first, so one session's attempts are one range
--- (the workers view, delete-session), then by the item's row and the epoch.
+-- how it ended. Since version 5 a row is written once, when its attempt ends:
+-- the running attempt is the item's own lease (status 'assigned' with a
+-- holder: its lease_epoch, worker_id and leased_at), read from work_items,
+-- its figures those the previous attempt ended with (see console.py). So a
+-- lease cycle costs one row insert, inside the statement that ends the lease:
+-- no statement, round trip or sync of its own, and nothing at acquire.
+-- (Rows still 'running' are attempts begun before version 5, or imported:
+-- the trigger that ends them fills them in.) Keyed by session first, so one
+-- session's attempts are one range (the workers view, delete-session), then
+-- by the item's row and the epoch.
 CREATE TABLE IF NOT EXISTS attempts (
     session_id          INTEGER NOT NULL,
     item_seq            INTEGER NOT NULL,
@@ -205,48 +211,41 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (session_id, item_seq, lease_epoch)
 ) WITHOUT ROWID;
 
--- A new lease (acquire, a named lease, a takeover) begins an attempt. If the
--- item still had a holder, that lease lapsed and is being taken over: its
--- attempt ends as 'lapsed' at its expiry. (Release and failure clear the
--- holder, so only a lapsed lease still has one when the next lease begins.)
-CREATE TRIGGER IF NOT EXISTS work_items_attempt_begin AFTER UPDATE OF lease_epoch ON work_items
-WHEN NEW.lease_epoch > OLD.lease_epoch
+-- A new lease over an item that still had a holder: that lease lapsed and
+-- is being taken over; its attempt ends as 'lapsed' at its expiry. (Release
+-- and failure clear the holder, so an ordinary acquire does not fire this.)
+CREATE TRIGGER IF NOT EXISTS work_items_attempt_lapse AFTER UPDATE OF lease_epoch ON work_items
+WHEN NEW.lease_epoch > OLD.lease_epoch AND OLD.status = 'assigned' AND OLD.worker_id IS NOT NULL
 BEGIN
-    UPDATE attempts SET outcome = 'lapsed', ended_at = min(coalesce(OLD.lease_expiry, NEW.leased_at), NEW.leased_at),
-        documents_processed = OLD.documents_processed, bytes_processed = OLD.bytes_processed
-    WHERE OLD.worker_id IS NOT NULL AND session_id = OLD.session_id AND item_seq = OLD.seq
-      AND lease_epoch = OLD.lease_epoch AND ended_at IS NULL;
-    INSERT OR REPLACE INTO attempts
-        (session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed)
-    VALUES (NEW.session_id, NEW.seq, NEW.lease_epoch, NEW.worker_id, NEW.leased_at,
-            NEW.documents_processed, NEW.bytes_processed);
-END;
-
--- An item created under a lease (RFS's named lease of a new item).
-CREATE TRIGGER IF NOT EXISTS work_items_attempt_insert AFTER INSERT ON work_items
-WHEN NEW.status = 'assigned' AND NEW.worker_id IS NOT NULL AND NEW.leased_at IS NOT NULL
-BEGIN
-    INSERT OR IGNORE INTO attempts
-        (session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed)
-    VALUES (NEW.session_id, NEW.seq, NEW.lease_epoch, NEW.worker_id, NEW.leased_at,
-            NEW.documents_processed, NEW.bytes_processed);
+    INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, ended_at, outcome,
+                          documents_processed, bytes_processed)
+    VALUES (OLD.session_id, OLD.seq, OLD.lease_epoch, OLD.worker_id,
+            coalesce(OLD.leased_at, OLD.started_at, OLD.updated_at),
+            min(coalesce(OLD.lease_expiry, NEW.leased_at), NEW.leased_at), 'lapsed',
+            OLD.documents_processed, OLD.bytes_processed)
+    ON CONFLICT (session_id, item_seq, lease_epoch) DO UPDATE SET outcome = excluded.outcome, ended_at = excluded.ended_at,
+        documents_processed = excluded.documents_processed, bytes_processed = excluded.bytes_processed
+    WHERE ended_at IS NULL;
 END;
 
 -- The holder ends its attempt: completing (a split completes with successors),
 -- failing (the failure count grows) or releasing (the holder is cleared).
 -- Renewals change none of these columns, so they never fire it.
 CREATE TRIGGER IF NOT EXISTS work_items_attempt_end AFTER UPDATE OF status, failure_count, worker_id ON work_items
-WHEN NEW.lease_epoch = OLD.lease_epoch AND (
-    (NEW.status = 'completed' AND OLD.status != 'completed')
-    OR NEW.failure_count > OLD.failure_count
-    OR (NEW.worker_id IS NULL AND OLD.worker_id IS NOT NULL))
+WHEN NEW.lease_epoch = OLD.lease_epoch AND OLD.status = 'assigned' AND OLD.worker_id IS NOT NULL AND (
+    NEW.status = 'completed' OR NEW.failure_count > OLD.failure_count OR NEW.worker_id IS NULL)
 BEGIN
-    UPDATE attempts SET ended_at = NEW.updated_at,
-        outcome = CASE
-            WHEN NEW.status = 'completed' THEN CASE WHEN NEW.successor_ids IS NULL THEN 'completed' ELSE 'split' END
-            WHEN NEW.failure_count > OLD.failure_count THEN 'failed'
-            ELSE 'released' END,
-        error = CASE WHEN NEW.failure_count > OLD.failure_count THEN NEW.last_error END,
-        documents_processed = NEW.documents_processed, bytes_processed = NEW.bytes_processed
-    WHERE session_id = NEW.session_id AND item_seq = NEW.seq AND lease_epoch = NEW.lease_epoch AND ended_at IS NULL;
+    INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, ended_at, outcome,
+                          documents_processed, bytes_processed, error)
+    VALUES (NEW.session_id, NEW.seq, NEW.lease_epoch, OLD.worker_id,
+            coalesce(OLD.leased_at, OLD.started_at, OLD.updated_at), NEW.updated_at,
+            CASE
+                WHEN NEW.status = 'completed' THEN CASE WHEN NEW.successor_ids IS NULL THEN 'completed' ELSE 'split' END
+                WHEN NEW.failure_count > OLD.failure_count THEN 'failed'
+                ELSE 'released' END,
+            NEW.documents_processed, NEW.bytes_processed,
+            CASE WHEN NEW.failure_count > OLD.failure_count THEN NEW.last_error END)
+    ON CONFLICT (session_id, item_seq, lease_epoch) DO UPDATE SET outcome = excluded.outcome, ended_at = excluded.ended_at, error = excluded.error,
+        documents_processed = excluded.documents_processed, bytes_processed = excluded.bytes_processed
+    WHERE ended_at IS NULL;
 END;

@@ -13,8 +13,9 @@ Each pair of rounds runs back to back, so the ratio of a pair compares two
 drains under the same load; the median of the pairs' ratios is reported,
 with each pair's ratio. At FULL durability a cycle waits for syncs, which a
 loaded machine makes noisy; the CPU time per cycle (SQLite: the workers'
-own, which includes SQLite and the triggers) is steadier and shows what the
-history itself costs.
+own, which includes SQLite and the triggers; PostgreSQL on this machine: the
+workers' and the server's, every process of it) is steadier and shows what
+the history itself costs.
 
 PostgreSQL (``--postgres`` or ``LITECOORD_TEST_POSTGRES``) runs the same
 comparison over two schemas of that database.
@@ -33,16 +34,20 @@ from litecoord import SqliteCoordinator
 
 from .common import SESSION, build_db, coordinator_ops, cycle_loop, log, median, run_processes
 
-#: The triggers that write history (schema.sql, both databases).
-SQLITE_TRIGGERS = ("work_items_attempt_begin", "work_items_attempt_insert", "work_items_attempt_end")
-PG_TRIGGERS = ("work_items_attempts",)
+#: The triggers that write history are named so (schema.sql, both databases, every schema
+#: version since history was recorded): found by name, so this script measures older code too.
+TRIGGER_PREFIX = "work_items_attempt"
 
 
 def _drop_sqlite_history(path: str) -> None:
     import sqlite3
 
     conn = sqlite3.connect(path, isolation_level=None)
-    for name in SQLITE_TRIGGERS:
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?", (TRIGGER_PREFIX + "%",)
+    )]  # fmt: skip
+    assert names, "no history triggers to drop"
+    for name in names:
         conn.execute(f"DROP TRIGGER {name}")
     conn.close()
 
@@ -102,7 +107,49 @@ def sqlite_rows(items: int, rounds: int, procs_list: list[int], durabilities: li
     return lines
 
 
-def _pg_round(dsn: str, schema: str, items: int, procs: int, durability: str, drop: bool) -> float:
+def _proc_cpu(pid: int) -> tuple[int, int]:
+    """(parent pid, CPU ticks of the process and of its children it reaped) from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), sum(int(f) for f in fields[11:15])
+
+
+def _server_cpu(postmaster: int | None) -> float | None:
+    """CPU seconds the PostgreSQL server has used so far: the postmaster, every backend and
+    background process it runs, and those that exited (reaped, so counted in its own)."""
+    if postmaster is None:
+        return None
+    ticks = _proc_cpu(postmaster)[1]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent, used = _proc_cpu(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            if parent == postmaster:
+                ticks += used
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postmaster(dsn: str) -> int | None:
+    """The server's postmaster pid, if it runs on this machine and its files can be read (else None)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            data = conn.execute("SHOW data_directory").fetchone()[0]
+        with open(os.path.join(data, "postmaster.pid"), encoding="ascii") as file:
+            pid = int(file.readline())
+        _proc_cpu(pid)
+        return pid
+    except Exception:  # a remote server, or no right to read its files: no server CPU figure
+        return None
+
+
+def _pg_round(
+    dsn: str, schema: str, items: int, procs: int, durability: str, drop: bool, postmaster: int | None
+) -> tuple[float, float | None]:
+    """Cycles per second, and CPU microseconds per cycle (workers and server) when the server is local."""
     import psycopg
 
     from litecoord import PostgresCoordinator
@@ -117,37 +164,59 @@ def _pg_round(dsn: str, schema: str, items: int, procs: int, durability: str, dr
     setup.close()
     if drop:
         with psycopg.connect(scoped, autocommit=True) as conn:
-            for name in PG_TRIGGERS:
+            names = conn.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'work_items'::regclass AND tgname LIKE %s",
+                (TRIGGER_PREFIX + "%",),
+            ).fetchall()
+            assert names, "no history triggers to drop"
+            for (name,) in names:
                 conn.execute(f"DROP TRIGGER {name} ON work_items")
 
     def prepare(i: int) -> Callable[[], dict]:
         coord = PostgresCoordinator(scoped, session=SESSION, worker_id=f"w{i}", durability=durability)
         coord.status()
-        return lambda: cycle_loop(*coordinator_ops(coord))
+        return lambda: _timed_loop(coord)
 
+    server_before = _server_cpu(postmaster)
     reports = run_processes(procs, prepare)
+    time.sleep(0.5)  # the workers' backends exit once their connections close: let the server reap them
+    server_after = _server_cpu(postmaster)
     done = sum(len(r["ids"]) for r in reports)
-    return done / (max(r["t1"] for r in reports) - min(r["t0"] for r in reports))
+    rate = done / (max(r["t1"] for r in reports) - min(r["t0"] for r in reports))
+    if server_before is None or server_after is None:
+        return rate, None
+    return rate, (server_after - server_before + sum(r["cpu"] for r in reports)) * 1e6 / done
 
 
 def pg_rows(dsn: str, items: int, rounds: int, procs_list: list[int], durabilities: list[str]) -> list[str]:
     lines = []
+    postmaster = _postmaster(dsn)
     for durability in durabilities:
         for procs in procs_list:
             ours: list[float] = []
             base: list[float] = []
+            cpu_ours: list[float] = []
+            cpu_base: list[float] = []
             for r in range(rounds):
-                order: list[tuple[bool, list[float]]] = [(False, ours), (True, base)]
+                order = [(False, ours, cpu_ours), (True, base, cpu_base)]
                 if r % 2:
                     order.reverse()
-                for drop, into in order:
-                    into.append(_pg_round(dsn, "lc_bench_history", items, procs, durability, drop))
+                for drop, into, cpu_into in order:
+                    rate, cpu = _pg_round(dsn, "lc_bench_history", items, procs, durability, drop, postmaster)
+                    into.append(rate)
+                    if cpu is not None:
+                        cpu_into.append(cpu)
             ratios = [a / b for a, b in zip(ours, base, strict=True)]
             line = (
                 f"postgres {durability:6} {procs} proc: with history {median(ours):8.0f} cycles/s, "
                 f"without {median(base):8.0f} cycles/s, ratio median {median(ratios):.3f} "
                 f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})"
             )
+            if cpu_ours and cpu_base:
+                line += (
+                    f"; CPU per cycle (workers and server) {median(cpu_ours):.0f} us with, "
+                    f"{median(cpu_base):.0f} us without (ratio {median(cpu_base) / median(cpu_ours):.3f})"
+                )
             log(line)
             lines.append(line)
     return lines

@@ -26,7 +26,7 @@ from litecoord import (
 )
 from litecoord.backends.sqlite import coordinator as backend
 from litecoord.backends.sqlite.models import create_models
-from litecoord.backends.sqlite.store import Store, load_schema, schema_statements
+from litecoord.backends.sqlite.store import SCHEMA_VERSION, Store, load_schema, schema_statements
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -385,7 +385,7 @@ def test_a_version_3_file_is_upgraded_by_setup_to_ranges_with_its_totals_kept(tm
     coord.setup()
     SqliteCoordinator(new, session="s").setup()
     assert _tables_and_indexes(old) == _tables_and_indexes(new)  # an upgraded file is a new one
-    assert _tables_and_indexes(old)["version"] == ("4",)
+    assert _tables_and_indexes(old)["version"] == (SCHEMA_VERSION,)
     items = {i.work_item_id: i for i in coord.list_work_items()}
     assert {k: (i.range_start, i.range_end) for k, i in items.items()} == {
         "logs__0__0": (0, 100), "logs__0__40": (40, 100), "plain": (0, 7),

@@ -55,24 +55,28 @@ def sql(dsn: str, statement: str, *params) -> list[tuple]:
 
 
 def test_a_newer_schema_is_refused_and_nothing_is_written(dsn: str) -> None:
+    from litecoord.backends.postgres.store import SCHEMA_VERSION
+
     coord = coordinator(dsn, session="s", worker_id="w")
     coord.create_unassigned_work_item("a")
     sql(dsn, "UPDATE litecoord_meta SET value = '99' WHERE key = 'schema_version'")
     for call in (lambda c: c.create_unassigned_work_item("b"), lambda c: c.setup(), lambda c: c.status()):
         fresh = coordinator(dsn, session="s", worker_id="w")
-        with pytest.raises(SchemaVersionError, match="version 99, newer than this litecoord's 3; upgrade"):
+        with pytest.raises(SchemaVersionError, match=f"version 99, newer than this litecoord's {SCHEMA_VERSION};"):
             call(fresh)
     assert sql(dsn, "SELECT work_item_id FROM work_items") == [("a",)]
 
 
 def test_an_older_schema_is_refused_until_setup_migrates_it(dsn: str) -> None:
+    from litecoord.backends.postgres.store import SCHEMA_VERSION
+
     coordinator(dsn, session="s", worker_id="w").create_unassigned_work_item("a")
     sql(dsn, "UPDATE litecoord_meta SET value = '0' WHERE key = 'schema_version'")
     old = coordinator(dsn, session="s", worker_id="w")
-    with pytest.raises(SchemaVersionError, match=r"older than 3; run setup\(\)"):
+    with pytest.raises(SchemaVersionError, match=rf"older than {SCHEMA_VERSION}; run setup\(\)"):
         old.acquire_next_work_item()
     old.setup()
-    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("3",)]
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     assert isinstance(old.acquire_next_work_item(), WorkItemAndDuration)
 
 
@@ -86,6 +90,8 @@ def _columns(dsn: str) -> list[tuple]:
 
 def test_a_version_2_database_is_migrated_by_setup_to_ranges_with_its_totals_kept(dsn: str) -> None:
     from pathlib import Path
+
+    from litecoord.backends.postgres.store import SCHEMA_VERSION
 
     # A database as litecoord with schema version 2 left it: an RFS item with a successor, a plain item.
     sql(dsn, (Path(__file__).parent / "data" / "pg_schema_v2.sql").read_text(encoding="utf-8"))
@@ -104,14 +110,14 @@ def test_a_version_2_database_is_migrated_by_setup_to_ranges_with_its_totals_kep
         )  # fmt: skip
     old = coordinator(dsn, session="s", worker_id="w")
     before = sql(dsn, "SELECT sum(total_documents)::bigint FROM session_counters")[0][0]
-    with pytest.raises(SchemaVersionError, match=r"version 2, older than 3"):
+    with pytest.raises(SchemaVersionError, match=rf"version 2, older than {SCHEMA_VERSION}"):
         old.acquire_next_work_item()
     old.setup()
     migrated = _columns(dsn)
     with fresh_schema() as other:
         coordinator(other, session="s").setup()
         assert migrated == _columns(other)  # a migrated database is a new one
-    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [("3",)]
+    assert sql(dsn, "SELECT value FROM litecoord_meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     items = {i.work_item_id: i for i in old.list_work_items()}
     assert {k: (i.range_start, i.range_end) for k, i in items.items()} == {
         "logs__0__0": (0, 100), "logs__0__40": (40, 100), "plain": (0, 7),

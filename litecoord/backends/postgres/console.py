@@ -2,7 +2,8 @@
 
 :class:`ConsoleCalls` is mixed into :class:`~.coordinator.PostgresCoordinator`.
 The attempts it reads are written by the triggers in ``schema.sql`` inside
-the statements that change leases (no round trip of their own). Rows become
+the statements that end leases (no round trip of their own); a running
+attempt is read from its item's lease. Rows become
 results through :mod:`litecoord.console`, shared with the SQLite backend.
 """
 
@@ -23,37 +24,75 @@ from ...console import (
 )
 from ..common import COLUMNS, not_found
 
-__all__ = ["ConsoleCalls", "LEASES", "SPLIT_ATTEMPT"]
+__all__ = ["ConsoleCalls", "LEASES", "RUNNING", "SPLIT_ATTEMPT"]
 
 #: The hook for a live ``split_work_item`` (see the SQLite backend's SPLIT_ATTEMPT): ends the
 #: holder's running attempt as ``split`` in the split's transaction, when the split ends that lease.
 SPLIT_ATTEMPT = """
-UPDATE attempts a SET outcome = 'split', ended_at = %(now)s::bigint,
-    documents_processed = w.documents_processed, bytes_processed = w.bytes_processed
-FROM work_items w
-WHERE w.seq = %(seq)s::bigint AND a.session_id = %(session)s::bigint AND a.item_seq = w.seq
-  AND a.lease_epoch = %(epoch)s::bigint AND a.ended_at IS NULL"""
+INSERT INTO attempts AS a (session_id, item_seq, lease_epoch, worker_id, leased_at, ended_at, outcome,
+                           documents_processed, bytes_processed)
+SELECT session_id, seq, lease_epoch, worker_id, coalesce(leased_at, started_at, updated_at), %(now)s::bigint,
+       'split', documents_processed, bytes_processed
+FROM work_items WHERE seq = %(seq)s::bigint AND session_id = %(session)s::bigint
+  AND lease_epoch = %(epoch)s::bigint AND status = 'assigned' AND worker_id IS NOT NULL
+ON CONFLICT (session_id, item_seq, lease_epoch) DO UPDATE SET outcome = EXCLUDED.outcome,
+    ended_at = EXCLUDED.ended_at, documents_processed = EXCLUDED.documents_processed,
+    bytes_processed = EXCLUDED.bytes_processed
+WHERE a.ended_at IS NULL"""
 
 _COLS = ", ".join(f"w.{c}" for c in COLUMNS)
 
-#: The items under a lease (live or lapsed), each with its documents when the lease began
-#: (from its running attempt): what status() judges the ETA by.
+# A row is written when its attempt ends (schema.sql): a running attempt is the item's lease,
+# with the figures the previous attempt ended with (what the item had when this lease began:
+# nothing changes them between two leases; 0 before the first). A lease with a row of its own
+# (a running row from before version 4, or imported) is read from that row instead. The
+# caller adds to WHERE; work_items is ``w``.
+_RUNNING_FROM = """
+FROM work_items w
+LEFT JOIN attempts p ON p.session_id = w.session_id AND p.item_seq = w.seq AND p.lease_epoch = w.lease_epoch - 1
+WHERE w.status = 'assigned' AND w.worker_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM attempts a
+                  WHERE a.session_id = w.session_id AND a.item_seq = w.seq AND a.lease_epoch = w.lease_epoch)"""
+
+# A running attempt's columns, in ATTEMPT_COLUMNS order.
+_RUNNING_COLUMNS = """w.lease_epoch, w.worker_id, coalesce(w.leased_at, w.started_at, w.updated_at), NULL::bigint,
+       'running', coalesce(p.documents_processed, 0), coalesce(p.bytes_processed, 0), NULL::text"""
+
+#: The running attempts of session ``%s`` without a row: the item's row (``seq``), then ATTEMPT_COLUMNS.
+RUNNING = f"SELECT w.seq, {_RUNNING_COLUMNS} {_RUNNING_FROM} AND w.session_id = %s::bigint"
+
+#: The items under a lease (live or lapsed), each with its documents when the lease began (its
+#: running row's, else what the previous attempt ended with; 0 for a first lease; NULL when
+#: unknown, as for a lease older than the history): what status() judges the ETA by.
 LEASES = f"""
-SELECT {_COLS}, a.documents_processed FROM work_items w
+SELECT {_COLS}, CASE WHEN a.item_seq IS NOT NULL THEN a.documents_processed
+                     WHEN p.item_seq IS NOT NULL THEN p.documents_processed
+                     WHEN w.lease_epoch = 1 THEN 0 END
+FROM work_items w
 LEFT JOIN attempts a ON a.session_id = w.session_id AND a.item_seq = w.seq AND a.lease_epoch = w.lease_epoch
+    AND a.ended_at IS NULL
+LEFT JOIN attempts p ON p.session_id = w.session_id AND p.item_seq = w.seq AND p.lease_epoch = w.lease_epoch - 1
 WHERE w.session_id = %s::bigint AND w.status = 'assigned'"""
 
 _HISTORY = f"""
 SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts
-WHERE session_id = %s::bigint AND item_seq = %s::bigint ORDER BY lease_epoch"""
+WHERE session_id = %(session)s::bigint AND item_seq = %(seq)s::bigint
+UNION ALL
+SELECT {_RUNNING_COLUMNS} {_RUNNING_FROM} AND w.seq = %(seq)s::bigint
+ORDER BY lease_epoch"""
 
-_WORKER_ATTEMPTS = """
+_WORKER_ATTEMPTS = f"""
 SELECT worker_id, count(*), count(*) FILTER (WHERE outcome IN ('completed', 'split')),
        count(*) FILTER (WHERE outcome = 'failed'), count(*) FILTER (WHERE outcome = 'released'),
        count(*) FILTER (WHERE outcome = 'lapsed'), min(leased_at), max(coalesce(ended_at, leased_at)),
        sum(coalesce(ended_at, %(now)s::bigint) - leased_at),
        coalesce(sum(documents_processed) FILTER (WHERE outcome IN ('completed', 'split')), 0)
-FROM attempts WHERE session_id = %(session)s::bigint GROUP BY worker_id"""
+FROM (SELECT worker_id, leased_at, ended_at, outcome, documents_processed FROM attempts
+      WHERE session_id = %(session)s::bigint
+      UNION ALL
+      SELECT w.worker_id, coalesce(w.leased_at, w.started_at, w.updated_at), NULL, 'running', 0
+      {_RUNNING_FROM} AND w.session_id = %(session)s::bigint) AS every
+GROUP BY worker_id"""
 
 _WORKER_LEASES = """
 SELECT worker_id, work_item_id, lease_expiry, last_heartbeat, leased_at, lease_micros FROM work_items
@@ -88,7 +127,7 @@ class ConsoleCalls:
             row = cur.fetchone()
             if row is None:
                 raise not_found(self.session, work_item_id)
-            cur.execute(_HISTORY, (sid, row[0]))
+            cur.execute(_HISTORY, {"session": sid, "seq": row[0]})
             return cur.fetchall()
 
         return [attempt_from_row(work_item_id, r) for r in self._read(read)]

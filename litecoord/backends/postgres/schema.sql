@@ -1,4 +1,4 @@
--- litecoord PostgreSQL schema, version 3 (store.py migrates versions 1 and 2 in setup()).
+-- litecoord PostgreSQL schema, version 4 (store.py migrates versions 1 to 3 in setup()).
 --
 -- The same tables as the SQLite schema (litecoord/backends/sqlite/schema.sql),
 -- so one row shape serves both backends: every time column holds integer
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS litecoord_meta (
     value TEXT NOT NULL
 );
 
-INSERT INTO litecoord_meta (key, value) VALUES ('schema_version', '3') ON CONFLICT (key) DO NOTHING;
+INSERT INTO litecoord_meta (key, value) VALUES ('schema_version', '4') ON CONFLICT (key) DO NOTHING;
 
 -- The database server's time in microseconds. now() is the start of the
 -- transaction, so every statement of one transaction sees the same instant.
@@ -258,9 +258,14 @@ CREATE TRIGGER work_items_count AFTER INSERT OR UPDATE OR DELETE ON work_items
     FOR EACH ROW EXECUTE FUNCTION litecoord_count();
 
 -- Every attempt at an item (version 2): one row per lease, from its grant to
--- how it ended, written by the triggers below inside the statement that
--- changes the lease (no statement or round trip of its own). Keyed by session
--- first, so one session's attempts are one range of the key.
+-- how it ended. Since version 4 a row is written once, when its attempt ends,
+-- by the triggers below inside the statement that ends the lease (no
+-- statement or round trip of its own, nothing at acquire): the running
+-- attempt is the item's own lease, read from work_items (console.py). Rows
+-- still 'running' are attempts begun before version 4, or imported; the
+-- trigger that ends them fills them in. Keyed by session first, so one
+-- session's attempts are one range of the key. Rows are inserted, seldom
+-- updated: the pages are filled (the default fillfactor).
 CREATE TABLE IF NOT EXISTS attempts (
     session_id          BIGINT NOT NULL,
     item_seq            BIGINT NOT NULL,
@@ -274,57 +279,64 @@ CREATE TABLE IF NOT EXISTS attempts (
     bytes_processed     BIGINT NOT NULL DEFAULT 0,
     error               TEXT,
     PRIMARY KEY (session_id, item_seq, lease_epoch)
-) WITH (fillfactor = 80);
+);
 
--- A new lease begins an attempt; if the item still had a holder, that lease
--- lapsed and is taken over: its attempt ends 'lapsed' at its expiry (release
--- and failure clear the holder). Otherwise the holder ended its attempt:
--- completed (with successors: split), failed (the count grew) or released.
-CREATE OR REPLACE FUNCTION litecoord_attempts() RETURNS trigger
+-- The holder ended its attempt: completed (with successors: split), failed
+-- (the count grew) or released (the holder is cleared).
+CREATE OR REPLACE FUNCTION litecoord_attempt_end() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.lease_epoch = OLD.lease_epoch THEN
-        UPDATE attempts SET ended_at = NEW.updated_at,
-            outcome = CASE
+    INSERT INTO attempts AS a (session_id, item_seq, lease_epoch, worker_id, leased_at, ended_at, outcome,
+                               documents_processed, bytes_processed, error)
+    VALUES (NEW.session_id, NEW.seq, NEW.lease_epoch, OLD.worker_id,
+            coalesce(OLD.leased_at, OLD.started_at, OLD.updated_at), NEW.updated_at,
+            CASE
                 WHEN NEW.status = 'completed' THEN
                     CASE WHEN NEW.successor_ids IS NULL THEN 'completed' ELSE 'split' END
                 WHEN NEW.failure_count > OLD.failure_count THEN 'failed'
                 ELSE 'released' END,
-            error = CASE WHEN NEW.failure_count > OLD.failure_count THEN NEW.last_error END,
-            documents_processed = NEW.documents_processed, bytes_processed = NEW.bytes_processed
-        WHERE session_id = NEW.session_id AND item_seq = NEW.seq AND lease_epoch = NEW.lease_epoch
-          AND ended_at IS NULL;
-        RETURN NULL;
-    END IF;
-    IF TG_OP = 'UPDATE' AND OLD.worker_id IS NOT NULL THEN
-        UPDATE attempts SET outcome = 'lapsed',
-            ended_at = least(coalesce(OLD.lease_expiry, NEW.leased_at), NEW.leased_at),
-            documents_processed = OLD.documents_processed, bytes_processed = OLD.bytes_processed
-        WHERE session_id = OLD.session_id AND item_seq = OLD.seq AND lease_epoch = OLD.lease_epoch
-          AND ended_at IS NULL;
-    END IF;
-    INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed)
-    VALUES (NEW.session_id, NEW.seq, NEW.lease_epoch, NEW.worker_id, NEW.leased_at,
-            NEW.documents_processed, NEW.bytes_processed)
-    ON CONFLICT (session_id, item_seq, lease_epoch) DO NOTHING;
+            NEW.documents_processed, NEW.bytes_processed,
+            CASE WHEN NEW.failure_count > OLD.failure_count THEN NEW.last_error END)
+    ON CONFLICT (session_id, item_seq, lease_epoch) DO UPDATE SET outcome = EXCLUDED.outcome,
+        ended_at = EXCLUDED.ended_at, error = EXCLUDED.error,
+        documents_processed = EXCLUDED.documents_processed, bytes_processed = EXCLUDED.bytes_processed
+    WHERE a.ended_at IS NULL;
     RETURN NULL;
 END $$;
 
--- The WHEN clauses keep renewals (and every other change) from calling the function at all.
-DROP TRIGGER IF EXISTS work_items_attempts ON work_items;
-CREATE TRIGGER work_items_attempts AFTER UPDATE ON work_items FOR EACH ROW
-    WHEN (NEW.lease_epoch > OLD.lease_epoch OR (NEW.lease_epoch = OLD.lease_epoch AND (
-        (NEW.status = 'completed' AND OLD.status <> 'completed')
-        OR NEW.failure_count > OLD.failure_count
-        OR (NEW.worker_id IS NULL AND OLD.worker_id IS NOT NULL))))
-    EXECUTE FUNCTION litecoord_attempts();
-DROP TRIGGER IF EXISTS work_items_attempts_insert ON work_items;
-CREATE TRIGGER work_items_attempts_insert AFTER INSERT ON work_items FOR EACH ROW
-    WHEN (NEW.status = 'assigned' AND NEW.worker_id IS NOT NULL AND NEW.leased_at IS NOT NULL)
-    EXECUTE FUNCTION litecoord_attempts();
+-- A new lease over an item that still had a holder: that lease lapsed and is
+-- taken over; its attempt ends 'lapsed' at its expiry (release and failure
+-- clear the holder, so an ordinary acquire does not call this).
+CREATE OR REPLACE FUNCTION litecoord_attempt_lapse() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO attempts AS a (session_id, item_seq, lease_epoch, worker_id, leased_at, ended_at, outcome,
+                               documents_processed, bytes_processed)
+    VALUES (OLD.session_id, OLD.seq, OLD.lease_epoch, OLD.worker_id,
+            coalesce(OLD.leased_at, OLD.started_at, OLD.updated_at),
+            least(coalesce(OLD.lease_expiry, NEW.leased_at), NEW.leased_at), 'lapsed',
+            OLD.documents_processed, OLD.bytes_processed)
+    ON CONFLICT (session_id, item_seq, lease_epoch) DO UPDATE SET outcome = EXCLUDED.outcome,
+        ended_at = EXCLUDED.ended_at,
+        documents_processed = EXCLUDED.documents_processed, bytes_processed = EXCLUDED.bytes_processed
+    WHERE a.ended_at IS NULL;
+    RETURN NULL;
+END $$;
+
+-- The WHEN clauses keep acquires, renewals and every other change from calling a function at all.
+DROP TRIGGER IF EXISTS work_items_attempt_end ON work_items;
+CREATE TRIGGER work_items_attempt_end AFTER UPDATE ON work_items FOR EACH ROW
+    WHEN (NEW.lease_epoch = OLD.lease_epoch AND OLD.status = 'assigned' AND OLD.worker_id IS NOT NULL AND (
+        NEW.status = 'completed' OR NEW.failure_count > OLD.failure_count OR NEW.worker_id IS NULL))
+    EXECUTE FUNCTION litecoord_attempt_end();
+DROP TRIGGER IF EXISTS work_items_attempt_lapse ON work_items;
+CREATE TRIGGER work_items_attempt_lapse AFTER UPDATE ON work_items FOR EACH ROW
+    WHEN (NEW.lease_epoch > OLD.lease_epoch AND OLD.status = 'assigned' AND OLD.worker_id IS NOT NULL)
+    EXECUTE FUNCTION litecoord_attempt_lapse();
 
 -- Leases held while a version-1 database was migrated get their running
--- attempt, so their end is recorded like any other (a no-op on a new database).
+-- attempt, with the figures they had then (a no-op on a new database, and on
+-- one of version 2 or 3, where every lease has its row).
 INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed)
 SELECT session_id, seq, lease_epoch, worker_id, coalesce(leased_at, started_at, updated_at),
        documents_processed, bytes_processed

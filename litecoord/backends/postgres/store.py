@@ -62,7 +62,7 @@ __all__ = ["PgStore", "SCHEMA_VERSION", "load_schema", "redact"]
 T = TypeVar("T")
 
 #: The schema version this package writes (litecoord_meta.schema_version).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Steps that bring a database from version ``n - 1`` to ``n`` (SQL run before
 #: the idempotent schema file is applied again). Version 1 is the first.
@@ -88,6 +88,16 @@ WHERE work_item_id ~ '^.+__[0-9]{1,9}__[0-9]{1,19}$'
   AND substring(work_item_id FROM '__([0-9]{1,19})$')::numeric <= 9007199254740991;
 UPDATE work_items SET range_end = range_start + document_count WHERE document_count IS NOT NULL;
 ALTER TABLE work_items ENABLE TRIGGER work_items_count;
+""",
+    # 3 -> 4: an attempt's row is written once, when it ends (the running one is the
+    # item's lease). The trigger and function that wrote a row at each lease go; the
+    # schema file makes the new ones. Rows of attempts running across the migration
+    # stay, and are filled in when their lease ends, like any other.
+    4: """
+DROP TRIGGER IF EXISTS work_items_attempts ON work_items;
+DROP TRIGGER IF EXISTS work_items_attempts_insert ON work_items;
+DROP FUNCTION IF EXISTS litecoord_attempts();
+ALTER TABLE IF EXISTS attempts RESET (fillfactor);
 """,
 }
 

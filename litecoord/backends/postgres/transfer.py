@@ -26,6 +26,7 @@ from ...transfer import (
     parse_session,
     session_records,
 )
+from .console import RUNNING
 
 if TYPE_CHECKING:
     from .coordinator import PostgresCoordinator
@@ -48,11 +49,14 @@ _SESSION_NAMES = (
     "lease_mode", "acquire_order", "max_attempts", "created_at", "started_at", "last_update", "last_sample_at",
     "retry_delay_micros", "max_retry_delay_micros", "paused_at", "split_min_documents",
 )  # fmt: skip
-# Attempts name their item by id in the file, by its row here.
+# Attempts name their item by id in the file, by its row here. The running ones (the
+# items' leases, console.RUNNING) go in the file as rows like the others.
 _ATTEMPT_SELECT = f"""
 SELECT w.work_item_id, {', '.join('a.' + c for c in ATTEMPT_COLUMNS[1:])}
-FROM attempts a JOIN work_items w ON w.seq = a.item_seq
-WHERE a.session_id = %s::bigint ORDER BY a.item_seq, a.lease_epoch"""
+FROM (SELECT item_seq, {', '.join(ATTEMPT_COLUMNS[1:])} FROM attempts WHERE session_id = %s::bigint
+      UNION ALL {RUNNING}) a
+JOIN work_items w ON w.seq = a.item_seq
+ORDER BY a.item_seq, a.lease_epoch"""
 _INSERT_ATTEMPT = """
 INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, ended_at, outcome,
                       documents_processed, bytes_processed, error)
@@ -95,7 +99,7 @@ def export_session(coordinator: PostgresCoordinator) -> Iterator[dict[str, Any]]
 
         def attempts() -> Iterator[Any]:
             if sid is not None:
-                yield from conn.execute(_ATTEMPT_SELECT, (sid,)).fetchall()
+                yield from conn.execute(_ATTEMPT_SELECT, (sid, sid)).fetchall()
 
         def samples() -> Iterator[dict[str, Any]]:
             if sid is None:
@@ -150,7 +154,7 @@ def import_session(coordinator: PostgresCoordinator, records: Iterable[Any], *, 
         with cur.copy(f"COPY work_items (session_id, order_key, {_ITEM_SELECT}) FROM STDIN") as copy:
             for row in import_rows(parsed):
                 copy.write_row((sid, *row))
-        # After the items: their insert trigger began an attempt for each live lease; the file's replace them.
+        # A running attempt in the file keeps its row: it holds the figures its lease began with.
         if parsed.attempts:
             cur.executemany(_INSERT_ATTEMPT, [(*row[1:], sid, row[0]) for row in parsed.attempts])
         if parsed.samples:

@@ -2,8 +2,8 @@
 
 :class:`ConsoleCalls` is mixed into :class:`~.coordinator.SqliteCoordinator`.
 The attempts it reads are written by the triggers in ``schema.sql``, inside
-the statements that change leases, so the lease cycle pays no statement of
-its own for them. Rows become results through :mod:`litecoord.console`,
+the statements that end leases, so the lease cycle pays no statement of its
+own for them; a running attempt is read from its item's lease. Rows become results through :mod:`litecoord.console`,
 shared with the PostgreSQL backend.
 """
 
@@ -25,7 +25,7 @@ from ...console import (
 )
 from ..common import COLUMNS, not_found
 
-__all__ = ["ConsoleCalls", "LEASES", "SPLIT_ATTEMPT"]
+__all__ = ["ConsoleCalls", "LEASES", "RUNNING", "SPLIT_ATTEMPT"]
 
 #: The hook for a split that does not go through a completion (a live ``split_work_item``):
 #: run it in the split's transaction to end the holder's running attempt as ``split`` when the
@@ -34,32 +34,69 @@ __all__ = ["ConsoleCalls", "LEASES", "SPLIT_ATTEMPT"]
 #: holder working on a smaller item keeps its attempt running, and needs nothing.)
 #: Parameters: ``:session`` (row id), ``:seq`` (the item's row), ``:epoch``, ``:now``.
 SPLIT_ATTEMPT = """
-UPDATE attempts SET outcome = 'split', ended_at = :now,
-    documents_processed = (SELECT documents_processed FROM work_items WHERE seq = :seq),
-    bytes_processed = (SELECT bytes_processed FROM work_items WHERE seq = :seq)
-WHERE session_id = :session AND item_seq = :seq AND lease_epoch = :epoch AND ended_at IS NULL"""
+INSERT INTO attempts (session_id, item_seq, lease_epoch, worker_id, leased_at, ended_at, outcome,
+                      documents_processed, bytes_processed)
+SELECT session_id, seq, lease_epoch, worker_id, coalesce(leased_at, started_at, updated_at), :now, 'split',
+       documents_processed, bytes_processed
+FROM work_items WHERE seq = :seq AND session_id = :session AND lease_epoch = :epoch
+  AND status = 'assigned' AND worker_id IS NOT NULL
+ON CONFLICT (session_id, item_seq, lease_epoch) DO UPDATE SET outcome = excluded.outcome,
+    ended_at = excluded.ended_at, documents_processed = excluded.documents_processed,
+    bytes_processed = excluded.bytes_processed
+WHERE ended_at IS NULL"""
 
 _COLS = ", ".join(f"w.{c}" for c in COLUMNS)
 
+# A row is written when its attempt ends (schema.sql): a running attempt is the item's lease,
+# with the figures the previous attempt ended with (what the item had when this lease began:
+# nothing changes them between two leases; 0 before the first). A lease with a row of its own
+# (a running row from before version 5, or imported) is read from that row instead. The
+# caller adds to WHERE; work_items is ``w``.
+_RUNNING_FROM = """
+FROM work_items w
+LEFT JOIN attempts p ON p.session_id = w.session_id AND p.item_seq = w.seq AND p.lease_epoch = w.lease_epoch - 1
+WHERE w.status = 'assigned' AND w.worker_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM attempts a
+                  WHERE a.session_id = w.session_id AND a.item_seq = w.seq AND a.lease_epoch = w.lease_epoch)"""
+
+# A running attempt's columns, in ATTEMPT_COLUMNS order.
+_RUNNING_COLUMNS = """w.lease_epoch, w.worker_id, coalesce(w.leased_at, w.started_at, w.updated_at), NULL, 'running',
+       coalesce(p.documents_processed, 0), coalesce(p.bytes_processed, 0), NULL"""
+
+#: The running attempts of session ``?`` without a row: the item's row (``seq``), then ATTEMPT_COLUMNS.
+RUNNING = f"SELECT w.seq, {_RUNNING_COLUMNS} {_RUNNING_FROM} AND w.session_id = ?"
+
 #: The items under a lease (live or lapsed), each with the item's documents when its lease
-#: began (from its running attempt): what status() judges the ETA by. Reads the assigned
-#: index, so it costs the number of leases (about the number of workers).
+#: began (its running row's, else what the previous attempt ended with; 0 for a first lease;
+#: NULL when unknown, as for a lease older than the history): what status() judges the ETA
+#: by. Reads the assigned index, so it costs the number of leases (about the number of workers).
 LEASES = f"""
-SELECT {_COLS}, a.documents_processed FROM work_items w
+SELECT {_COLS}, CASE WHEN a.item_seq IS NOT NULL THEN a.documents_processed
+                     WHEN p.item_seq IS NOT NULL THEN p.documents_processed
+                     WHEN w.lease_epoch = 1 THEN 0 END
+FROM work_items w
 LEFT JOIN attempts a ON a.session_id = w.session_id AND a.item_seq = w.seq AND a.lease_epoch = w.lease_epoch
+    AND a.ended_at IS NULL
+LEFT JOIN attempts p ON p.session_id = w.session_id AND p.item_seq = w.seq AND p.lease_epoch = w.lease_epoch - 1
 WHERE w.session_id = ? AND w.status = 'assigned'"""
 
 _HISTORY = f"""
-SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts
-WHERE session_id = ? AND item_seq = ? ORDER BY lease_epoch"""
+SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE session_id = :session AND item_seq = :seq
+UNION ALL
+SELECT {_RUNNING_COLUMNS} {_RUNNING_FROM} AND w.seq = :seq
+ORDER BY lease_epoch"""
 
-# One pass over the session's attempts (one range of the primary key), per worker.
-_WORKER_ATTEMPTS = """
+# One pass over the session's attempts (one range of the primary key) and its leases, per worker.
+_WORKER_ATTEMPTS = f"""
 SELECT worker_id, count(*), sum(outcome IN ('completed', 'split')), sum(outcome = 'failed'),
        sum(outcome = 'released'), sum(outcome = 'lapsed'), min(leased_at), max(coalesce(ended_at, leased_at)),
        sum(coalesce(ended_at, :now) - leased_at),
        sum(CASE WHEN outcome IN ('completed', 'split') THEN documents_processed ELSE 0 END)
-FROM attempts WHERE session_id = :session GROUP BY worker_id"""
+FROM (SELECT worker_id, leased_at, ended_at, outcome, documents_processed FROM attempts WHERE session_id = :session
+      UNION ALL
+      SELECT w.worker_id, coalesce(w.leased_at, w.started_at, w.updated_at), NULL, 'running', 0
+      {_RUNNING_FROM} AND w.session_id = :session)
+GROUP BY worker_id"""
 
 _WORKER_LEASES = """
 SELECT worker_id, work_item_id, lease_expiry, last_heartbeat, leased_at, lease_micros FROM work_items
@@ -93,7 +130,7 @@ class ConsoleCalls:
                                (sid, work_item_id)).fetchone()  # fmt: skip
             if row is None:
                 raise not_found(self.session, work_item_id)
-            return conn.execute(_HISTORY, (sid, row[0])).fetchall()
+            return conn.execute(_HISTORY, {"session": sid, "seq": row[0]}).fetchall()
 
         return [attempt_from_row(work_item_id, r) for r in self._store.read(read)]
 

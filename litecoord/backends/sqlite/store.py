@@ -60,7 +60,7 @@ __all__ = ["Store", "Durability", "SCHEMA_VERSION", "APPLICATION_ID", "load_sche
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 #: How to bring a file of each older schema version to the next one, in one
 #: transaction. New columns go last in their table, where schema.sql puts them
@@ -102,10 +102,20 @@ _UPGRADES: dict[str, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
         "UPDATE work_items SET counts_in_totals = (parent_id IS NULL)",
         _ranges_of_existing_items,
     ),
+    # 4 -> 5: an attempt's row is written once, when it ends (the running one is
+    # the item's lease). The triggers that wrote a row at each lease go; schema.sql
+    # creates the new ones. Rows of attempts running across the upgrade stay, and
+    # are filled in when their lease ends, like any other.
+    "4": (
+        "DROP TRIGGER IF EXISTS work_items_attempt_begin",
+        "DROP TRIGGER IF EXISTS work_items_attempt_insert",
+        "DROP TRIGGER IF EXISTS work_items_attempt_end",
+    ),
 }
 
-#: Run once the upgraded file has the whole schema: leases held across the
-#: upgrade get their running attempt, so their end is recorded like any other.
+#: Run once the upgraded file has the whole schema: leases held across an
+#: upgrade from before version 3 (which had no history) get their running
+#: attempt, with the figures they had then (a file of version 3 or 4 has one).
 _AFTER_UPGRADE = (
     "INSERT OR IGNORE INTO attempts "
     "(session_id, item_seq, lease_epoch, worker_id, leased_at, documents_processed, bytes_processed) "

@@ -27,6 +27,7 @@ from ...transfer import (
     parse_session,
     session_records,
 )
+from .console import RUNNING
 from .store import Store
 
 __all__ = ["export_session", "import_session"]
@@ -37,11 +38,14 @@ __all__ = ["export_session", "import_session"]
 _NO_SAMPLING = 2**62
 
 _ITEM_SELECT = ", ".join(ITEM_COLUMNS)
-# Attempts name their item by id in the file, by its row here.
+# Attempts name their item by id in the file, by its row here. The running ones (the
+# items' leases, console.RUNNING) go in the file as rows like the others.
 _ATTEMPT_SELECT = f"""
 SELECT w.work_item_id, {', '.join('a.' + c for c in ATTEMPT_COLUMNS[1:])}
-FROM attempts a JOIN work_items w ON w.seq = a.item_seq
-WHERE a.session_id = ? ORDER BY a.item_seq, a.lease_epoch"""
+FROM (SELECT item_seq, {', '.join(ATTEMPT_COLUMNS[1:])} FROM attempts WHERE session_id = ?
+      UNION ALL {RUNNING}) a
+JOIN work_items w ON w.seq = a.item_seq
+ORDER BY a.item_seq, a.lease_epoch"""
 _INSERT_ATTEMPT = f"""
 INSERT OR REPLACE INTO attempts (session_id, item_seq, {', '.join(ATTEMPT_COLUMNS[1:])})
 SELECT session_id, seq, ?, ?, ?, ?, ?, ?, ?, ? FROM work_items WHERE session_id = ? AND work_item_id = ?"""
@@ -76,7 +80,7 @@ def export_session(store: Store, session_name: str, now: int) -> Iterator[dict[s
 
         def attempts() -> Iterator[Any]:
             if sid is not None:
-                yield from conn.execute(_ATTEMPT_SELECT, (sid,))
+                yield from conn.execute(_ATTEMPT_SELECT, (sid, sid))
 
         def samples() -> Iterator[dict[str, Any]]:
             if sid is None:
@@ -132,7 +136,7 @@ def import_session(
         )  # fmt: skip
         # The rows are made afresh on each run of this function: the store may run it again after a busy rollback.
         conn.executemany(_INSERT_ITEM, ((sid, *row) for row in import_rows(parsed)))
-        # After the items: their insert trigger began an attempt for each live lease; the file's replace them.
+        # A running attempt in the file keeps its row: it holds the figures its lease began with.
         conn.executemany(_INSERT_ATTEMPT, ((*row[1:], sid, row[0]) for row in parsed.attempts))
         conn.executemany(
             f"INSERT INTO progress_samples (session_id, {', '.join(SAMPLE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
