@@ -7,7 +7,7 @@ drains both with the same workers, alternating which goes first, at FULL
 durability (the figure the issue holds to >= 0.95x) and at NORMAL. A cycle
 is acquire, one renewal with progress, complete.
 
-    python -m benchmarks.history [--items 1000] [--rounds 9] [--procs 1,4] [--postgres DSN]
+    python -m benchmarks.history [--items 1000] [--rounds 9] [--procs 1,4] [--postgres DSN] [--previous]
 
 Each pair of rounds runs back to back, so the ratio of a pair compares two
 drains under the same load; the median of the pairs' ratios is reported,
@@ -17,17 +17,24 @@ own, which includes SQLite and the triggers; PostgreSQL on this machine: the
 workers' and the server's, every process of it) is steadier and shows what
 the history itself costs.
 
+``--previous`` adds a third store to each round: the same, with the history
+triggers of the schema version before the one that writes a row only when an
+attempt ends (SQLite 4, PostgreSQL 3, as tests/data freezes them: a row at
+each lease, updated at its end), so the change is measured in one run too.
+
 PostgreSQL (``--postgres`` or ``LITECOORD_TEST_POSTGRES``) runs the same
-comparison over two schemas of that database.
+comparison over schemas of that database.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from litecoord import SqliteCoordinator
@@ -39,7 +46,29 @@ from .common import SESSION, build_db, coordinator_ops, cycle_loop, log, median,
 TRIGGER_PREFIX = "work_items_attempt"
 
 
-def _drop_sqlite_history(path: str) -> None:
+#: The previous schema versions, whose triggers ``--previous`` installs instead of this version's.
+_DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+PREVIOUS_SQLITE = _DATA / "schema_v4.sql"
+PREVIOUS_PG = _DATA / "pg_schema_v3.sql"
+
+
+def _previous_sqlite_triggers() -> list[str]:
+    text = PREVIOUS_SQLITE.read_text(encoding="utf-8")
+    found = re.findall(rf"CREATE TRIGGER IF NOT EXISTS {TRIGGER_PREFIX}\w* .*?\nEND;", text, re.S)
+    assert len(found) == 3, f"expected 3 history triggers in {PREVIOUS_SQLITE}"
+    return found
+
+
+def _previous_pg_triggers() -> list[str]:
+    text = PREVIOUS_PG.read_text(encoding="utf-8")
+    found = re.findall(r"CREATE OR REPLACE FUNCTION litecoord_attempts\(\).*?END \$\$;", text, re.S)
+    found += re.findall(rf"CREATE TRIGGER {TRIGGER_PREFIX}\w* .*?EXECUTE FUNCTION litecoord_attempts\(\);", text, re.S)
+    assert len(found) == 3, f"expected a function and 2 history triggers in {PREVIOUS_PG}"
+    return found
+
+
+def _drop_sqlite_history(path: str, install: Sequence[str] = ()) -> None:
+    """Drop the history triggers of ``path``, and create ``install`` (other triggers) instead."""
     import sqlite3
 
     conn = sqlite3.connect(path, isolation_level=None)
@@ -49,6 +78,8 @@ def _drop_sqlite_history(path: str) -> None:
     assert names, "no history triggers to drop"
     for name in names:
         conn.execute(f"DROP TRIGGER {name}")
+    for statement in install:
+        conn.execute(statement)
     conn.close()
 
 
@@ -74,34 +105,65 @@ def _sqlite_round(path: str, procs: int, durability: str) -> tuple[float, float]
     return done / took, sum(r["cpu"] for r in reports) * 1e6 / done
 
 
-def sqlite_rows(items: int, rounds: int, procs_list: list[int], durabilities: list[str]) -> list[str]:
+#: The stores of a round: this version's history, none, and (``--previous``) the previous version's.
+WITH, WITHOUT, PREVIOUS = "with", "without", "previous"
+
+
+def _line(db: str, durability: str, procs: int, rates: dict[str, list[float]], cpus: dict[str, list[float]]) -> str:
+    """One result line: cycles per second of each store, the pairs' ratios to the store without history, CPU."""
+    base = rates[WITHOUT]
+    line = f"{db} {durability:6} {procs} proc:"
+    for store in (WITH, PREVIOUS):
+        if store not in rates:
+            continue
+        ratios = [a / b for a, b in zip(rates[store], base, strict=True)]
+        label = "with history" if store == WITH else "previous version's history"
+        line += (
+            f" {label} {median(rates[store]):.0f} cycles/s, ratio median {median(ratios):.3f} "
+            f"(rounds {', '.join(f'{x:.3f}' for x in ratios)});"
+        )
+    line += f" without {median(base):.0f} cycles/s"
+    if all(cpus[store] for store in rates):
+        where = "" if db == "sqlite" else " (workers and server)"
+        order = [store for store in (WITH, PREVIOUS, WITHOUT) if store in rates]
+        line += f"; CPU per cycle{where} " + ", ".join(f"{median(cpus[store]):.0f} us {store}" for store in order)
+        line += " (ratio to without: " + ", ".join(
+            f"{store} {median(cpus[WITHOUT]) / median(cpus[store]):.3f}" for store in order if store != WITHOUT
+        ) + ")"
+    return line
+
+
+def _rounds(rounds: int, stores: list[str], drain: Callable[[str], tuple[float, float | None]]) -> tuple[dict, dict]:
+    """``rounds`` drains of each store, the order turning each round so none always goes first."""
+    rates: dict[str, list[float]] = {store: [] for store in stores}
+    cpus: dict[str, list[float]] = {store: [] for store in stores}
+    for r in range(rounds):
+        for store in stores[r % len(stores):] + stores[: r % len(stores)]:
+            rate, cpu = drain(store)
+            rates[store].append(rate)
+            if cpu is not None:
+                cpus[store].append(cpu)
+    return rates, cpus
+
+
+def sqlite_rows(
+    items: int, rounds: int, procs_list: list[int], durabilities: list[str], previous: bool = False
+) -> list[str]:
     lines = []
+    stores = [WITH, WITHOUT] + ([PREVIOUS] if previous else [])
+    installs: dict[str, list[str]] = {WITHOUT: [], PREVIOUS: _previous_sqlite_triggers() if previous else []}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-        with_path, without_path = os.path.join(tmp, "with.db"), os.path.join(tmp, "without.db")
         for durability in durabilities:
             for procs in procs_list:
-                ours: list[float] = []
-                base: list[float] = []
-                cpu_ours: list[float] = []
-                cpu_base: list[float] = []
-                for r in range(rounds):
-                    order = [(with_path, ours, cpu_ours), (without_path, base, cpu_base)]
-                    if r % 2:
-                        order.reverse()
-                    for path, into, cpu_into in order:
-                        build_db(path, items)
-                        if path == without_path:
-                            _drop_sqlite_history(path)
-                        rate, cpu = _sqlite_round(path, procs, durability)
-                        into.append(rate)
-                        cpu_into.append(cpu)
-                ratios = [a / b for a, b in zip(ours, base, strict=True)]
-                line = (
-                    f"sqlite {durability:6} {procs} proc: with history {median(ours):8.0f} cycles/s, "
-                    f"without {median(base):8.0f} cycles/s, ratio median {median(ratios):.3f} "
-                    f"(rounds {', '.join(f'{x:.3f}' for x in ratios)}); CPU per cycle {median(cpu_ours):.0f} us "
-                    f"with, {median(cpu_base):.0f} us without (ratio {median(cpu_base) / median(cpu_ours):.3f})"
-                )
+
+                def drain(store: str, procs: int = procs, durability: str = durability) -> tuple[float, float | None]:
+                    path = os.path.join(tmp, f"{store}.db")
+                    build_db(path, items)
+                    if store != WITH:
+                        _drop_sqlite_history(path, installs[store])
+                    return _sqlite_round(path, procs, durability)
+
+                line = _line("sqlite", durability, procs, *_rounds(rounds, stores, drain))
                 log(line)
                 lines.append(line)
     return lines
@@ -147,7 +209,7 @@ def _postmaster(dsn: str) -> int | None:
 
 
 def _pg_round(
-    dsn: str, schema: str, items: int, procs: int, durability: str, drop: bool, postmaster: int | None
+    dsn: str, schema: str, items: int, procs: int, durability: str, store: str, postmaster: int | None
 ) -> tuple[float, float | None]:
     """Cycles per second, and CPU microseconds per cycle (workers and server) when the server is local."""
     import psycopg
@@ -162,7 +224,7 @@ def _pg_round(
     setup.setup()
     setup.create_work_items({"work_item_id": f"item-{i:07d}", "total_size_bytes": i % 97} for i in range(items))
     setup.close()
-    if drop:
+    if store != WITH:
         with psycopg.connect(scoped, autocommit=True) as conn:
             names = conn.execute(
                 "SELECT tgname FROM pg_trigger WHERE tgrelid = 'work_items'::regclass AND tgname LIKE %s",
@@ -171,6 +233,8 @@ def _pg_round(
             assert names, "no history triggers to drop"
             for (name,) in names:
                 conn.execute(f"DROP TRIGGER {name} ON work_items")
+            for statement in _previous_pg_triggers() if store == PREVIOUS else []:
+                conn.execute(statement)
 
     def prepare(i: int) -> Callable[[], dict]:
         coord = PostgresCoordinator(scoped, session=SESSION, worker_id=f"w{i}", durability=durability)
@@ -188,35 +252,19 @@ def _pg_round(
     return rate, (server_after - server_before + sum(r["cpu"] for r in reports)) * 1e6 / done
 
 
-def pg_rows(dsn: str, items: int, rounds: int, procs_list: list[int], durabilities: list[str]) -> list[str]:
+def pg_rows(
+    dsn: str, items: int, rounds: int, procs_list: list[int], durabilities: list[str], previous: bool = False
+) -> list[str]:
     lines = []
     postmaster = _postmaster(dsn)
+    stores = [WITH, WITHOUT] + ([PREVIOUS] if previous else [])
     for durability in durabilities:
         for procs in procs_list:
-            ours: list[float] = []
-            base: list[float] = []
-            cpu_ours: list[float] = []
-            cpu_base: list[float] = []
-            for r in range(rounds):
-                order = [(False, ours, cpu_ours), (True, base, cpu_base)]
-                if r % 2:
-                    order.reverse()
-                for drop, into, cpu_into in order:
-                    rate, cpu = _pg_round(dsn, "lc_bench_history", items, procs, durability, drop, postmaster)
-                    into.append(rate)
-                    if cpu is not None:
-                        cpu_into.append(cpu)
-            ratios = [a / b for a, b in zip(ours, base, strict=True)]
-            line = (
-                f"postgres {durability:6} {procs} proc: with history {median(ours):8.0f} cycles/s, "
-                f"without {median(base):8.0f} cycles/s, ratio median {median(ratios):.3f} "
-                f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})"
-            )
-            if cpu_ours and cpu_base:
-                line += (
-                    f"; CPU per cycle (workers and server) {median(cpu_ours):.0f} us with, "
-                    f"{median(cpu_base):.0f} us without (ratio {median(cpu_base) / median(cpu_ours):.3f})"
-                )
+
+            def drain(store: str, procs: int = procs, durability: str = durability) -> tuple[float, float | None]:
+                return _pg_round(dsn, "lc_bench_history", items, procs, durability, store, postmaster)
+
+            line = _line("postgres", durability, procs, *_rounds(rounds, stores, drain))
             log(line)
             lines.append(line)
     return lines
@@ -230,15 +278,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--durability", default="full,normal")
     parser.add_argument("--postgres", default=os.environ.get("LITECOORD_TEST_POSTGRES"))
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--previous", action="store_true", help="also measure the previous version's triggers")
     args = parser.parse_args(argv)
     procs = [int(p) for p in args.procs.split(",")]
     durabilities = args.durability.split(",")
     started = time.time()
     lines: list[Any] = []
     if not args.no_sqlite:
-        lines += sqlite_rows(args.items, args.rounds, procs, durabilities)
+        lines += sqlite_rows(args.items, args.rounds, procs, durabilities, args.previous)
     if args.postgres:
-        lines += pg_rows(args.postgres, args.items, args.rounds, procs, durabilities)
+        lines += pg_rows(args.postgres, args.items, args.rounds, procs, durabilities, args.previous)
     print("\n".join(lines))
     log(f"took {time.time() - started:.0f} s")
 

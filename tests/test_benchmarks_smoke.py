@@ -173,6 +173,10 @@ def test_history_benchmark_compares_both_stores_and_says_so(tmp_path: Path, monk
     monkeypatch.setenv("BENCH_DIR", str(tmp_path))
     [line] = history.sqlite_rows(30, 1, [1], ["normal"])
     assert line.startswith("sqlite normal 1 proc: with history") and "ratio median" in line and "CPU per cycle" in line
+    # --previous: a third store with the previous schema version's triggers (frozen in tests/data), same run.
+    assert len(history._previous_sqlite_triggers()) == 3
+    [line] = history.sqlite_rows(30, 1, [1], ["normal"], previous=True)
+    assert "previous version's history" in line and "us previous" in line and "ratio to without: with" in line
 
 
 def test_the_page_traffic_tabs_count_every_byte_and_the_new_page_moves_fewer(tmp_path: Path) -> None:
