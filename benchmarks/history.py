@@ -15,7 +15,8 @@ with each pair's ratio. At FULL durability a cycle waits for syncs, which a
 loaded machine makes noisy; the CPU time per cycle (SQLite: the workers'
 own, which includes SQLite and the triggers; PostgreSQL on this machine: the
 workers' and the server's, every process of it) is steadier and shows what
-the history itself costs.
+the history itself costs; on PostgreSQL the WAL bytes written per cycle do
+not depend on the load at all.
 
 ``--previous`` adds a third store to each round: the same, with the history
 triggers of the schema version before the one that writes a row only when an
@@ -208,6 +209,11 @@ def _postmaster(dsn: str) -> int | None:
         return None
 
 
+#: WAL bytes written per cycle, by store, of the rounds of one line (the server writes them
+#: all, whatever the load: the steadiest figure of what a cycle writes).
+_WAL: dict[str, list[float]] = {}
+
+
 def _pg_round(
     dsn: str, schema: str, items: int, procs: int, durability: str, store: str, postmaster: int | None
 ) -> tuple[float, float | None]:
@@ -241,11 +247,17 @@ def _pg_round(
         coord.status()
         return lambda: _timed_loop(coord)
 
+    lsn = "SELECT pg_current_wal_insert_lsn()::text"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        wal_before = conn.execute(lsn).fetchone()[0]
     server_before = _server_cpu(postmaster)
     reports = run_processes(procs, prepare)
     time.sleep(0.5)  # the workers' backends exit once their connections close: let the server reap them
     server_after = _server_cpu(postmaster)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        wal = conn.execute(f"SELECT ({lsn})::pg_lsn - %s::pg_lsn", (wal_before,)).fetchone()[0]
     done = sum(len(r["ids"]) for r in reports)
+    _WAL.setdefault(store, []).append(float(wal) / done)
     rate = done / (max(r["t1"] for r in reports) - min(r["t0"] for r in reports))
     if server_before is None or server_after is None:
         return rate, None
@@ -264,7 +276,11 @@ def pg_rows(
             def drain(store: str, procs: int = procs, durability: str = durability) -> tuple[float, float | None]:
                 return _pg_round(dsn, "lc_bench_history", items, procs, durability, store, postmaster)
 
+            _WAL.clear()
             line = _line("postgres", durability, procs, *_rounds(rounds, stores, drain))
+            line += "; WAL per cycle " + ", ".join(
+                f"{median(_WAL[store]):.0f} bytes {store}" for store in (WITH, PREVIOUS, WITHOUT) if store in _WAL
+            )
             log(line)
             lines.append(line)
     return lines
