@@ -23,6 +23,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -32,6 +33,7 @@ from litecoord import (
     LeaseConflictError,
     LeaseExpiredError,
     SqliteCoordinator,
+    SuccessorConflictError,
     ValidationError,
     WorkItemAndDuration,
     WorkItemStatus,
@@ -130,6 +132,15 @@ class RangesMachine(RuleBasedStateMachine):
         item = self.admin.get_work_item(item_id)
         if item.range_end is None or item.position >= item.range_end or item.position == item.range_start:
             return  # RFS makes successors past what it processed; a successor at the item's own start is the item
+        if item.status is WorkItemStatus.COMPLETED and not item.successor_ids:
+            # Completed short by this holder: successors now would be a different set, refused, nothing written.
+            before = self.admin.list_work_items()
+            with pytest.raises(SuccessorConflictError):
+                self.worker(name).create_successor_work_items_and_mark_complete(
+                    item_id, [f"logs__{item.shard_number}__{item.position}"], lease_epoch=epoch
+                )
+            assert self.admin.list_work_items() == before
+            return
         starts = {item.position + int((item.range_end - 1 - item.position) * s) for s in shares}
         ids = [f"logs__{item.shard_number}__{start}" for start in sorted(starts)]
         try:
