@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -754,6 +755,66 @@ def test_a_logged_request_leaves_no_reference_cycle_behind(db_path: Path, clock:
         assert app.access_log.getvalue().endswith(" worker=w1\n")  # the line still names the worker
     finally:
         app.root.close()
+
+
+def test_lines_of_concurrent_requests_are_batched_in_order_and_a_lone_request_writes_at_once() -> None:
+    # Under load a line is queued and written in a batch (no system call per request, each of
+    # which gave the interpreter lock away); a request alone still writes before it answers.
+    import io
+
+    from litecoord.rest.access_log import AccessLog
+
+    def logger(batch_seconds: float) -> tuple[io.StringIO, AccessLog, Any]:
+        stream = io.StringIO()
+        log = AccessLog(stream)
+        log.BATCH_SECONDS = batch_seconds
+
+        def line(path: str) -> None:
+            log.log({"REQUEST_METHOD": "GET", "REMOTE_ADDR": "127.0.0.1", "PATH_INFO": path}, None, 200, 0.001)
+
+        return stream, log, line
+
+    def paths(stream: io.StringIO) -> list[str]:
+        return [x.split(" ")[3] for x in stream.getvalue().splitlines()]
+
+    stream, log, line = logger(600)  # its writer thread would wait ten minutes: only requests write here
+    log.begin()
+    line("/alone")
+    assert paths(stream) == ["/alone"]  # written before the request answers
+    log.begin()
+    log.begin()
+    line("/first")  # another request is in flight: queued
+    assert paths(stream) == ["/alone"]
+    line("/second")  # alone again: writes what is queued, then its own
+    assert paths(stream) == ["/alone", "/first", "/second"]
+
+    stream, log, line = logger(0.01)
+    log.begin()
+    log.begin()
+    line("/batched")  # the other request is still in flight: the writer thread writes it
+    deadline = time.monotonic() + 20
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert paths(stream) == ["/batched"]
+    line("/last")
+    assert paths(stream) == ["/batched", "/last"]
+
+
+def test_a_server_that_stops_writes_the_lines_still_queued(db_path: Path) -> None:
+    import io
+
+    from litecoord.rest.server import make_server
+
+    stream = io.StringIO()
+    server = make_server(db_path, host="127.0.0.1", port=0, access_log=stream)
+    access = server.app._access
+    access.BATCH_SECONDS = 600  # the writer thread would not write it for ten minutes
+    access.begin()
+    access.begin()
+    access.log({"REQUEST_METHOD": "GET", "PATH_INFO": "/queued"}, None, 200, 0.001)
+    assert stream.getvalue() == ""
+    server.close()
+    assert stream.getvalue().split(" ")[3] == "/queued"
 
 
 def test_no_access_log_by_default(app: App) -> None:

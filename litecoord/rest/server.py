@@ -165,6 +165,7 @@ class Server:
         trigger.close()  # nothing pulls it any more
         if self._thread is not None:
             self._thread.join(timeout)
+        self.app.flush_access_log()  # the lines of the last requests, if they were batched
         self.app.root.close()
 
     def __enter__(self) -> Server:

@@ -85,8 +85,9 @@ from ..errors import (
 )
 from ..types import Clock, FakeClock
 from . import encoding
+from .access_log import AccessLog
 from .openapi import openapi_document
-from .request import _NO_BODY, HttpError, RawBody, Request, Response, _query, too_large
+from .request import HttpError, RawBody, Request, Response, _query, too_large
 from .router import Route, RouteIndex, Segments, _path_segments, index_routes, match
 from .routes import BASE_PATH, INDEX, RESERVED_ITEM_IDS, ROUTES
 from .routes.monitor import _metrics_available
@@ -130,25 +131,6 @@ _REQUEST_KEY = "litecoord.request"
 
 # Built once: json.dumps() with any keyword builds a new encoder per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _request_worker(request: Request) -> str | None:
-    """The worker id a request named: in the query (Java client), else in a body already parsed."""
-    worker = request.query.get("worker_id")
-    if worker is None and request._body is not _NO_BODY:
-        body = request._body
-        if isinstance(body, dict):
-            worker = body.get("worker_id")
-        elif isinstance(body, str):
-            worker = body  # complete's body is the bare worker id
-    return worker if isinstance(worker, str) else None
-
-
-def _printable(text: str) -> str:
-    """Text safe on one log line: no spaces or control characters (a client chose it)."""
-    if text.isprintable() and " " not in text:
-        return text
-    return "".join(c if c.isprintable() and c != " " else f"\\x{ord(c):02x}" for c in text)
 
 
 def _database_names(root: Any) -> re.Pattern[str]:
@@ -207,10 +189,7 @@ class App:
         self.openapi = openapi_document()
         #: Where each request's access-log line goes (``None``: no access log).
         self.access_log = access_log
-        self._log_lock = threading.Lock()
-        self._stamp, self._stamp_second = "", -1
-        # A line-buffered stream (stderr) flushes each line itself; anything else is flushed per line.
-        self._flush_log = not getattr(access_log, "line_buffering", False)
+        self._access = None if access_log is None else AccessLog(access_log)
         self.stall_after = check.duration(stall_after, "stall_after")
         #: The page's per-index aggregates, recomputed every few seconds at most (they scan the session).
         self.index_cache = monitor.IndexCache()
@@ -333,8 +312,16 @@ class App:
             methods.append("HEAD")
         return [*methods, "OPTIONS"]
 
+    def flush_access_log(self) -> None:
+        """Write the access-log lines still queued (a server that stops calls it)."""
+        if self._access is not None:
+            self._access.flush()
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         started = time.perf_counter()
+        access = self._access
+        if access is not None:
+            access.begin()  # counted in flight: a request alone writes its line at once
         headers: list[tuple[str, str]] = []
         try:
             status, body = self.handle(environ)
@@ -367,38 +354,9 @@ class App:
         # Taken back out of the environ: the request refers to the environ, and a cycle
         # left behind would keep both (and the body) for the garbage collector to find.
         request = environ.pop(_REQUEST_KEY, None)
-        if self.access_log is not None:
-            self._log_access(environ, request, status, time.perf_counter() - started)
+        if access is not None:
+            access.log(environ, request, status, time.perf_counter() - started)
         return [data]
-
-    def _log_access(self, environ: Mapping[str, Any], request: Request | None, status: int, seconds: float) -> None:
-        """One access-log line: time, client, method, path, status, duration, worker id.
-
-        ``2025-01-19T20:30:00Z 127.0.0.1 POST /sessions/s1/backfill/work-items/acquire 200 1.2ms worker=w1``
-        (``worker=-`` when the request named none). The duration is the app's
-        own time (the store included), not the network's. One ``write`` per
-        line under a lock, so lines of concurrent requests never interleave.
-        """
-        worker = _request_worker(request) if request is not None else None
-        path = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-        if not path:  # no raw URI from the server: rebuild it
-            path = environ.get("PATH_INFO") or ""
-            if environ.get("QUERY_STRING"):
-                path += "?" + environ["QUERY_STRING"]
-        rest = (
-            f" {environ.get('REMOTE_ADDR') or '-'} {environ.get('REQUEST_METHOD') or '-'} {_printable(path)} "
-            f"{status} {seconds * 1000:.1f}ms worker={_printable(worker) if worker else '-'}\n"
-        )
-        second = int(time.time())
-        with self._log_lock:
-            if second != self._stamp_second:  # formatting the time costs more than the rest of the line
-                self._stamp, self._stamp_second = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)), second
-            try:
-                self.access_log.write(self._stamp + rest)  # type: ignore[union-attr]
-                if self._flush_log:
-                    self.access_log.flush()  # type: ignore[union-attr]
-            except (OSError, ValueError):
-                pass  # a closed or broken log must not fail the request it describes
 
 
 def _route_label(environ: dict[str, Any]) -> str:
@@ -542,7 +500,7 @@ def create_app(
     app shares (``clock`` replaces its clock when given). With ``token`` every route but
     ``/health`` and the page requires ``Authorization: Bearer <token>``.
     Bodies over ``max_body_bytes`` get 413. ``access_log`` (a text stream, e.g.
-    ``sys.stderr``) gets one line per request (see :meth:`App._log_access`).
+    ``sys.stderr``) gets one line per request (see :mod:`litecoord.rest.access_log`).
     ``stall_after`` is how long an item's progress may stand still under live
     heartbeats before the page and the metrics flag it stalled. With
     ``local_only`` only loopback ``Host`` and ``Origin`` values are accepted
