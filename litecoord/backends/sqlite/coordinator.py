@@ -28,30 +28,19 @@ from ...ranges import pick_split_request, split_item_id
 from ...transfer import ImportSummary
 from ...types import (
     KEEP,
-    AcquireOrder,
     AcquisitionOutcome,
-    AttentionKind,
     Clock,
-    IndexProgress,
     Keep,
-    LeaseMode,
     LeaseOutcome,
     NoAvailableWorkToBeDone,
-    ProgressSample,
-    SessionInfo,
     WorkItem,
     WorkItemAndDuration,
-    WorkItemPage,
-    WorkItemStatus,
-    WorkQueueStatus,
     from_micros,
     micros_of,
     to_micros,
     wall_clock,
 )
 from ..common import (
-    COLUMNS,
-    THROUGHPUT_WINDOW,
     DatabaseCalls,
     completed_by,
     item_from_row,
@@ -59,233 +48,63 @@ from ..common import (
     live_split,
     named_lease,
     not_found,
-    page_of,
-    parse_cursor,
     range_params,
     refusal,
     session_not_found,
     setup_settings,
     split_candidates,
     split_children,
-    status_from,
     successor_exists,
     successor_ids,
 )
-from ..item_search import item_page, item_page_params, item_page_sql, item_query
 from . import console, transfer
-from .models import create_models
+from .reads import ReadCalls, _exact_totals  # noqa: F401  (_exact_totals: a name of this module before the split)
+
+# Every statement is in .sql; all its names stay importable from here, where
+# benchmarks/cycles.py (core._ACQUIRE, core._RENEW, core._COMPLETE ...) and
+# tests/test_core_sqlite.py (query plans) read them.
+from .sql import (  # noqa: F401
+    _ACQUIRE,
+    _COLS,
+    _COMPLETE,
+    _FAIL,
+    _FAILED_PAGE,
+    _GRANT,
+    _HELD_BY_WORKER,
+    _HOLDER,
+    _INDEX_PROGRESS,
+    _INSERT_ITEM,
+    _INSERT_LEASED,
+    _INSTR,
+    _ITEM_BY_ID,
+    _LEASED_PAGE,
+    _LIVE_LEASES,
+    _NEXT_ATTEMPT,
+    _NOTHING_TO_ACQUIRE,
+    _ORDER_KEY,
+    _RELEASE,
+    _RENEW,
+    _REORDER,
+    _REQUEST_SPLIT,
+    _RETRY_BACKOFF,
+    _RETRY_WAITING,
+    _SESSION_ID,
+    _SESSION_RETRY,
+    _SESSION_TOTALS,
+    _SPLIT_CANDIDATES,
+    _SPLIT_KEEP,
+    _TAKE_NAMED,
+    _TAKE_SET,
+    _THIS_ITEM,
+)
 from .store import Durability, Store
 
 __all__ = ["SqliteCoordinator"]
 
 T = TypeVar("T")
 
-# -- SQL, written once ----------------------------------------------------
 
-_COLS = ", ".join(COLUMNS)
-
-
-def _INSTR(column: str, text: str) -> str:
-    return f"instr({column}, {text}) > 0"
-
-
-# In exponential mode the n-th re-acquisition gets duration x 2^n (n = epoch
-# so far). The exponent stops at 16 so the product stays inside 64 bits, and
-# the grant at the longest lease allowed, so every expiry stays a time a
-# datetime can hold (the clock is checked to leave that much room).
-_GRANT = (
-    "min(CASE WHEN (SELECT lease_mode FROM sessions WHERE id = :session) = 'exponential' "
-    f"THEN :duration << min(lease_epoch, 16) ELSE :duration END, {check.MAX_LEASE_MICROS})"
-)
-_TAKE_SET = f"""
-    status = 'assigned', worker_id = :worker, lease_epoch = lease_epoch + 1,
-    lease_micros = {_GRANT}, lease_expiry = :now + {_GRANT},
-    started_at = coalesce(started_at, :now), leased_at = :now, last_heartbeat = :now, updated_at = :now,
-    next_attempt_at = NULL, split_requested_at = NULL"""
-
-_HELD_BY_WORKER = f"""
-SELECT {_COLS} FROM work_items
-WHERE session_id = ? AND status = 'assigned' AND worker_id = ? AND +lease_expiry > ?
-LIMIT 1"""
-# The unary + keeps the planner on the holder index: the expiry index would
-# walk every live lease of the session (114 us at 1,000 leases, against 5 us).
-
-# Lapsed leases come back first (they were started earliest and may carry
-# progress); then failed items whose retry delay has passed, earliest due
-# first (like a lapsed lease, a due retry does not wait behind the whole
-# queue); then pending items in the session's order. Each subquery reads the
-# head of a partial index; an item still waiting out its delay is in none of
-# the ranges read.
-_ACQUIRE = f"""
-UPDATE work_items SET {_TAKE_SET}
-WHERE seq = coalesce(
-    (SELECT seq FROM work_items
-     WHERE session_id = :session AND status = 'assigned' AND lease_expiry <= :now
-     ORDER BY lease_expiry LIMIT 1),
-    (SELECT seq FROM work_items
-     WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NOT NULL
-       AND next_attempt_at <= :now
-     ORDER BY next_attempt_at LIMIT 1),
-    (SELECT seq FROM work_items
-     WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NULL
-     ORDER BY order_key, seq LIMIT 1))
-  AND (SELECT paused_at FROM sessions WHERE id = :session) IS NULL
-RETURNING {_COLS}"""
-# A paused session hands out nothing (the subquery is constant: SQLite reads it once).
-
-# When acquire found nothing: what remains, what failed, the next retry due, whether paused,
-# and the session's split_min_documents (for the split request an idle acquire makes).
-_NOTHING_TO_ACQUIRE = """
-SELECT total_items - completed_items - failed_items, failed_items,
-       (SELECT min(next_attempt_at) FROM work_items
-        WHERE session_id = :session AND status = 'pending' AND next_attempt_at IS NOT NULL),
-       paused_at IS NOT NULL, split_min_documents
-FROM sessions WHERE id = :session"""
-
-# The live leases an idle acquire may ask to split (read from the assigned-expiry index).
-_SPLIT_CANDIDATES = """
-SELECT seq, range_start, range_end, documents_processed, split_requested_at, started_at, last_progress_update
-FROM work_items WHERE session_id = :session AND status = 'assigned' AND lease_expiry > :now"""
-
-# The pending order of an item of size :size in session :session.
-_ORDER_KEY = (
-    "CASE WHEN (SELECT acquire_order FROM sessions WHERE id = :session) = 'fifo' THEN 0 ELSE -coalesce(:size, -1) END"
-)
-
-_TAKE_NAMED = f"UPDATE work_items SET {_TAKE_SET} WHERE seq = :seq RETURNING {_COLS}"
-
-# counts_in_totals, then seq: the last two, after the item's columns.
-_ITEM_BY_ID = f"SELECT {_COLS}, counts_in_totals, seq FROM work_items WHERE session_id = ? AND work_item_id = ?"
-
-# The caller must hold the item: same worker, same epoch when one is given.
-_HOLDER = "worker_id = :worker AND (:epoch IS NULL OR lease_epoch = :epoch)"
-_THIS_ITEM = "session_id = :session AND work_item_id = :id"
-
-_RENEW = f"""
-UPDATE work_items SET
-    lease_micros = coalesce(:duration, lease_micros),
-    lease_expiry = :now + coalesce(:duration, lease_micros),
-    last_heartbeat = :now,
-    progress_changed_at = CASE
-        WHEN coalesce(:docs, documents_processed) != documents_processed
-          OR coalesce(:bytes, bytes_processed) != bytes_processed THEN :now
-        ELSE progress_changed_at END,
-    documents_processed = coalesce(:docs, documents_processed),
-    bytes_processed = coalesce(:bytes, bytes_processed),
-    last_progress_update = CASE WHEN :docs IS NULL AND :bytes IS NULL
-        THEN last_progress_update ELSE :now END,
-    updated_at = :now
-WHERE {_THIS_ITEM} AND status = 'assigned' AND {_HOLDER} AND lease_expiry > :now
-RETURNING {_COLS}"""
-
-# A holder that completes with its final figures (:docs, :bytes) is held to
-# them: fewer documents than its range is a short completion the coverage
-# audit reports. One that states none (the Java client sends only its worker
-# id) is trusted to have done the whole item, which then counts in full.
-_COMPLETE = f"""
-UPDATE work_items SET
-    status = 'completed', completed_at = :now, updated_at = :now,
-    documents_processed = coalesce(:docs, max(documents_processed, coalesce(document_count, 0))),
-    bytes_processed = coalesce(:bytes, max(bytes_processed, coalesce(total_size_bytes, 0))),
-    last_progress_update = CASE WHEN :docs IS NULL AND :bytes IS NULL THEN last_progress_update ELSE :now END,
-    split_requested_at = NULL
-WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
-RETURNING {_COLS}"""
-
-_RELEASE = f"""
-UPDATE work_items SET status = 'pending', worker_id = NULL, lease_expiry = NULL, updated_at = :now,
-    split_requested_at = NULL
-WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
-RETURNING seq"""
-
-# The retry delay after the n-th failure (failure_count is n - 1 in SET, which
-# reads the old row): d = min(cap, base x 2^(n-1)), drawn between d/2 and d by
-# :jitter in [0, 1). The shift stops at 20 so the product stays inside 64 bits
-# (a base of a day is 2^36 us); no delay (base 0) leaves the item plainly pending.
-_SESSION_RETRY = "(SELECT {} FROM sessions WHERE id = :session)"
-_RETRY_BACKOFF = (
-    f"min({_SESSION_RETRY.format('max_retry_delay_micros')}, "
-    f"{_SESSION_RETRY.format('retry_delay_micros')} << min(failure_count, 20))"
-)
-_NEXT_ATTEMPT = (
-    f"CASE WHEN {_SESSION_RETRY.format('retry_delay_micros')} = 0 THEN NULL "
-    f"ELSE :now + {_RETRY_BACKOFF} - CAST({_RETRY_BACKOFF} * :jitter / 2 AS INTEGER) END"
-)
-_FAIL = f"""
-UPDATE work_items SET
-    failure_count = failure_count + 1, last_error = :error,
-    status = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = :session)
-        THEN 'failed' ELSE 'pending' END,
-    next_attempt_at = CASE WHEN failure_count + 1 >= (SELECT max_attempts FROM sessions WHERE id = :session)
-        THEN NULL ELSE {_NEXT_ATTEMPT} END,
-    worker_id = NULL, lease_expiry = NULL, updated_at = :now, split_requested_at = NULL
-WHERE {_THIS_ITEM} AND status IN ('assigned', 'pending') AND {_HOLDER}
-RETURNING {_COLS}"""
-
-_INSERT_ITEM = f"""
-INSERT OR IGNORE INTO work_items
-    (session_id, work_item_id, index_name, shard_number, document_count,
-     total_size_bytes, order_key, parent_id, created_at, updated_at, range_start, range_end, counts_in_totals)
-VALUES (:session, :id, :index, :shard, :docs, :size, {_ORDER_KEY}, :parent, :now, :now, :start, :end, :counted)
-RETURNING {_COLS}"""
-
-_REQUEST_SPLIT = "UPDATE work_items SET split_requested_at = ? WHERE seq = ? AND split_requested_at IS NULL"
-
-# The holder's live split: the item keeps [range_start, :at) and the estimates left to it.
-_SPLIT_KEEP = f"""
-UPDATE work_items SET range_end = :at, document_count = :docs, total_size_bytes = :size,
-    split_requested_at = NULL, updated_at = :now
-WHERE seq = :seq RETURNING {_COLS}"""
-
-_REORDER = (
-    f"UPDATE work_items SET order_key = {_ORDER_KEY.replace(':size', 'total_size_bytes')} "
-    "WHERE session_id = :session"
-)
-
-_INSERT_LEASED = f"""
-INSERT INTO work_items
-    (session_id, work_item_id, status, order_key, worker_id, lease_epoch, lease_micros,
-     lease_expiry, started_at, leased_at, last_heartbeat, created_at, updated_at, range_start)
-VALUES (:session, :id, 'assigned', {_ORDER_KEY.replace(':size', 'NULL')}, :worker, 1, :duration,
-        :now + :duration, :now, :now, :now, :now, :now, :start)
-RETURNING {_COLS}"""
-
-_SESSION_ID = "SELECT id FROM sessions WHERE name = ?"
-
-_SESSION_TOTALS = """
-SELECT total_items, assigned_items, completed_items, failed_items, total_documents,
-       total_size_bytes, documents_processed, bytes_processed, started_at, last_update, paused_at
-FROM sessions WHERE id = ?"""
-
-_LIVE_LEASES = """
-SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'assigned' AND lease_expiry > ?"""
-
-# Failed items back in the queue, waiting out their retry delay or due (the retry_wait index).
-_RETRY_WAITING = """
-SELECT count(*) FROM work_items WHERE session_id = ? AND status = 'pending' AND next_attempt_at IS NOT NULL"""
-
-# One pass over the session's rows. Documents and bytes totals count the
-# items that count in totals only, as the session counters do.
-_INDEX_PROGRESS = """
-SELECT index_name, count(*), sum(status = 'pending'), sum(status = 'assigned'),
-       sum(status = 'assigned' AND lease_expiry <= :now), sum(status = 'completed'), sum(status = 'failed'),
-       sum(counts_in_totals * coalesce(document_count, 0)), sum(documents_processed),
-       sum(counts_in_totals * coalesce(total_size_bytes, 0)), sum(bytes_processed)
-FROM work_items WHERE session_id = :session
-GROUP BY index_name ORDER BY index_name IS NULL, index_name"""
-
-# Pages read the head of a partial index from the cursor on: leases in
-# (expiry, seq) order from work_items_assigned_expiry (seq is its rowid).
-_LEASED_PAGE = f"""
-SELECT {_COLS}, seq FROM work_items
-WHERE session_id = :session AND status = 'assigned' AND (lease_expiry, seq) > (:expiry, :seq)
-ORDER BY lease_expiry, seq LIMIT :limit"""
-_FAILED_PAGE = f"""
-SELECT {_COLS}, seq FROM work_items
-WHERE session_id = :session AND status = 'failed' AND seq > :seq ORDER BY seq LIMIT :limit"""
-
-
-class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
+class SqliteCoordinator(ReadCalls, console.ConsoleCalls, DatabaseCalls):
     """Work coordination for one session, over one SQLite file shared by processes.
 
     ``SqliteCoordinator("backfill.db", session="s1", worker_id="w1")`` opens
@@ -675,165 +494,6 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
 
         return self._item(self._store.write(run), params["now"])
 
-    # -- reading -------------------------------------------------------------------
-
-    def _get(self, conn: sqlite3.Connection, sid: int, work_item_id: str, now: int) -> WorkItem:
-        row = conn.execute(_ITEM_BY_ID, (sid, work_item_id)).fetchone()
-        if row is None:
-            raise not_found(self.session, work_item_id)
-        return self._item(row, now)
-
-    def get_work_item(self, work_item_id: str) -> WorkItem:
-        work_item_id = check.work_item_id(work_item_id)
-        sid = self._sid()
-        now = self._now()
-        return self._store.read(lambda conn: self._get(conn, sid, work_item_id, now))
-
-    def _model(self) -> Any:
-        if self._models is None or self._models.WorkItem._meta.database is not self._store.db:
-            self._models = create_models(self._store.db)
-        return self._models
-
-    def list_work_items(self, status: WorkItemStatus | str | None = None) -> list[WorkItem]:
-        wanted = None if status is None else check.choice("status", status, WorkItemStatus)
-        sid = self._sid()
-        now = self._now()
-        WI = self._model().WorkItem
-
-        def rows(conn: sqlite3.Connection) -> list[WorkItem]:
-            query = WI.select(*(getattr(WI, c) for c in COLUMNS)).where(WI.session_id == sid)
-            if wanted is WorkItemStatus.PENDING:
-                query = query.where((WI.status == "pending") | ((WI.status == "assigned") & (WI.lease_expiry <= now)))
-            elif wanted is WorkItemStatus.ASSIGNED:
-                query = query.where((WI.status == "assigned") & (WI.lease_expiry > now))
-            elif wanted is not None:
-                query = query.where(WI.status == wanted.value)
-            return [self._item(r, now) for r in query.order_by(WI.seq).tuples()]
-
-        return self._store.read(rows)
-
-    def num_work_items_not_yet_complete(self) -> int:
-        sid = self._sid()
-        row = self._store.read(
-            lambda conn: conn.execute(
-                "SELECT total_items - completed_items - failed_items FROM sessions WHERE id = ?", (sid,)
-            ).fetchone()
-        )
-        return int(row[0])
-
-    def status(self) -> WorkQueueStatus:
-        sid = self._sid()
-        now = self._now()
-        window_start = now - micros_of(THROUGHPUT_WINDOW)
-
-        def read(conn: sqlite3.Connection) -> WorkQueueStatus:
-            *totals, paused_at = conn.execute(_SESSION_TOTALS, (sid,)).fetchone()
-            if any(type(value) is float for value in totals[4:8]):
-                totals = _exact_totals(conn, sid, totals)
-            live = conn.execute(_LIVE_LEASES, (sid, now)).fetchone()[0]
-            retrying = conn.execute(_RETRY_WAITING, (sid,)).fetchone()[0]
-            sample = conn.execute(
-                "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
-                "FROM progress_samples WHERE session_id = ? AND sampled_at >= ? ORDER BY sampled_at LIMIT 1",
-                (sid, window_start),
-            ).fetchone()
-            leases = conn.execute(console.LEASES, (sid,)).fetchall()
-            return status_from(self.session, now, totals, live, sample, retrying, paused_at=paused_at, leases=leases)
-
-        return self._store.read(read)
-
-    def list_sessions(self) -> list[SessionInfo]:
-        S = self._model().Session
-
-        def rows(conn: sqlite3.Connection) -> list[SessionInfo]:
-            query = S.select(
-                S.name, S.created_at, S.lease_mode, S.acquire_order, S.max_attempts, S.total_items, S.completed_items,
-                S.retry_delay_micros, S.max_retry_delay_micros, S.split_min_documents,
-            ).order_by(S.name)  # fmt: skip
-            return [
-                SessionInfo(
-                    session_name=r[0],
-                    created_at=from_micros(r[1]),
-                    lease_mode=LeaseMode(r[2]),
-                    acquire_order=AcquireOrder(r[3]),
-                    max_attempts=r[4],
-                    total_work_items=r[5],
-                    completed_work_items=r[6],
-                    retry_delay=timedelta(0, 0, r[7]),
-                    max_retry_delay=timedelta(0, 0, r[8]),
-                    split_min_documents=r[9],
-                )
-                for r in query.tuples()
-            ]
-
-        return self._store.read(rows)
-
-    # -- monitoring ----------------------------------------------------------------
-
-    def index_progress(self) -> list[IndexProgress]:
-        sid = self._sid()
-        params = {"session": sid, "now": self._now()}
-        rows = self._store.read(lambda conn: conn.execute(_INDEX_PROGRESS, params).fetchall())
-        return [IndexProgress(row[0], *(int(v or 0) for v in row[1:])) for row in rows]
-
-    def progress_samples(self) -> list[ProgressSample]:
-        sid = self._sid()
-        rows = self._store.read(
-            lambda conn: conn.execute(
-                "SELECT sampled_at, documents_processed, bytes_processed, completed_items "
-                "FROM progress_samples WHERE session_id = ? ORDER BY sampled_at",
-                (sid,),
-            ).fetchall()
-        )
-        return [ProgressSample(from_micros(r[0]), r[1], r[2], r[3]) for r in rows]  # type: ignore[arg-type]
-
-    def list_attention_items(
-        self, kind: AttentionKind | str, *, limit: int = 50, after: str | None = None
-    ) -> WorkItemPage:
-        kind = check.choice("kind", kind, AttentionKind)
-        limit = check.page_limit(limit)
-        leased = kind is AttentionKind.LEASED
-        position = parse_cursor(after, 2 if leased else 1)
-        sid = self._sid()
-        now = self._now()
-        params = {"session": sid, "limit": limit + 1, "expiry": position[0], "seq": position[-1]}
-
-        def read(conn: sqlite3.Connection) -> tuple[list[Any], int]:
-            rows = conn.execute(_LEASED_PAGE if leased else _FAILED_PAGE, params).fetchall()
-            column = "assigned_items" if leased else "failed_items"
-            total = conn.execute(f"SELECT {column} FROM sessions WHERE id = ?", (sid,)).fetchone()[0]
-            return rows, total
-
-        rows, total = self._store.read(read)
-        return page_of(self.session, rows, total, limit, leased, now)
-
-    def list_work_items_page(
-        self,
-        *,
-        status: WorkItemStatus | str | None = None,
-        index_name: str | None = None,
-        worker_id: str | None = None,
-        id_contains: str | None = None,
-        sort: str = "created",
-        descending: bool = False,
-        limit: int = 50,
-        after: str | None = None,
-    ) -> WorkItemPage:
-        q = item_query(
-            status=status, index_name=index_name, worker_id=worker_id, id_contains=id_contains,
-            sort=sort, descending=descending, limit=limit, after=after,
-        )  # fmt: skip
-        select, count = item_page_sql(q, param=lambda name, _type: f":{name}", contains=_INSTR)
-        sid = self._sid()
-        now = self._now()
-        params = item_page_params(q, sid, now)
-
-        def read(conn: sqlite3.Connection) -> tuple[list[Any], int]:
-            rows = conn.execute(select.format(columns=_COLS), params).fetchall()
-            return rows, conn.execute(count, params).fetchone()[0]
-
-        rows, total = self._store.read(read)
-        return item_page(self.session, q, rows, total, now)
 
     # -- housekeeping -------------------------------------------------------------
 
@@ -882,24 +542,3 @@ class SqliteCoordinator(console.ConsoleCalls, DatabaseCalls):
         summary = transfer.import_session(self._store, self.session, records, self._now(), replace=replace)
         self._session_id = None  # a new session row may have been created
         return summary
-
-
-def _exact_totals(conn: sqlite3.Connection, sid: int, totals: Sequence[Any]) -> tuple[Any, ...]:
-    """The session's totals added up again in Python integers.
-
-    SQLite's integers are 64 bits: the triggers' running totals turn into
-    floats past 2**63 - 1 (possible beyond 1024 items at the largest counts
-    allowed). Only then is the session summed again, exactly.
-    """
-    docs = size = docs_done = bytes_done = 0
-    for count, nbytes, done, done_bytes, root in conn.execute(
-        "SELECT document_count, total_size_bytes, documents_processed, bytes_processed, counts_in_totals "
-        "FROM work_items WHERE session_id = ?",
-        (sid,),
-    ):
-        if root:  # RFS successors re-count a share of their parent's estimate
-            docs += count or 0
-            size += nbytes or 0
-        docs_done += done
-        bytes_done += done_bytes
-    return (*totals[:4], docs, size, docs_done, bytes_done, *totals[8:])
