@@ -6,17 +6,37 @@ REST layer and the HTTP client all speak exactly the same shapes.
 
 Times are aware ``datetime`` objects in UTC. On the wire they are RFC 3339
 strings with a trailing ``Z`` (``2025-01-19T20:35:00Z``, microseconds when
-non-zero), which is what ``java.time.Instant.parse`` accepts.
+non-zero), which is what ``java.time.Instant.parse`` accepts (the conversions
+are in :mod:`litecoord.times`; the progress reports in :mod:`litecoord.reports`).
 """
 
 from __future__ import annotations
 
 import enum
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
+
+# The time conversions and the progress reports are modules of their own; every
+# name of theirs stays importable from here, the public entry point (tests read
+# the caches types._DATETIMES and types._SECOND_TEXT; the docs list what is here).
+from .reports import IndexProgress, ProgressSample, WorkQueueStatus  # noqa: F401
+from .times import (  # noqa: F401
+    _DATETIMES,
+    _DATETIMES_LIMIT,
+    _EPOCH,
+    _SECOND_TEXT,
+    _SECOND_TEXT_LIMIT,
+    Clock,
+    FakeClock,
+    format_time,
+    from_micros,
+    json_seconds,
+    micros_of,
+    parse_time,
+    to_micros,
+    wall_clock,
+)
 
 __all__ = [
     "Clock",
@@ -40,12 +60,6 @@ __all__ = [
     "Keep",
 ]
 
-Clock = Callable[[], float | int | datetime]
-"""A clock is any zero-argument callable returning the current time, either
-as seconds since the Unix epoch or as a datetime (naive means UTC). The
-default reads ``time.time()`` at every call, so freezegun controls it."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 class Keep(enum.Enum):
     """The type of :data:`KEEP`."""
@@ -63,42 +77,6 @@ DEFAULT_SPLIT_MIN_DOCUMENTS = 10_000
 _T = TypeVar("_T")
 
 
-def to_micros(value: float | int | datetime) -> int:
-    """Microseconds since the epoch, the unit every stored time uses."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return micros_of(value - _EPOCH)
-    return int(round(value * 1_000_000))
-
-
-def micros_of(delta: timedelta) -> int:
-    """A timedelta in whole microseconds."""
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-#: Recently converted times by their microseconds (see from_micros).
-_DATETIMES: dict[int, datetime] = {}
-#: When _DATETIMES is emptied: enough for the items a busy server has in hand at once.
-_DATETIMES_LIMIT = 4096
-
-
-def from_micros(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    # This runs for every time field of every item read, and an item's times
-    # mostly repeat those of the answers before it (its creation, the lease's
-    # start and expiry, the last renewal): each is converted once, and shared
-    # (a datetime is immutable).
-    converted = _DATETIMES.get(value)
-    if converted is None:
-        if len(_DATETIMES) >= _DATETIMES_LIMIT:
-            _DATETIMES.clear()  # threads may race here: each still converts its own value
-        # Positional timedelta arguments: half the cost of microseconds=.
-        converted = _DATETIMES[value] = _EPOCH + timedelta(0, 0, value)
-    return converted
-
-
 def new_frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
     """An instance of the frozen dataclass ``cls`` holding ``fields``, built without ``__init__``.
 
@@ -109,92 +87,6 @@ def new_frozen(cls: type[_T], fields: dict[str, Any]) -> _T:
     obj = object.__new__(cls)
     obj.__dict__.update(fields)
     return obj
-
-
-#: The text of recent whole seconds (``2025-01-19T20:35:00``) by seconds since the epoch (see format_time).
-_SECOND_TEXT: dict[int, str] = {}
-#: When _SECOND_TEXT is emptied: a server formats a few distinct seconds a request, mostly the same ones.
-_SECOND_TEXT_LIMIT = 1024
-
-
-def format_time(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with ``Z``; fractions only when there are some."""
-    if value is None:
-        return None
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
-    if type(value) is not datetime:  # a subclass (freezegun's, pandas') formats itself
-        return value.isoformat()[:-6] + "Z"
-    # What isoformat()[:-6] + "Z" gives (fractions only when there are some), at a
-    # third of the cost: this runs for every time of every item a server answers
-    # with, and an aware isoformat() is the slow part. The times of one answer, and
-    # of the answers around it, mostly fall in the same few seconds: each second's
-    # text is formatted once (naive, so without the "+00:00").
-    delta = value - _EPOCH
-    second = delta.days * 86_400 + delta.seconds
-    text = _SECOND_TEXT.get(second)
-    if text is None:
-        if len(_SECOND_TEXT) >= _SECOND_TEXT_LIMIT:
-            _SECOND_TEXT.clear()  # request threads may race here: each still formats its own value
-        text = _SECOND_TEXT[second] = value.replace(microsecond=0, tzinfo=None).isoformat()
-    micro = value.microsecond
-    return f"{text}.{micro:06d}Z" if micro else text + "Z"
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Parse an RFC 3339 timestamp (``Z`` or an offset) into an aware UTC datetime."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-def json_seconds(delta: timedelta) -> int | float:
-    """A duration in seconds for JSON: an integer when whole (``300``, not ``300.0``).
-
-    The console server's model declares lease durations as integers, and a
-    strictly typed client rejects ``300.0``; fractions stay exact as floats.
-    """
-    seconds = delta.total_seconds()
-    return int(seconds) if seconds.is_integer() else seconds
-
-
-def wall_clock() -> float:
-    # Looked up at call time (not bound at import) so freezegun's patch applies.
-    return time.time()
-
-
-class FakeClock:
-    """A clock for tests: time stands still until you move it.
-
-    >>> clock = FakeClock(datetime(2025, 1, 19, 20, 30, tzinfo=timezone.utc))
-    >>> clock.advance(minutes=6)   # a 5-minute lease has now lapsed
-    """
-
-    def __init__(self, start: datetime | float | None = None) -> None:
-        if start is None:
-            start = datetime(2025, 1, 19, 20, 30, tzinfo=timezone.utc)
-        self._micros = to_micros(start)
-
-    def __call__(self) -> datetime:
-        return from_micros(self._micros)  # type: ignore[return-value]
-
-    def advance(self, delta: timedelta | float | None = None, **kwargs: float) -> datetime:
-        """Move forward by a timedelta, by seconds, or by timedelta keyword arguments."""
-        if delta is None:
-            delta = timedelta(**kwargs)
-        elif not isinstance(delta, timedelta):
-            delta = timedelta(seconds=delta)
-        self._micros += micros_of(delta)
-        return self()
-
-    def set(self, when: datetime | float) -> None:
-        self._micros = to_micros(when)
 
 
 class WorkItemStatus(str, enum.Enum):
@@ -473,150 +365,6 @@ LeaseOutcome = WorkItemAndDuration | AlreadyCompleted
 
 
 @dataclass(frozen=True)
-class WorkQueueStatus:
-    """The session summary: the console's ``/status`` fields, then litecoord's extras."""
-
-    session_name: str
-    total_work_items: int
-    #: Never leased, released, or leased with a lapsed lease (as in the console API).
-    pending_work_items: int
-    #: Held under a live lease.
-    assigned_work_items: int
-    completed_work_items: int
-    total_documents: int
-    total_documents_processed: int
-    total_size_bytes: int
-    total_bytes_processed: int
-    started_at: datetime | None
-    last_update: datetime | None
-    failed_work_items: int = 0
-    #: Same as assigned_work_items: items being worked on under a live lease.
-    in_progress_work_items: int = 0
-    #: Assigned items whose lease lapsed (already counted in pending_work_items).
-    expired_lease_work_items: int = 0
-    percent_complete: float = 0.0
-    documents_per_second: float | None = None
-    bytes_per_second: float | None = None
-    eta_seconds: float | None = None
-    estimated_completion: datetime | None = None
-    as_of: datetime | None = None
-    #: How long the run has taken: from the first lease to now, or to
-    #: ``finished_at`` once nothing is left to do (then it no longer changes).
-    elapsed_seconds: float | None = None
-    #: When the last pending or leased item was settled (completed or parked as
-    #: failed); ``None`` while work remains. Once set, the rates above are the
-    #: run's mean and ``eta_seconds`` is 0: the figures are frozen.
-    finished_at: datetime | None = None
-    #: Pending items that failed and wait out their retry delay (or are due):
-    #: already counted in ``pending_work_items``.
-    retrying_work_items: int = 0
-    #: The session is paused (since ``paused_at``): acquire hands out nothing;
-    #: leases in flight go on and complete.
-    paused: bool = False
-    paused_at: datetime | None = None
-    #: Why ``eta_seconds`` is ``None``: ``paused``, ``no_live_lease``,
-    #: ``only_stalled_or_silent`` (what remains is not moving) or ``no_rate_yet``.
-    eta_reason: str | None = None
-    #: The item whose own remaining time sets the ETA (the run cannot end
-    #: before its slowest lease does); ``None`` when the queue's rate sets it.
-    eta_bound_by: str | None = None
-    #: The mean rate over the whole run (from the first lease to now, or to the end).
-    mean_documents_per_second: float | None = None
-    mean_bytes_per_second: float | None = None
-    #: The recent rate, over the last ``rate_window_seconds`` (up to 10 minutes).
-    #: ``documents_per_second`` is this while work remains, the mean once finished.
-    recent_documents_per_second: float | None = None
-    recent_bytes_per_second: float | None = None
-    rate_window_seconds: float | None = None
-    #: How long the run took, from ``started_at`` to ``finished_at`` (set once finished).
-    took_seconds: float | None = None
-
-    @property
-    def not_yet_complete(self) -> int:
-        """What the Java client computes: pending + assigned."""
-        return self.pending_work_items + self.assigned_work_items
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "session_name": self.session_name,
-            "total_work_items": self.total_work_items,
-            "pending_work_items": self.pending_work_items,
-            "assigned_work_items": self.assigned_work_items,
-            "completed_work_items": self.completed_work_items,
-            "total_documents": self.total_documents,
-            "total_documents_processed": self.total_documents_processed,
-            "total_size_bytes": self.total_size_bytes,
-            "total_bytes_processed": self.total_bytes_processed,
-            "started_at": format_time(self.started_at),
-            "last_update": format_time(self.last_update),
-            "failed_work_items": self.failed_work_items,
-            "in_progress_work_items": self.in_progress_work_items,
-            "expired_lease_work_items": self.expired_lease_work_items,
-            "percent_complete": self.percent_complete,
-            "documents_per_second": self.documents_per_second,
-            "bytes_per_second": self.bytes_per_second,
-            "eta_seconds": self.eta_seconds,
-            "estimated_completion": format_time(self.estimated_completion),
-            "as_of": format_time(self.as_of),
-            "elapsed_seconds": self.elapsed_seconds,
-            "finished_at": format_time(self.finished_at),
-            "retrying_work_items": self.retrying_work_items,
-            "paused": self.paused,
-            "paused_at": format_time(self.paused_at),
-            "eta_reason": self.eta_reason,
-            "eta_bound_by": self.eta_bound_by,
-            "mean_documents_per_second": self.mean_documents_per_second,
-            "mean_bytes_per_second": self.mean_bytes_per_second,
-            "recent_documents_per_second": self.recent_documents_per_second,
-            "recent_bytes_per_second": self.recent_bytes_per_second,
-            "rate_window_seconds": self.rate_window_seconds,
-            "took_seconds": self.took_seconds,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WorkQueueStatus:
-        def opt_float(key: str) -> float | None:
-            value = data.get(key)
-            return None if value is None else float(value)
-
-        return cls(
-            session_name=data["session_name"],
-            total_work_items=int(data["total_work_items"]),
-            pending_work_items=int(data["pending_work_items"]),
-            assigned_work_items=int(data["assigned_work_items"]),
-            completed_work_items=int(data["completed_work_items"]),
-            total_documents=int(data["total_documents"]),
-            total_documents_processed=int(data["total_documents_processed"]),
-            total_size_bytes=int(data["total_size_bytes"]),
-            total_bytes_processed=int(data["total_bytes_processed"]),
-            started_at=parse_time(data.get("started_at")),
-            last_update=parse_time(data.get("last_update")),
-            failed_work_items=int(data.get("failed_work_items") or 0),
-            in_progress_work_items=int(data.get("in_progress_work_items") or 0),
-            expired_lease_work_items=int(data.get("expired_lease_work_items") or 0),
-            percent_complete=float(data.get("percent_complete") or 0.0),
-            documents_per_second=opt_float("documents_per_second"),
-            bytes_per_second=opt_float("bytes_per_second"),
-            eta_seconds=opt_float("eta_seconds"),
-            estimated_completion=parse_time(data.get("estimated_completion")),
-            as_of=parse_time(data.get("as_of")),
-            elapsed_seconds=opt_float("elapsed_seconds"),
-            finished_at=parse_time(data.get("finished_at")),
-            retrying_work_items=int(data.get("retrying_work_items") or 0),
-            paused=bool(data.get("paused")),
-            paused_at=parse_time(data.get("paused_at")),
-            eta_reason=data.get("eta_reason"),
-            eta_bound_by=data.get("eta_bound_by"),
-            mean_documents_per_second=opt_float("mean_documents_per_second"),
-            mean_bytes_per_second=opt_float("mean_bytes_per_second"),
-            recent_documents_per_second=opt_float("recent_documents_per_second"),
-            recent_bytes_per_second=opt_float("recent_bytes_per_second"),
-            rate_window_seconds=opt_float("rate_window_seconds"),
-            took_seconds=opt_float("took_seconds"),
-        )
-
-
-@dataclass(frozen=True)
 class SessionInfo:
     """One session and its settings, as listed by ``list_sessions()``."""
 
@@ -662,80 +410,6 @@ class SessionInfo:
             retry_delay=timedelta(seconds=float(data.get("retry_delay_seconds", 10))),
             max_retry_delay=timedelta(seconds=float(data.get("max_retry_delay_seconds", 600))),
             split_min_documents=_opt_int(data.get("split_min_documents", DEFAULT_SPLIT_MIN_DOCUMENTS)),
-        )
-
-
-@dataclass(frozen=True)
-class IndexProgress:
-    """Aggregates of one index of a session: items by state, documents and bytes.
-
-    Items without an index name are grouped under ``index_name=None``.
-    ``assigned`` counts live and lapsed leases alike (``lapsed`` says how many
-    of them lapsed); like ``status()``, documents and bytes totals count root
-    items only (successors re-count a share of their parent).
-    """
-
-    index_name: str | None
-    total_work_items: int = 0
-    pending_work_items: int = 0
-    assigned_work_items: int = 0
-    lapsed_work_items: int = 0
-    completed_work_items: int = 0
-    failed_work_items: int = 0
-    total_documents: int = 0
-    documents_processed: int = 0
-    total_size_bytes: int = 0
-    bytes_processed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index_name": self.index_name,
-            "total_work_items": self.total_work_items,
-            "pending_work_items": self.pending_work_items,
-            "assigned_work_items": self.assigned_work_items,
-            "lapsed_work_items": self.lapsed_work_items,
-            "completed_work_items": self.completed_work_items,
-            "failed_work_items": self.failed_work_items,
-            "total_documents": self.total_documents,
-            "documents_processed": self.documents_processed,
-            "total_size_bytes": self.total_size_bytes,
-            "bytes_processed": self.bytes_processed,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IndexProgress:
-        return cls(
-            index_name=data.get("index_name"),
-            **{key: int(data.get(key) or 0) for key in cls.__dataclass_fields__ if key != "index_name"},
-        )
-
-
-@dataclass(frozen=True)
-class ProgressSample:
-    """The session's cumulative totals at one instant (at most one sample per 10 s, kept an hour)."""
-
-    sampled_at: datetime
-    documents_processed: int
-    bytes_processed: int
-    completed_work_items: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sampled_at": format_time(self.sampled_at),
-            "documents_processed": self.documents_processed,
-            "bytes_processed": self.bytes_processed,
-            "completed_work_items": self.completed_work_items,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProgressSample:
-        when = parse_time(data["sampled_at"])
-        assert when is not None
-        return cls(
-            sampled_at=when,
-            documents_processed=int(data["documents_processed"]),
-            bytes_processed=int(data["bytes_processed"]),
-            completed_work_items=int(data["completed_work_items"]),
         )
 
 
