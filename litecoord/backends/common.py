@@ -3,9 +3,9 @@
 A backend owns its SQL, its connections and its transactions; everything
 here is independent of them. Both database backends store the same row
 shape (:data:`COLUMNS`, every time in integer microseconds UTC), so one
-conversion turns a row into a :class:`~litecoord.types.WorkItem`, one
+conversion turns a row into a :class:`~litecoord.types.WorkItem` (:mod:`.rows`), one
 function explains why a holder-only statement matched nothing, and one
-computes the status summary from the session's totals.
+computes the status summary from the session's totals (:mod:`.status`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from .. import validation as check
@@ -38,17 +38,18 @@ from ..types import (
     LeaseMode,
     LeaseOutcome,
     WorkItem,
-    WorkItemAndDuration,
     WorkItemPage,
     WorkItemStatus,
-    WorkQueueStatus,
     format_time,
     from_micros,
     micros_of,
-    new_frozen,
-    to_micros,
 )
-from .estimate import estimate
+
+# The row shape and its conversion, and the status arithmetic, are modules of
+# their own; every name of theirs stays importable from here, where the backends
+# and the REST layer import them.
+from .rows import _STATUS, COLUMNS, EXPIRY, RANGE_START, item_from_row, lease_from_row  # noqa: F401
+from .status import _MAX_MICROS, THROUGHPUT_WINDOW, _completion_at, status_from  # noqa: F401
 
 __all__ = [
     "COLUMNS",
@@ -78,83 +79,9 @@ __all__ = [
     "successor_ids",
 ]
 
-#: The columns every item-returning statement selects, in this order.
-COLUMNS = (
-    "work_item_id", "status", "index_name", "shard_number", "document_count",
-    "total_size_bytes", "worker_id", "lease_expiry", "documents_processed",
-    "bytes_processed", "last_progress_update", "created_at", "started_at",
-    "completed_at", "lease_epoch", "failure_count", "last_error", "parent_id",
-    "successor_ids", "last_heartbeat", "progress_changed_at", "lease_micros", "leased_at", "next_attempt_at",
-    "range_start", "range_end", "split_requested_at",
-)  # fmt: skip
-EXPIRY = COLUMNS.index("lease_expiry")
-RANGE_START = COLUMNS.index("range_start")
-
-#: Throughput for the ETA is measured over this window of progress samples.
-THROUGHPUT_WINDOW = timedelta(minutes=10)
-
-_STATUS = {member.value: member for member in WorkItemStatus}
-
-
 def default_worker_id() -> str:
     """``<hostname>-<pid>``: recomputed at each call, so a forked child gets its own."""
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def item_from_row(session: str, row: Sequence[Any], now: int) -> WorkItem:
-    """The item a :data:`COLUMNS` row describes, as seen at ``now`` (microseconds)."""
-    status = row[1]
-    if status == "assigned" and row[EXPIRY] <= now:
-        status = "pending"  # a lapsed lease reads as pending, as in the console API
-    # Times in one row are mostly the same instant (a lease sets four of
-    # them to `now`), so each distinct value is converted once.
-    times: dict[int | None, Any] = {None: None}
-    for value in (row[7], row[10], row[11], row[12], row[13], row[19], row[20], row[22], row[23]):
-        if value not in times:
-            times[value] = from_micros(value)
-    # Every field is set here from a row the schema already constrains, so the
-    # dataclass __init__ (one frozen setattr per field: about half the cost of
-    # this function, run three times per lease cycle) is skipped.
-    return new_frozen(
-        WorkItem,
-        {
-            "work_item_id": row[0],
-            "session_name": session,
-            "status": _STATUS[status],
-            "index_name": row[2],
-            "shard_number": row[3],
-            "document_count": row[4],
-            "total_size_bytes": row[5],
-            "worker_id": row[6],
-            "lease_expiry": times[row[7]],
-            "documents_processed": row[8],
-            "bytes_processed": row[9],
-            "last_progress_update": times[row[10]],
-            "created_at": times[row[11]],
-            "started_at": times[row[12]],
-            "completed_at": times[row[13]],
-            "lease_epoch": row[14],
-            "attempts": row[14],
-            "failure_count": row[15],
-            "last_error": row[16],
-            "parent_id": row[17],
-            "successor_ids": tuple(row[18].split(",")) if row[18] else (),
-            "last_heartbeat": times[row[19]],
-            "progress_changed_at": times[row[20]],
-            "lease_duration": None if row[21] is None else timedelta(0, 0, row[21]),
-            "leased_at": times[row[22]],
-            "next_attempt_at": times[row[23]],
-            "range_start": row[24],
-            "range_end": row[25],
-            "split_requested_at": row[26],
-        },
-    )
-
-
-def lease_from_row(session: str, row: Sequence[Any], now: int) -> WorkItemAndDuration:
-    item = item_from_row(session, row, now)
-    # A leased row always has both; the item already carries them converted.
-    return WorkItemAndDuration(item, item.lease_expiry, item.lease_duration)  # type: ignore[arg-type]
 
 
 def not_found(session: str, work_item_id: str) -> WorkItemNotFoundError:
@@ -251,116 +178,10 @@ def shares(total: int | None, done: int, parts: int) -> list[int | None]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-#: The last microsecond a datetime can hold.
-_MAX_MICROS = to_micros(datetime.max.replace(tzinfo=timezone.utc))
-
-
-def _completion_at(now: int, eta: float | None) -> datetime | None:
-    # An ETA past what a datetime holds (a crawl through 2**53 documents) has no date.
-    if eta is None or eta * 1e6 > _MAX_MICROS - now:
-        return None
-    return from_micros(now + int(eta * 1e6))
-
-
 def session_not_found(session: str) -> SessionNotFoundError:
     """The error for a session nothing created: a mistyped name is not an empty queue."""
     return SessionNotFoundError(
         f"session {session!r} not found: nothing was ever created in it (check the name)", session=session
-    )
-
-
-def status_from(
-    session: str,
-    now: int,
-    totals: Sequence[Any] | None,
-    live: int,
-    sample: Sequence[Any] | None,
-    retrying: int,
-    *,
-    paused_at: int | None = None,
-    leases: Sequence[Sequence[Any]] = (),
-) -> WorkQueueStatus:
-    """The status summary from the session's totals, its live leases, the oldest sample in
-    the throughput window and how many pending items are retries.
-
-    ``totals``: (total, assigned incl. lapsed, completed, failed, documents,
-    bytes, documents processed, bytes processed, started_at, last_update);
-    ``sample``: (sampled_at, documents processed, bytes processed, completed);
-    ``paused_at``: when the session was paused (``None``: it runs);
-    ``leases``: the items under a lease, :data:`COLUMNS` rows followed by the
-    item's documents when the lease began (see :mod:`.estimate`).
-    """
-    if totals is None:
-        totals = (0, 0, 0, 0, 0, 0, 0, 0, None, None)
-    total, assigned, completed, failed, docs, size, docs_done, bytes_done, started, last = totals
-    remaining_items = total - completed - failed
-    if docs > 0:
-        percent = min(100.0, 100.0 * docs_done / docs)
-    else:
-        percent = 100.0 * completed / total if total else 0.0
-    if total and remaining_items == 0 and failed == 0:
-        percent = 100.0
-    finished = total > 0 and remaining_items == 0
-    # The run's own time: frozen at its last change once nothing is left to do,
-    # so a finished session reads the same a minute or a week later.
-    end = last if finished and last is not None else now
-    elapsed = None if started is None else max(0, end - started) / 1e6
-    docs_rate = bytes_rate = eta = None
-    recent_docs = recent_bytes = window = None
-    mean_docs = docs_done / elapsed if elapsed else None
-    mean_bytes = bytes_done / elapsed if elapsed else None
-    if finished:
-        # The mean over the whole run (the recent window would decay with the wall clock).
-        docs_rate, bytes_rate = mean_docs, mean_bytes
-    elif sample is not None and now - sample[0] >= 1_000_000:
-        window = (now - sample[0]) / 1e6
-        docs_rate = recent_docs = max(0.0, (docs_done - sample[1]) / window)
-        bytes_rate = recent_bytes = max(0.0, (bytes_done - sample[2]) / window)
-        items_rate = max(0.0, (completed - sample[3]) / window)
-        if docs > 0 and docs_rate > 0:
-            eta = max(0.0, docs - docs_done) / docs_rate
-        elif items_rate > 0:
-            eta = remaining_items / items_rate
-    now_dt = from_micros(now)
-    held = [(item_from_row(session, row, now), row[len(COLUMNS)]) for row in leases]
-    judged = estimate(
-        finished=finished, paused=paused_at is not None, live=live, queue_eta=eta, leases=held, now_dt=now_dt
-    )
-    eta = judged.eta_seconds
-    return WorkQueueStatus(
-        session_name=session,
-        total_work_items=total,
-        pending_work_items=remaining_items - live,
-        assigned_work_items=live,
-        completed_work_items=completed,
-        total_documents=docs,
-        total_documents_processed=docs_done,
-        total_size_bytes=size,
-        total_bytes_processed=bytes_done,
-        started_at=from_micros(started),
-        last_update=from_micros(last),
-        failed_work_items=failed,
-        in_progress_work_items=live,
-        expired_lease_work_items=assigned - live,
-        percent_complete=round(percent, 2),
-        documents_per_second=docs_rate,
-        bytes_per_second=bytes_rate,
-        eta_seconds=eta,
-        estimated_completion=_completion_at(end if finished else now, eta),
-        as_of=from_micros(now),
-        elapsed_seconds=elapsed,
-        finished_at=from_micros(last) if finished else None,
-        retrying_work_items=retrying,
-        paused=paused_at is not None,
-        paused_at=from_micros(paused_at),
-        eta_reason=judged.eta_reason,
-        eta_bound_by=judged.eta_bound_by,
-        mean_documents_per_second=mean_docs,
-        mean_bytes_per_second=mean_bytes,
-        recent_documents_per_second=recent_docs,
-        recent_bytes_per_second=recent_bytes,
-        rate_window_seconds=window,
-        took_seconds=elapsed if finished else None,
     )
 
 
