@@ -77,10 +77,23 @@ _SECOND_TEXT: dict[int, str] = {}
 _SECOND_TEXT_LIMIT = 1024
 
 
+#: The text of recently formatted times, by the time (see format_time).
+_TEXT: dict[datetime, str] = {}
+#: When _TEXT is emptied: as many times as _DATETIMES holds.
+_TEXT_LIMIT = _DATETIMES_LIMIT
+
+
 def format_time(value: datetime | None) -> str | None:
     """RFC 3339 in UTC with ``Z``; fractions only when there are some."""
     if value is None:
         return None
+    if type(value) is datetime:
+        # The times a server answers with come from from_micros, which shares one object per
+        # time, and a datetime keeps its hash: a repeated time costs one lookup. Equal aware
+        # times are one instant, so one text; a naive time never equals an aware key.
+        text = _TEXT.get(value)
+        if text is not None:
+            return text
     if value.tzinfo is not timezone.utc:
         value = value.astimezone(timezone.utc)
     if type(value) is not datetime:  # a subclass (freezegun's, pandas') formats itself
@@ -98,7 +111,11 @@ def format_time(value: datetime | None) -> str | None:
             _SECOND_TEXT.clear()  # request threads may race here: each still formats its own value
         text = _SECOND_TEXT[second] = value.replace(microsecond=0, tzinfo=None).isoformat()
     micro = value.microsecond
-    return f"{text}.{micro:06d}Z" if micro else text + "Z"
+    text = f"{text}.{micro:06d}Z" if micro else text + "Z"
+    if len(_TEXT) >= _TEXT_LIMIT:
+        _TEXT.clear()  # request threads may race here: each still returns its own text
+    _TEXT[value] = text  # aware, in UTC (converted above): the key of every equal instant
+    return text
 
 
 def parse_time(value: str | None) -> datetime | None:

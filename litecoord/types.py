@@ -27,6 +27,7 @@ from .times import (  # noqa: F401
     _EPOCH,
     _SECOND_TEXT,
     _SECOND_TEXT_LIMIT,
+    _TEXT,
     Clock,
     FakeClock,
     format_time,
@@ -187,16 +188,13 @@ class WorkItem:
 
     def to_dict(self) -> dict[str, Any]:
         # Every response of a server carries one or two of these, so this copies the
-        # fields and converts in place, and formats each distinct time once (a fresh
-        # lease sets four of them to the same instant, and _item shares that object).
+        # fields and converts in place; format_time remembers the text of each time.
         data = dict(self.__dict__)
-        formatted: dict[datetime | None, str | None] = {None: None}
         for name in _TIME_FIELDS:
             value = data[name]
-            text = formatted.get(value)
-            if text is None and value is not None:
-                text = formatted[value] = format_time(value)
-            data[name] = text
+            if value is not None:
+                # A time format_time wrote before is one lookup (what format_time does first).
+                data[name] = (type(value) is datetime and _TEXT.get(value)) or format_time(value)
         data["status"] = self.status.value
         data["successor_ids"] = list(self.successor_ids)
         del data["lease_duration"]

@@ -60,8 +60,8 @@ unescaped spelling, so an item literally named ``status`` is reachable as
 
 from __future__ import annotations
 
+import functools
 import hmac
-import json
 import logging
 import os
 import re
@@ -128,9 +128,6 @@ _UNAUTHENTICATED_PREFIX = "/ui/"
 
 #: Where handle() leaves the parsed request for the access log (__call__ takes it back out).
 _REQUEST_KEY = "litecoord.request"
-
-# Built once: json.dumps() with any keyword builds a new encoder per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _database_names(root: Any) -> re.Pattern[str]:
@@ -219,11 +216,15 @@ class App:
     def coordinator(self, session: str, worker_id: str | None = None) -> Any:
         """A coordinator for ``session`` (and ``worker_id``) over the shared store."""
         key = (session, worker_id)
-        with self._lock:
-            coord = self._bound.get(key)
-            if coord is not None:
+        # A hit takes no lock (each request makes one; see AccessLog for why): get and
+        # move_to_end are each atomic, and an entry evicted in between is still a valid coordinator.
+        coord = self._bound.get(key)
+        if coord is not None:
+            try:
                 self._bound.move_to_end(key)
-                return coord
+            except KeyError:
+                pass
+            return coord
         coord = self.root.bind(session=session, worker_id=worker_id)  # validates both names
         with self._lock:
             self._bound[key] = coord
@@ -339,7 +340,7 @@ class App:
             headers += body.headers
         else:
             # Bodies end with a newline, so `curl` output and logged bodies end their line.
-            data = _ENCODER.encode(body).encode("utf-8") + b"\n"
+            data = encoding.json_bytes(body) + b"\n"
             content_type = "application/json"
         status, data = encoding.finish(environ, status, body, data, headers)
         if status != 304:  # a 304 has no body, so no type or length of one
@@ -348,15 +349,21 @@ class App:
             headers.append(("Content-Length", str(len(data))))
         if (environ.get("REQUEST_METHOD") or "").upper() == "HEAD":
             data = b""  # the headers GET would send (its Content-Length too), no body
-        if self._metrics is not None or _metrics_available():
-            self.metrics.observe(_route_label(environ), status, time.perf_counter() - started)
-        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        seconds = time.perf_counter() - started
+        metrics = self._metrics
+        if metrics is not None or _metrics_available():
+            (metrics or self.metrics).observe(environ.get("litecoord.route") or _route_label(environ), status, seconds)
+        start_response(_STATUS_LINES.get(status) or f"{status} Error", headers)
         # Taken back out of the environ: the request refers to the environ, and a cycle
         # left behind would keep both (and the body) for the garbage collector to find.
         request = environ.pop(_REQUEST_KEY, None)
         if access is not None:
-            access.log(environ, request, status, time.perf_counter() - started)
+            access.log(environ, request, status, seconds)
         return [data]
+
+
+#: Status lines, built once.
+_STATUS_LINES = {status: f"{status} {reason}" for status, reason in _REASONS.items()}
 
 
 def _route_label(environ: dict[str, Any]) -> str:
@@ -401,7 +408,7 @@ def _check_local(environ: Mapping[str, Any]) -> None:
     ``127.0.0.1:PORT`` and no ``Origin``.
     """
     host = environ.get("HTTP_HOST")
-    if host is not None and not check.is_loopback_host(check.host_header_name(host)):
+    if host is not None and not _is_loopback_host_header(host):
         raise HttpError(
             403,
             "forbidden_host",
@@ -413,6 +420,12 @@ def _check_local(environ: Mapping[str, Any]) -> None:
         raise HttpError(
             403, "forbidden_origin", f"cross-site requests are refused (Origin {origin!r} is not this machine)"
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _is_loopback_host_header(value: str) -> bool:
+    """Whether a ``Host`` header names this machine (cached: every request of a tokenless server asks)."""
+    return check.is_loopback_host(check.host_header_name(value))
 
 
 #: Sec-Fetch-Site values of requests a browser did not send on another site's behalf.
