@@ -55,7 +55,9 @@ def test_the_server_answers_json_that_the_standard_library_would_write(answers: 
         assert encoding.json_bytes(body) == _stdlib(body), body
 
 
-def test_without_orjson_the_standard_library_writes_the_same(answers: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_orjson_the_standard_library_writes_the_same(
+    answers: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     written = [encoding.json_bytes(body) for body in answers]
     monkeypatch.setattr(encoding, "orjson", None)
     assert [encoding.json_bytes(body) for body in answers] == written
