@@ -49,6 +49,9 @@ CLIENTS = (1, 4, 16)
 #: Whether the litecoord server writes its access log, as `litecoord serve` does by default
 #: (LITECOORD_BENCH_ACCESS_LOG=0 measures it without, for the comparison in BENCHMARKS.md).
 ACCESS_LOG = os.environ.get("LITECOORD_BENCH_ACCESS_LOG", "1") != "0"
+#: Whether the litecoord server writes JSON with orjson when it is installed, as `litecoord serve` does
+#: (LITECOORD_BENCH_ORJSON=0 measures it with the standard library's encoder, for BENCHMARKS.md).
+ORJSON = os.environ.get("LITECOORD_BENCH_ORJSON", "1") != "0"
 DURABILITIES = ("full", "normal")
 #: waitress threads when litecoord.rest.server is missing (then: what make_server uses by default).
 DEFAULT_THREADS = 8
@@ -90,7 +93,16 @@ def litecoord_server(path: str, durability: str, without: tuple[str, ...] = ()) 
         if "host check" in without:
             server.app.local_only = False
         logged = ", access log" if extra else ""
-        return server, threads, f"litecoord.rest.server.make_server (defaults: {threads} threads{logged})"
+        try:  # which JSON writer answered: orjson (the server extra) or the standard library
+            import litecoord.rest.encoding as encoding
+
+            if not ORJSON:
+                encoding.orjson = None  # this server's process only: the benchmark forked it
+            orjson = encoding.orjson
+        except (ImportError, AttributeError):
+            orjson = None
+        writer = ", JSON by orjson" if orjson is not None else ", JSON by the standard library"
+        return server, threads, f"litecoord.rest.server.make_server (defaults: {threads} threads{logged}{writer})"
     import waitress
 
     from litecoord import SqliteCoordinator
