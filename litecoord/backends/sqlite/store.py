@@ -3,9 +3,12 @@
 This module knows nothing about work items; :mod:`litecoord.backends.sqlite` builds
 the coordinator on top of it. What it guarantees:
 
-* a connection per process and thread (peewee's thread-local state), opened
-  with the pragmas below; a store created before ``fork()`` opens fresh
-  connections in the child and never touches the parent's;
+* a connection per process and thread for reads (peewee's thread-local
+  state), and one per process that its threads write through, one at a time
+  under the write lock (:meth:`Store._write_connection`: its page cache stays
+  warm from one write to the next), all opened with the pragmas below; a
+  store created before ``fork()`` opens fresh connections in the child and
+  never touches the parent's;
 * at FULL durability every call returns only once what it committed or read
   is on disk: SQLite commits without syncing (``synchronous=NORMAL``) and the
   store syncs the WAL file itself after the commit, outside the write lock,
