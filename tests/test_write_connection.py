@@ -87,6 +87,31 @@ def test_close_closes_the_write_connection_and_a_later_write_opens_another(store
     assert store.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0]) == 20
 
 
+def test_close_does_not_wait_for_a_write_lock_held_elsewhere(store: Store) -> None:
+    # Another process holding the write lock (or stopped while holding it) must not hang close():
+    # the write connection is then left open, and closed by a later close().
+    import fcntl
+    import os
+    import time
+
+    _write_from_threads(store, threads=2, each=3)
+    writer = store._writer
+    fd = os.open(store.path + ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        started = time.monotonic()
+        store.close()
+        assert time.monotonic() - started < 1.0
+        assert store._writer is writer  # left open: a write may be running through it
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    store.close()
+    assert store._writer is None
+    with pytest.raises(sqlite3.ProgrammingError):
+        writer.execute("SELECT 1")
+
+
 def _child_writes(path: str, out: mp.Queue) -> None:
     store = _STORE
     parent = store._writer

@@ -223,7 +223,6 @@ class Store(FileChecks, GroupCommit):
         self._leader = False
         # The process's connection for writes, shared by its threads (see _write_connection).
         self._writer: sqlite3.Connection | None = None
-        self._writer_lock = threading.Lock()
         self.db = _Database(
             self.path,
             pragmas=self._pragmas(),
@@ -268,39 +267,49 @@ class Store(FileChecks, GroupCommit):
         At 16 clients and NORMAL durability the server spent 50-60 us less CPU
         a request. Only writers holding the flock use it, so it is never in
         two transactions at once; reads keep a connection per thread, since
-        they run side by side.
+        they run side by side. The caller holds the flock (which also makes
+        opening it here one thread's job) and has checked for a fork.
         """
-        self._check_fork()
         conn = self._writer
         if conn is None:
-            with self._writer_lock:
-                conn = self._writer
-                if conn is None:
-                    conn = sqlite3.connect(
-                        self.path, timeout=self.ATTEMPT_TIMEOUT, isolation_level=None, check_same_thread=False
-                    )
-                    for name, value in self._pragmas():
-                        conn.execute(f"PRAGMA {name} = {value}")
-                    self.db._initialize_connection(conn)
-                    self._writer = conn
+            conn = sqlite3.connect(
+                self.path, timeout=self.ATTEMPT_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            for name, value in self._pragmas():
+                conn.execute(f"PRAGMA {name} = {value}")
+            self.db._initialize_connection(conn)
+            self._writer = conn
         return conn
+
+    def _close_writer(self) -> None:
+        """Close the write connection if no write is running; else leave it to the store's end.
+
+        Only under the flock, so no thread is writing through it meanwhile, and
+        without waiting for it: close() must not block behind another
+        process's write (or a stopped process that holds the lock). A thread
+        that never wrote (a server's main thread) opens its lock descriptor here.
+        """
+        fd = self._lock_fd()
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a write is running: the connection closes with the store (garbage collection, exit)
+        try:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Close this thread's connection and lock descriptor, and the write connection (all reopen on demand)."""
         if self._pid != os.getpid():
             return
-        lock = getattr(self._local, "lock", None)
         if self._writer is not None:
-            fd = lock.fd if lock is not None else None
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # no thread is writing through it meanwhile
-            try:
-                writer, self._writer = self._writer, None
-                if writer is not None:
-                    writer.close()
-            finally:
-                if fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+            self._close_writer()
+        lock = getattr(self._local, "lock", None)
         if lock is not None:
             lock.close()
             self._local.lock = None
